@@ -1,0 +1,7 @@
+"""The CLI's subcommands. Each module here has `register(subparsers)`; add a module to the list
+to add a command. Modules import nothing heavy at import time (torch loads only when a
+command runs), so `tokenloop --help` stays instant."""
+
+MODULES = [
+    "tokenloop.commands.loop",
+]

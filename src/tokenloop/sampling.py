@@ -1,0 +1,115 @@
+"""Sampling as pure functions: logits -> raw distribution -> processed distribution -> pick.
+
+Every backend, the web page and the tests use these. They take a 1-D tensor of scores over a
+*support* (the whole vocabulary, or the top-k a server returned) and never touch global state:
+randomness comes only from the `torch.Generator` passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """How the next token is picked. temperature 0 means greedy (argmax)."""
+
+    temperature: float = 0.0
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def __post_init__(self):
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise UsageError(f"--temperature must be 0 (greedy) or more, not {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise UsageError(f"--top-k must be at least 1, not {self.top_k}")
+        if self.top_p is not None and not (0 < self.top_p <= 1):
+            raise UsageError(f"--top-p must be in (0, 1], not {self.top_p}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def describe(self) -> str:
+        if self.greedy:
+            return "greedy"
+        parts = [f"T={self.temperature:g}"]
+        if self.top_k is not None:
+            parts.append(f"top_k={self.top_k}")
+        if self.top_p is not None:
+            parts.append(f"top_p={self.top_p:g}")
+        return " ".join(parts)
+
+
+GREEDY = Sampler()
+
+
+def log_distribution(logits: torch.Tensor) -> torch.Tensor:
+    """Raw distribution as log-probabilities: log-softmax of the logits, in float32."""
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def distribution(logits: torch.Tensor) -> torch.Tensor:
+    """Raw distribution: softmax of the logits, a probability for every token of the support."""
+    return torch.softmax(logits.float(), dim=-1)
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Divide by the temperature: below 1 sharpens, above 1 flattens."""
+    return logits.float() / max(temperature, 1e-5)
+
+
+def keep_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k highest scores, set the rest to -inf."""
+    if k >= logits.numel():
+        return logits
+    kth = torch.topk(logits, k).values[-1]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def keep_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the smallest set of highest-probability tokens whose mass reaches p (nucleus)."""
+    if p >= 1:
+        return logits
+    probs = torch.softmax(logits, dim=-1)
+    sorted_probs, order = torch.sort(probs, descending=True)
+    mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
+    drop_sorted = mass_before >= p  # the mass before this token already reached p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def process(logits: torch.Tensor, sampler: Sampler) -> torch.Tensor:
+    """Processed distribution: temperature, then top-k, then top-p, renormalised."""
+    scores = apply_temperature(logits, sampler.temperature)
+    if sampler.top_k is not None:
+        scores = keep_top_k(scores, sampler.top_k)
+    if sampler.top_p is not None:
+        scores = keep_top_p(scores, sampler.top_p)
+    return torch.softmax(scores, dim=-1)
+
+
+def pick(logits: torch.Tensor, sampler: Sampler, generator: torch.Generator | None = None) -> tuple[int, torch.Tensor | None]:
+    """Pick an index of the support. Returns (index, processed distribution or None if greedy)."""
+    if sampler.greedy:
+        return int(torch.argmax(logits)), None
+    probs = process(logits, sampler)
+    return int(torch.multinomial(probs, 1, generator=generator)), probs
+
+
+def top(probs: torch.Tensor, k: int) -> tuple[list[int], list[float]]:
+    """Indices and probabilities of the k most likely entries, most likely first."""
+    values, indices = torch.topk(probs, min(k, probs.numel()))
+    return indices.tolist(), values.tolist()
+
+
+def make_generator(seed: int | None) -> torch.Generator | None:
+    """A seeded generator makes sampled runs reproducible; None draws from torch's default."""
+    if seed is None:
+        return None
+    return torch.Generator().manual_seed(seed)

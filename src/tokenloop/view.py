@@ -1,0 +1,99 @@
+"""The terminal view of the loop: bars, the pick, the growing text.
+
+On a terminal it draws with rich; piped (not a TTY) it prints one plain line per step. Both read
+the same `Step` / `Done` / `NextToken` records that `--json` writes.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+
+from .records import Candidate, Done, NextToken, Step
+
+BAR_WIDTH = 30
+TAIL_CHARS = 70
+
+
+def visible(token: str) -> str:
+    """Show a token's spaces and newlines: a token is not a word."""
+    return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "→").replace("\r", "⏎") or "∅"
+
+
+def percent(p: float) -> str:
+    return f"{100 * p:5.1f}%" if p >= 0.0005 else f"{100 * p:.0e}%"
+
+
+def bars(candidates: list[Candidate], chosen_id: int | None, other: float | None) -> Text:
+    text = Text()
+    width = max([len(visible(c.token)) for c in candidates] + [7])
+    for c in candidates:
+        mark = "▶ " if c.id == chosen_id else "  "
+        style = "bold green" if c.id == chosen_id else ""
+        text.append(mark, style="bold green")
+        text.append(f"{visible(c.token):<{width}} ", style=style or "cyan")
+        text.append(f"{percent(c.prob)} ", style=style)
+        text.append("█" * max(1, round(c.prob * BAR_WIDTH)) if c.prob > 0 else "", style="green" if style else "blue")
+        text.append(f"  id {c.id}\n", style="dim")
+    if other is not None and other > 0.0005:
+        text.append(f"  {'(other)':<{width}} {percent(other)} ", style="dim")
+        text.append("░" * round(other * BAR_WIDTH) + "\n", style="dim")
+    return text
+
+
+class LoopView:
+    """Consumes the loop's records and draws them. One per run."""
+
+    def __init__(self, console: Console, prompt: str = "", fancy: bool | None = None):
+        self.console = console
+        self.fancy = console.is_terminal if fancy is None else fancy
+        self.prompt = prompt
+        self.text = prompt
+
+    def next_token(self, result: NextToken) -> None:
+        if not self.fancy:
+            tops = ", ".join(f"{visible(c.token)!r} {percent(c.prob).strip()}" for c in result.top)
+            self.console.print(f"next after {len(result.prompt_ids)} tokens ({result.distribution}): {tops}", markup=False, highlight=False)
+            return
+        head = Text(f"{result.model} · {len(result.prompt_ids)} prompt tokens · {result.ms:.1f} ms · ", style="bold")
+        head.append(f"{result.distribution} distribution (softmax of the logits), top {len(result.top)}", style="bold")
+        self.console.print(head)
+        self.console.print(bars(result.top, None, result.other), end="")
+
+    def step(self, step: Step) -> None:
+        cache = "KV cache" if step.cache else "no cache"
+        if not self.fancy:
+            tops = ", ".join(f"{visible(c.token)!r} {percent(c.prob).strip()}" for c in step.top)
+            line = (
+                f"step {step.step} pos {step.position} {step.ms:.1f}ms {cache} in={step.tokens_in} "
+                f"pick {visible(step.chosen.token)!r} {percent(step.chosen.prob).strip()} ({step.sampler}) | {tops}"
+            )
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            self.text += step.chosen.token
+            return
+        head = Text(f"step {step.step}", style="bold")
+        head.append(f" · position {step.position} · {step.ms:.1f} ms · {cache}, {step.tokens_in} token(s) in · ", style="dim")
+        head.append(f"raw distribution · pick: {step.sampler}", style="dim")
+        self.console.print(head)
+        self.console.print(bars(step.top, step.chosen.id, step.other), end="")
+        if step.processed is not None:
+            self.console.print(Text(f"  after the sampler ({step.sampler}):", style="dim"))
+            self.console.print(bars(step.processed, step.chosen.id, None), end="")
+        tail = self.text[-TAIL_CHARS:]
+        line = Text("  " + ("…" if len(self.text) > TAIL_CHARS else ""), style="dim")
+        line.append(tail.replace("\n", "↵"))
+        line.append(visible(step.chosen.token), style="bold black on green")
+        self.console.print(line)
+        self.console.print()
+        self.text += step.chosen.token
+
+    def done(self, done: Done) -> None:
+        why = {"eos": "the model emitted its end token", "max_new": "--max-new reached", "context": "the context is full"}[done.stop]
+        summary = f"{len(done.ids)} tokens in {done.seconds:.2f} s · {done.tokens_per_s:.1f} tokens/s · stopped: {done.stop} ({why})"
+        if not self.fancy:
+            self.console.print(summary, markup=False, highlight=False)
+            self.console.print(f"text: {done.text!r}", markup=False, highlight=False, soft_wrap=True)
+            return
+        self.console.rule("result")
+        self.console.print(Text(self.prompt, style="dim") + Text(done.text, style="bold"))
+        self.console.print(Text(summary, style="bold"))

@@ -1,0 +1,100 @@
+"""The loop on a tiny random model: the real loading and loop code, in milliseconds."""
+
+import pytest
+import torch
+
+from tokenloop.loop import generate, next_token, prompt_ids
+from tokenloop.records import Done, Step
+from tokenloop.sampling import Sampler
+from tokenloop.errors import UsageError
+
+
+def run(backend, ids, **kw):
+    records = list(generate(backend, ids, **kw))
+    steps = [r for r in records if isinstance(r, Step)]
+    assert isinstance(records[-1], Done) and all(isinstance(r, Step) for r in records[:-1])
+    return steps, records[-1]
+
+
+def test_cached_and_uncached_loops_pick_the_same_tokens(tiny):
+    ids = prompt_ids(tiny, "The scheduler places pods")
+    cached, done_c = run(tiny, ids, max_new=12, cache=True)
+    uncached, done_u = run(tiny, ids, max_new=12, cache=False)
+    assert [s.chosen.id for s in cached] == [s.chosen.id for s in uncached]
+    assert done_c.ids == done_u.ids
+    for a, b in zip(cached, uncached):
+        assert a.chosen.prob == pytest.approx(b.chosen.prob, abs=1e-4)
+
+
+def test_work_per_step_grows_without_cache_and_is_one_token_with_it(tiny):
+    ids = prompt_ids(tiny, "The model predicts")
+    eos = set(tiny.eos_ids)
+    tiny.eos_ids = frozenset()  # let it run the full length
+    try:
+        cached, _ = run(tiny, ids, max_new=6, cache=True)
+        uncached, _ = run(tiny, ids, max_new=6, cache=False)
+    finally:
+        tiny.eos_ids = frozenset(eos)
+    assert [s.tokens_in for s in uncached] == [len(ids) + i for i in range(6)]
+    assert [s.tokens_in for s in cached] == [len(ids)] + [1] * 5
+    assert [s.position for s in cached] == [len(ids) + i for i in range(6)]
+
+
+def test_stops_at_the_end_token(tiny):
+    ids = prompt_ids(tiny, "A token is")
+    first, _ = run(tiny, ids, max_new=1)
+    eos = tiny.eos_ids
+    tiny.eos_ids = frozenset({first[0].chosen.id})
+    try:
+        steps, done = run(tiny, ids, max_new=10)
+    finally:
+        tiny.eos_ids = eos
+    assert len(steps) == 1 and done.stop == "eos"
+
+
+def test_stops_at_max_new_and_at_the_context_limit(tiny):
+    eos = tiny.eos_ids
+    tiny.eos_ids = frozenset()
+    try:
+        steps, done = run(tiny, prompt_ids(tiny, "pods"), max_new=3)
+        assert len(steps) == 3 and done.stop == "max_new"
+        long = prompt_ids(tiny, "the scheduler " * 20)
+        steps, done = run(tiny, long, max_new=100)
+        assert done.stop == "context"
+        assert len(long) + len(steps) == tiny.context_length
+    finally:
+        tiny.eos_ids = eos
+
+
+def test_cache_follows_a_branch(tiny):
+    """Changing an earlier token (the lab's branching) crops the cache; scores stay exact."""
+    cache = tiny.new_cache()
+    ids = prompt_ids(tiny, "The scheduler places pods on nodes")
+    tiny.forward(ids, cache)
+    branch = ids[:-2] + [ids[-1]]
+    with_cache = tiny.forward(branch, cache)
+    assert with_cache.tokens_in == 1
+    without = tiny.forward(branch, None)
+    assert torch.allclose(with_cache.logits, without.logits, atol=1e-5)
+
+
+def test_next_token_lists_k_candidates_most_likely_first(tiny):
+    result = next_token(tiny, prompt_ids(tiny, "The model"), k=5)
+    probs = [c.prob for c in result.top]
+    assert len(probs) == 5 and probs == sorted(probs, reverse=True)
+    assert 0 <= result.other <= 1 and abs(sum(probs) + result.other - 1) < 1e-5
+
+
+def test_sampled_steps_show_the_processed_distribution(tiny):
+    steps, _ = run(tiny, prompt_ids(tiny, "The model"), max_new=3, sampler=Sampler(temperature=0.7, top_k=3), seed=3)
+    for s in steps:
+        assert s.processed is not None and len([c for c in s.processed if c.prob > 0]) <= 3
+        assert s.chosen.id in [c.id for c in s.processed if c.prob > 0]
+        assert s.sampler == "T=0.7 top_k=3"
+
+
+def test_bad_prompts(tiny):
+    with pytest.raises(UsageError, match="empty"):
+        prompt_ids(tiny, "   ")
+    with pytest.raises(UsageError, match="shorten"):
+        prompt_ids(tiny, "the scheduler places pods " * 50)
