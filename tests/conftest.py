@@ -60,3 +60,7 @@ def smol():
     from tokenloop.backends.embedded import EmbeddedBackend
 
     return EmbeddedBackend()
+
+
+# Real OpenAI-compatible servers (llama-server, llama-cpp-python) for the server backend's tests.
+from servers import llama_python_url, llama_url  # noqa: E402,F401

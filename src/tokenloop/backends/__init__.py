@@ -53,6 +53,7 @@ class Backend(Protocol):
 
 BACKENDS: dict[str, str] = {
     "embedded": "tokenloop.backends.embedded:EmbeddedBackend",
+    "server": "tokenloop.backends.server:ServerBackend",
 }
 
 

@@ -4,4 +4,5 @@ command runs), so `tokenloop --help` stays instant."""
 
 MODULES = [
     "tokenloop.commands.loop",
+    "tokenloop.commands.server",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ..errors import UsageError
@@ -12,13 +13,26 @@ from ..errors import UsageError
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", metavar="PATH", help="a local Hugging Face model folder or .gguf file (default: the embedded SmolLM2-135M-Instruct)")
+    server = parser.add_argument_group("your own server (OpenAI-compatible: vLLM, SGLang, llama.cpp, Ollama)")
+    server.add_argument("--url", metavar="URL", help="use this server instead of the embedded model, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)")
+    server.add_argument("--api-key", metavar="KEY", help="the server's API key (default: $OPENAI_API_KEY)")
+    server.add_argument("--server-model", metavar="NAME", help="which served model (default: the first one /v1/models lists)")
+    server.add_argument("--stream", action="store_true", help="run: one streaming request; the server runs the loop and sends each token with its logprobs")
+    server.add_argument("--server-sample", action="store_true", help="run: the server picks each token (with --temperature/--top-k/--top-p), not tokenloop")
+    server.add_argument("--server-timeout", type=number("--server-timeout"), default=60.0, metavar="S", help="seconds to wait for each answer (default 60)")
 
 
 def open_backend(args: argparse.Namespace, log=None):
     """The backend the options ask for. Imports torch and the model code only now."""
     from ..backends import backend_class
 
+    if not getattr(args, "backend", None) and (getattr(args, "url", None) or os.environ.get("OPENAI_BASE_URL")):
+        args.backend = "server"  # --url (or $OPENAI_BASE_URL) picks the server backend
     name = getattr(args, "backend", None) or "embedded"
+    if name == "server" and getattr(args, "model", None):
+        raise UsageError("--model is for the embedded model; with --url name the served model with --server-model")
+    if name != "server" and (getattr(args, "stream", False) or getattr(args, "server_sample", False)):
+        raise UsageError("--stream and --server-sample need a server: add --url http://host:8000/v1")
     if name == "embedded":
         return backend_class("embedded")(model=args.model, log=log)
     return backend_class(name).from_args(args, log=log)

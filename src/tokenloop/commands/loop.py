@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from .common import add_backend_options, emit_json, number, open_backend, positive_int, read_prompt
 
@@ -59,7 +60,9 @@ def cmd_run(args, console) -> int:
     backend = open_backend(args)
     ids = prompt_ids(backend, prompt, args.chat)
     view = LoopView(console, backend.decode(ids) if args.chat else prompt)
-    for record in generate(backend, ids, args.max_new, sampler, cache=not args.no_cache, show=args.show, seed=args.seed):
+    run = getattr(backend, "generate", None)  # a backend with its own loops (the server: --stream ...)
+    records = (run or partial(generate, backend))(ids, args.max_new, sampler, cache=not args.no_cache, show=args.show, seed=args.seed)
+    for record in records:
         if args.json:
             emit_json(record.to_json())
         elif isinstance(record, Done):

@@ -1,0 +1,135 @@
+"""What each kind of OpenAI-compatible server takes and gives, as data.
+
+The server backend asks one `Kind` how to tokenize, where to send a completion, how to word the
+request, and what its logprobs mean; no `if vllm:` chains elsewhere. Facts per server:
+
+- vLLM: `/tokenize` and `/detokenize` (root, not /v1), prompts as token ids, logprobs capped by
+  `--max-logprobs` (default 20, 400 "max allowed: 20" above it), raw by default
+  (`--logprobs-mode raw_logprobs`), `return_tokens_as_token_ids` keys candidates by id.
+- SGLang: the same tokenizer endpoints; its logprobs are taken after temperature scaling.
+- llama.cpp (`llama-server`): native `/completion` with `n_probs` and `cache_prompt`, token ids
+  in and out, `timings` and cached-token counts; raw unless `post_sampling_probs`.
+- llama-cpp-python: `/extras/tokenize`, text prompts only (a list of ids gets 422), legacy
+  logprobs keyed by token string; its default sampler has min_p and repeat_penalty on.
+- Ollama: no tokenizer endpoint, text prompts only; logprobs before temperature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..sampling import Sampler
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    owned_by: tuple[str, ...] = ()  # what /v1/models says in "owned_by"
+    tokenize: str | None = "/tokenize"
+    detokenize: str | None = "/detokenize"
+    text_field: str = "prompt"  # the tokenize request's field for the text
+    special_field: str | None = "add_special_tokens"  # the tokenize request's "add BOS" switch
+    native: bool = False  # llama.cpp's /completion instead of /v1/completions
+    takes_ids: bool = True  # accepts the prompt as a list of token ids
+    after_temperature: bool = False  # its logprobs are of the temperature-scaled distribution
+    distribution: str = "unknown: the server does not say whether its logprobs come before or after its sampler"
+    neutral: dict = field(default_factory=dict)  # switch off the server's own default sampler steps
+    extra: dict = field(default_factory=dict)  # sent with every completion request
+
+    @property
+    def endpoint(self) -> str:
+        return "/completion" if self.native else "/v1/completions"
+
+
+VLLM = Kind(
+    "vLLM", ("vllm",),
+    distribution="raw: vLLM's default --logprobs-mode raw_logprobs is the model's log-softmax before temperature, "
+    "penalties and top-k/top-p (processed_logprobs would be after them)",
+    neutral={"top_k": -1, "top_p": 1.0, "min_p": 0.0},
+    extra={"return_tokens_as_token_ids": True, "return_token_ids": True},
+)
+SGLANG = Kind(
+    "SGLang", ("sglang",), after_temperature=True,
+    distribution="after temperature: SGLang computes logprobs from the temperature-scaled logits "
+    "(the raw distribution only at temperature 0 or 1)",
+    neutral={"top_k": -1, "top_p": 1.0, "min_p": 0.0},
+)
+LLAMA_CPP = Kind(
+    "llama.cpp", ("llamacpp",), text_field="content", special_field="add_special", native=True,
+    distribution="raw: llama.cpp reports probabilities before its sampler unless a request sets post_sampling_probs",
+    neutral={"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0, "post_sampling_probs": False},
+)
+LLAMA_CPP_PYTHON = Kind(
+    "llama-cpp-python", ("me",), tokenize="/extras/tokenize", detokenize="/extras/detokenize",
+    text_field="input", special_field=None, takes_ids=False,
+    distribution="raw: llama-cpp-python takes the log-softmax of the full logits, before its sampler",
+    neutral={"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0},
+)
+OLLAMA = Kind(
+    "Ollama", ("library", "ollama"), tokenize=None, detokenize=None, takes_ids=False,
+    distribution="raw: Ollama computes logprobs before temperature scaling",
+    neutral={"top_p": 1.0},
+)
+OTHER = Kind("other", neutral={"top_p": 1.0})
+
+KINDS = {k.name: k for k in (VLLM, SGLANG, LLAMA_CPP, LLAMA_CPP_PYTHON, OLLAMA, OTHER)}
+
+
+def by_owner(owned_by: str | None) -> Kind | None:
+    for kind in KINDS.values():
+        if owned_by and owned_by.lower() in kind.owned_by:
+            return kind
+    return None
+
+
+def completion_body(kind: Kind, model: str, prompt: list[int] | str, k: int, *, max_tokens: int = 1,
+                    sampler: Sampler | None = None, seed: int | None = None, cache: bool = True,
+                    stream: bool = False) -> dict:
+    """One completion request: `max_tokens` new tokens with the top-`k` logprobs of each.
+
+    Without a sampler the server picks greedily (temperature 0); with one, it samples with exactly
+    that sampler: its own defaults (top-k 40, min-p, repeat penalty ...) are switched off.
+    """
+    picks = {"temperature": 0.0} if sampler is None or sampler.greedy else {"temperature": sampler.temperature}
+    picks.update(kind.neutral)
+    if sampler is not None and not sampler.greedy:
+        if sampler.top_k is not None:
+            picks["top_k"] = sampler.top_k
+        if sampler.top_p is not None:
+            picks["top_p"] = sampler.top_p
+    if seed is not None:
+        picks["seed"] = seed
+    if kind.native:
+        body = {"prompt": prompt, "n_predict": max_tokens, "n_probs": k, "cache_prompt": cache, "return_tokens": True}
+    else:
+        body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "logprobs": k, **kind.extra}
+    body.update(picks)
+    if stream:
+        body["stream"] = True
+        if not kind.native:
+            body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def tokenize_body(kind: Kind, model: str, text: str, special: bool = True) -> dict:
+    body = {kind.text_field: text}
+    if kind.special_field:
+        body[kind.special_field] = special
+    if kind.text_field == "prompt":
+        body["model"] = model
+    return body
+
+
+def detokenize_body(kind: Kind, model: str, ids: list[int]) -> dict:
+    body: dict = {"tokens": list(ids)}
+    if kind.text_field == "prompt":
+        body["model"] = model
+    return body
+
+
+def detokenized_text(answer: dict) -> str | None:
+    """llama.cpp answers {"content"}, vLLM {"prompt"}, SGLang and llama-cpp-python {"text"}."""
+    for key in ("content", "prompt", "text"):
+        if isinstance(answer.get(key), str):
+            return answer[key]
+    return None
