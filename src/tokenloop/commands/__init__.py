@@ -4,5 +4,7 @@ command runs), so `tokenloop --help` stays instant."""
 
 MODULES = [
     "tokenloop.commands.loop",
+    "tokenloop.commands.lesson",
     "tokenloop.commands.server",
+    "tokenloop.commands.cost",
 ]

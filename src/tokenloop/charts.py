@@ -1,0 +1,112 @@
+"""Charts of the measurements: matplotlib files (PNG or SVG) and a small chart for the terminal.
+
+Every function takes the same JSON-ready dicts the commands print with --json (and the web page
+draws), so a chart never shows anything the data doesn't hold. matplotlib is imported only when a
+file is drawn; the `Figure` API is used directly (no pyplot state), which is safe in a server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .errors import UsageError
+
+FORMATS = (".png", ".svg")
+COLORS = {"uncached": "#d1495b", "cached": "#00798c", "stream": "#00798c", "loop": "#d1495b"}
+
+
+def check_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise UsageError(f"--plot {path}: the chart is written as .png or .svg; give a file name ending in one of them")
+    if not path.parent.exists():
+        raise UsageError(f"--plot {path}: folder {path.parent} does not exist")
+    return path
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.8), dpi=110, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _fit_values(fit: dict, xs: Sequence[float]) -> list[float]:
+    c = fit.get("c_ms_per_token2") or 0.0
+    return [fit["a_ms"] + fit["b_ms_per_token"] * x + c * x * x for x in xs]
+
+
+def staircase_chart(data: dict, path: str | Path) -> Path:
+    """Per-step time against sequence length, both series with their fits and the gap labelled."""
+    path = check_path(path)
+    fig, ax = _figure()
+    series = data["series"]
+    xs = [p["length"] for p in series]
+    line = [x * data["max_len"] / 100 for x in range(101)]
+    for kind, label in (("uncached", "no cache: all n tokens every step"), ("cached", "KV cache: one new token per step")):
+        ys = [p[f"{kind}_ms"] for p in series]
+        spread = [p[f"{kind}_spread_ms"] for p in series]
+        fit = data["fits"][kind]
+        ax.errorbar(xs, ys, yerr=[[0] * len(ys), spread], fmt="o", color=COLORS[kind], capsize=3,
+                    label=f"{label} (min of {data['repeats']}, bar = spread)")
+        ax.plot(line, _fit_values(fit, line), "-", color=COLORS[kind], alpha=0.6,
+                label=f"fit {fit['formula']}  (R² {fit['r2']:.2f})")
+    last = series[-1]
+    ax.annotate("", xy=(last["length"], last["uncached_ms"]), xytext=(last["length"], last["cached_ms"]),
+                arrowprops={"arrowstyle": "<->", "color": "0.3"})
+    ratio = last["uncached_ms"] / last["cached_ms"]
+    ax.text(last["length"], (last["uncached_ms"] + last["cached_ms"]) / 2,
+            f" ×{ratio:.1f}: work the cache\n saves at n={last['length']}", ha="right", va="center", fontsize=9)
+    ax.set_xlabel("sequence length n (tokens)")
+    ax.set_ylabel("time of one loop step (ms)")
+    ax.set_xlim(0, data["max_len"] * 1.03)
+    ax.set_ylim(0, None)
+    ax.set_title(f"The staircase: {data['model']}, {data.get('threads', '?')} CPU thread(s)")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.savefig(path)
+    return path
+
+
+def latency_chart(data: dict, path: str | Path) -> Path:
+    """Total time against output length: one streamed request vs one request per token."""
+    path = check_path(path)
+    fig, ax = _figure()
+    line = [1 + x * (data["max_tokens"] - 1) / 100 for x in range(101)]
+    parts = (("stream", "one streamed request", data["series"], "total_ms"), ("loop", "one request per token", data["loop"]["series"], "total_ms"))
+    for key, label, series, field in parts:
+        fit = data["fit"] if key == "stream" else data["loop"]["fit"]
+        ax.plot([p["tokens"] for p in series], [p[field] for p in series], "o", color=COLORS[key], label=label)
+        ax.plot(line, [fit["ttft_ms"] + (n - 1) * fit["itl_ms"] for n in line], "-", color=COLORS[key], alpha=0.6,
+                label=f"fit {fit['formula']}  (R² {fit['r2']:.2f})")
+    ax.set_xlabel("output tokens n")
+    ax.set_ylabel("time until the last token (ms)")
+    ax.set_xlim(0, data["max_tokens"] * 1.03)
+    ax.set_ylim(0, None)
+    ax.set_title(f"Latency: {data['model']} at {data['url']}")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.savefig(path)
+    return path
+
+
+def bars(rows: Sequence[tuple[str, float, str]], width: int = 40) -> list[str]:
+    """A horizontal bar per (label, value in ms, kind), scaled to the largest value."""
+    top = max((value for _, value, _ in rows), default=0.0) or 1.0
+    shade = {"uncached": "█", "cached": "▒", "loop": "█", "stream": "▒"}
+    label_width = max((len(label) for label, _, _ in rows), default=0)
+    lines = []
+    for label, value, kind in rows:
+        length = max(1, round(width * value / top))
+        lines.append(f"{label:>{label_width}} {shade.get(kind, '█') * length} {value:,.0f} ms")
+    return lines
+
+
+def staircase_bars(data: dict, width: int = 40) -> list[str]:
+    """The staircase in the terminal: for each length, the uncached step (█) over the cached one (▒)."""
+    rows = []
+    for p in data["series"]:
+        rows.append((f"n={p['length']}", p["uncached_ms"], "uncached"))
+        rows.append(("", p["cached_ms"], "cached"))
+    return bars(rows, width)

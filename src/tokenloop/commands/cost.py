@@ -1,0 +1,221 @@
+"""`tokenloop staircase` (what a step costs as the sequence grows) and `tokenloop latency` (TTFT,
+ITL and the total a user waits for)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import UsageError
+from .common import add_backend_options, emit_json, number, positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("staircase", help="time one loop step at growing lengths, with and without the KV cache",
+                       description="Per-step forward time of the embedded model at several sequence lengths, without a cache "
+                       "(all n tokens every step) and with the KV cache (one new token). Lengths are measured in a shuffled, "
+                       "interleaved order and repeated; each keeps its minimum and spread. Prints fits with R², the model's "
+                       "parameters, FLOPs and KV-cache bytes computed from its config, and a chart.")
+    p.add_argument("--max-len", type=positive_int("--max-len"), default=256, help="longest sequence measured (default 256)")
+    p.add_argument("--points", type=positive_int("--points"), default=6, help="how many lengths, evenly spaced up to --max-len (default 6)")
+    p.add_argument("--repeats", type=positive_int("--repeats"), default=3, help="measurements per length; the minimum is kept (default 3)")
+    p.add_argument("--threads", type=positive_int("--threads"), default=None,
+                   help="torch CPU threads (default: torch's choice, one per core; on a busy shared machine 1 is much steadier)")
+    p.add_argument("--plot", metavar="FILE", help="write a chart to FILE (.png or .svg)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the data the web lesson draws)")
+    add_backend_options(p)
+    p.set_defaults(func=cmd_staircase)
+
+    p = sub.add_parser("latency", help="time to first token and between tokens on a server, or the budget for given numbers",
+                       description="With --url: stream completions of growing length from an OpenAI-compatible server and time "
+                       "the first token (TTFT) and the gaps between tokens (ITL) client side; fit total = TTFT + (n - 1) × ITL; "
+                       "do the same for one request per token. With --ttft and --itl: the budget for --tokens, no server needed.")
+    p.add_argument("--url", help="the server's base URL, e.g. http://127.0.0.1:8080")
+    p.add_argument("--max-tokens", type=positive_int("--max-tokens"), default=64, help="longest answer measured (default 64)")
+    p.add_argument("--points", type=positive_int("--points"), default=5, help="output lengths from 1 to --max-tokens (default 5)")
+    p.add_argument("--repeats", type=positive_int("--repeats"), default=2, help="requests per length; the fastest is kept (default 2)")
+    p.add_argument("--prompt", default=None, help="the prompt sent (default: a short sentence)")
+    p.add_argument("--ttft", type=number("--ttft"), help="budget: time to first token in ms")
+    p.add_argument("--itl", type=number("--itl"), help="budget: time between tokens in ms")
+    p.add_argument("--tokens", type=positive_int("--tokens"), default=500, help="budget: answer length in tokens (default 500)")
+    p.add_argument("--plot", metavar="FILE", help="with --url: write a chart to FILE (.png or .svg)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_latency)
+
+
+def progress_bar(what: str) -> Progress:
+    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True)
+
+
+# --- staircase ---------------------------------------------------------------------------------
+def cmd_staircase(args, console) -> int:
+    from .. import charts, staircase
+    from .common import open_backend
+
+    if args.plot:
+        charts.check_path(args.plot)
+    staircase.check(args.max_len, args.points, args.repeats, context_length=args.max_len)  # what needs no model
+    backend = open_backend(args)
+    with progress_bar(f"measuring {args.points} lengths × {args.repeats} repeats × 2") as bar:
+        task = bar.add_task("", total=args.points * args.repeats * 2)
+        result = staircase.measure(backend, args.max_len, args.points, args.repeats, threads=args.threads,
+                                   on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    data = result.to_json()
+    if args.plot:
+        charts.staircase_chart(data, args.plot)
+    if args.json:
+        emit_json(data)
+    else:
+        show_staircase(console, data, args.plot)
+    return 0
+
+
+def _ms(value: float, spread: float) -> str:
+    return f"{value:,.1f} ± {spread:,.1f}" if spread else f"{value:,.1f}"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{n:,.0f} B"
+        n /= 1024
+    return ""
+
+
+def show_staircase(console, data: dict, plot: str | None) -> None:
+    from ..charts import staircase_bars
+
+    console.print(f"[bold]The staircase[/]: {data['model']}, {data['estimate']['dtype']}, {data['threads']} CPU thread(s); "
+                  f"{data['points']} lengths × {data['repeats']} repeats in shuffled order, {data['wall_s']:.0f} s")
+    table = Table(box=None, header_style="bold")
+    for column in ("length n", "no cache ms (min ± spread)", "tokens run", "KV cache ms (min ± spread)", "tokens run", "no cache / cache"):
+        table.add_column(column, justify="right")
+    for p in data["series"]:
+        table.add_row(str(p["length"]), _ms(p["uncached_ms"], p["uncached_spread_ms"]), str(p["uncached_tokens_in"]),
+                      _ms(p["cached_ms"], p["cached_spread_ms"]), str(p["cached_tokens_in"]), f"×{p['uncached_ms'] / p['cached_ms']:.1f}")
+    console.print(table)
+    for kind, label in (("uncached", "no cache"), ("cached", "KV cache")):
+        fit = data["fits"][kind]
+        console.print(f"  fit, {label:8}: step ≈ {fit['formula']}   R² {fit['r2']:.3f}, typical error {fit['rmse_ms']:.1f} ms")
+    noise = data["noise"]
+    console.print(f"  noise: the repeats of one length differed by up to {noise['uncached_max_spread_pct']:.0f} % (no cache) and "
+                  f"{noise['cached_max_spread_pct']:.0f} % (cache); the fits use each length's minimum")
+    console.print()
+    for line in staircase_bars(data):
+        console.print("  " + line, style="red" if "█" in line else "cyan", highlight=False)
+    console.print("  █ no cache   ▒ KV cache")
+    console.print()
+    est, pred, n = data["estimate"], data["predicted"], data["max_len"]
+    last = data["series"][-1]
+    numbers = Table(title=f"From the config vs measured (n = {n})", box=None, header_style="bold", title_justify="left")
+    numbers.add_column("")
+    numbers.add_column("no cache", justify="right")
+    numbers.add_column("KV cache", justify="right")
+    numbers.add_row("parameters", f"{est['parameters']:,}", "")
+    numbers.add_row("tokens run in the step at n", f"{n}", "1")
+    numbers.add_row("FLOPs of that step (estimate)", f"{est['flops_per_step_uncached_at_max'] / 1e9:,.2f} G",
+                    f"{est['flops_per_step_cached'] / 1e9:,.3f} G")
+    numbers.add_row("time of that step (measured)", f"{last['uncached_ms']:,.1f} ms", f"{last['cached_ms']:,.1f} ms")
+    numbers.add_row("FLOP rate reached", f"{pred['gflops_uncached_at_max']:,.1f} GFLOP/s", f"{pred['gflops_cached_at_max']:,.2f} GFLOP/s")
+    numbers.add_row("KV cache held", "none", f"{_bytes(est['kv_bytes_per_token'])}/token, {_bytes(est['kv_bytes_at_max'])} at n")
+    numbers.add_row(f"a whole {n}-token generation: FLOPs", f"{est['total_flops_uncached'] / 1e12:,.2f} T",
+                    f"{est['total_flops_cached'] / 1e12:,.3f} T")
+    numbers.add_row(f"a whole {n}-token generation: time (from the fits)", f"{pred['generation_s_uncached']:,.1f} s",
+                    f"{pred['generation_s_cached']:,.1f} s")
+    console.print(numbers)
+    console.print(f"  Without a cache the work of a generation grows like n² (×{est['total_flops_uncached'] / est['total_flops_cached']:.0f} "
+                  f"the FLOPs here); the cached steps run far below the CPU's FLOP rate: they are bound by reading the weights, not by arithmetic.")
+    if plot:
+        console.print(f"  chart written to {plot}")
+
+
+# --- latency -----------------------------------------------------------------------------------
+def cmd_latency(args, console) -> int:
+    from .. import latency
+
+    budget_given = args.ttft is not None or args.itl is not None
+    if args.url and budget_given:
+        raise UsageError("give either --url (measure a server) or --ttft and --itl (the budget), not both")
+    if not args.url:
+        if args.ttft is None or args.itl is None:
+            raise UsageError("give --url URL to measure a server, or both --ttft MS and --itl MS for the budget")
+        data = latency.budget(args.ttft, args.itl, args.tokens)
+        if args.json:
+            emit_json(data)
+        else:
+            show_budget(console, data)
+        return 0
+    from .. import charts
+
+    if args.plot:
+        charts.check_path(args.plot)
+    url = latency.check(args.url, args.max_tokens, args.points, args.repeats)
+    rounds = len(latency.output_lengths(args.max_tokens, args.points)) + 1
+    with progress_bar(f"requests to {url}") as bar:
+        task = bar.add_task("", total=rounds * args.repeats)
+        data = latency.measure(url, args.max_tokens, args.points, args.repeats, prompt=args.prompt or latency.PROMPT,
+                               on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    fit, loop = data["fit"], data["loop"]["fit"]
+    data["budget"] = {"stream": latency.budget(max(fit["ttft_ms"], 0.0), fit["itl_ms"], args.tokens) if fit["itl_ms"] > 0 else None,
+                      "loop": latency.budget(max(loop["ttft_ms"], 0.0), loop["itl_ms"], args.tokens) if loop["itl_ms"] > 0 else None}
+    if args.plot:
+        charts.latency_chart(data, args.plot)
+    if args.json:
+        emit_json(data)
+    else:
+        show_latency(console, data, args.tokens, args.plot)
+    return 0
+
+
+def _opt(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def show_latency(console, data: dict, tokens: int, plot: str | None) -> None:
+    from ..charts import bars
+
+    console.print(f"[bold]Latency[/]: {data['model']} at {data['url']}; {data['points']} lengths × {data['repeats']} repeats, fastest kept")
+    table = Table(box=None, header_style="bold")
+    for column in ("tokens", "TTFT ms", "ITL ms", "total ms (± spread)", "server prompt ms", "server ITL ms", "1 request/token ms"):
+        table.add_column(column, justify="right")
+    for p, q in zip(data["series"], data["loop"]["series"]):
+        table.add_row(str(p["tokens"]), _opt(p["ttft_ms"]), _opt(p["itl_ms"]), _ms(p["total_ms"], p["total_spread_ms"]),
+                      _opt(p["server_prompt_ms"]), _opt(p["server_itl_ms"] if p["tokens"] > 1 else None), _ms(q["total_ms"], q["total_spread_ms"]))
+    console.print(table)
+    fit, loop, server = data["fit"], data["loop"]["fit"], data["server"]
+    console.print(f"  streamed:          total ≈ {fit['formula']}   R² {fit['r2']:.3f}")
+    console.print(f"  one request/token: total ≈ {loop['formula']}   R² {loop['r2']:.3f}")
+    if server["itl_ms"] is not None:
+        console.print(f"  the server's own timings: prompt {_opt(server['prompt_ms'])} ms, {_opt(server['itl_ms'])} ms per token")
+    console.print()
+    rows = []
+    for p, q in zip(data["series"], data["loop"]["series"]):
+        rows += [(f"n={p['tokens']}", p["total_ms"], "stream"), ("", q["total_ms"], "loop")]
+    for line in bars(rows):
+        console.print("  " + line, style="cyan" if "▒" in line else "red", highlight=False)
+    console.print("  ▒ one streamed request   █ one request per token")
+    for key, label in (("stream", "streamed"), ("loop", "one request per token")):
+        b = data["budget"][key]
+        if b:
+            console.print(f"  a {tokens}-token answer, {label}: ≈ {b['total_ms'] / 1000:,.1f} s "
+                          f"({b['tokens_per_s_seen']:,.1f} tokens/s seen, first token {b['ttft_share']:.0%} of the wait)")
+    if plot:
+        console.print(f"  chart written to {plot}")
+
+
+def show_budget(console, data: dict) -> None:
+    console.print(f"[bold]Latency budget[/]: first token after {data['ttft_ms']:,.0f} ms, then one every {data['itl_ms']:,.1f} ms "
+                  f"({data['stream_tokens_per_s']:,.1f} tokens/s while streaming)")
+    console.print(f"  a {data['tokens']}-token answer: {data['ttft_ms']:,.0f} + ({data['tokens']} - 1) × {data['itl_ms']:,.1f} = "
+                  f"[bold]{data['total_ms'] / 1000:,.2f} s[/]; a user sees {data['tokens_per_s_seen']:,.1f} tokens/s overall")
+    table = Table(box=None, header_style="bold")
+    for column in ("answer tokens", "total", "waiting for the first token"):
+        table.add_column(column, justify="right")
+    for row in data["table"]:
+        table.add_row(f"{row['tokens']:,}", f"{row['total_ms'] / 1000:,.2f} s", f"{row['ttft_share']:.0%}")
+    console.print(table)
+    console.print("  Output length dominates: past a few dozen tokens, almost all of the wait is the (n - 1) × ITL term.")

@@ -1,0 +1,250 @@
+"""Latency as a user feels it: time to first token (TTFT), time between tokens (ITL), and the total.
+
+An answer of n tokens is n forward passes, so
+
+    total(n) ≈ TTFT + (n - 1) × ITL
+
+and for any real answer length the (n - 1) × ITL term dominates. Two ways to get n tokens from
+an OpenAI-compatible server are measured side by side, client side, over plain HTTP:
+- one streamed request (`stream: true, max_tokens: n`): the server runs the loop;
+- one request per token (`max_tokens: 1`, the text so far as the prompt): our loop, over HTTP.
+
+Both ask the server to ignore the end token (so every answer is n tokens long) and not to reuse a
+cached prompt (so every request pays for its prompt, like a first visit); a server that doesn't
+know these llama.cpp options ignores them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import httpx
+
+from .errors import ServerError, UsageError
+from .staircase import fit_polynomial
+
+PROMPT = "The history of the printing press begins"
+EXTRA = {"ignore_eos": True, "cache_prompt": False, "temperature": 0}
+
+
+# --- the budget (pure) -------------------------------------------------------------------------
+def total_ms(ttft_ms: float, itl_ms: float, tokens: int) -> float:
+    """The first token after TTFT, each next one ITL later."""
+    return ttft_ms + (tokens - 1) * itl_ms
+
+
+def budget(ttft_ms: float, itl_ms: float, tokens: int = 500) -> dict:
+    """How long an answer of `tokens` takes, and the rates a user sees."""
+    if ttft_ms < 0:
+        raise UsageError(f"--ttft must be 0 or more milliseconds, not {ttft_ms:g}")
+    if itl_ms <= 0:
+        raise UsageError(f"--itl must be more than 0 milliseconds, not {itl_ms:g}")
+    if tokens < 1:
+        raise UsageError(f"--tokens must be at least 1, not {tokens}")
+    total = total_ms(ttft_ms, itl_ms, tokens)
+    sizes = sorted({1, 10, 100, tokens, 1000} | ({tokens * 4} if tokens > 1000 else set()))
+    return {
+        "ttft_ms": ttft_ms, "itl_ms": itl_ms, "tokens": tokens,
+        "total_ms": total,
+        "tokens_per_s_seen": 1000 * tokens / total,  # the whole answer, waiting included
+        "stream_tokens_per_s": 1000 / itl_ms,  # how fast text flows once it has started
+        "ttft_share": ttft_ms / total if total else 1.0,
+        "table": [{"tokens": n, "total_ms": total_ms(ttft_ms, itl_ms, n), "ttft_share": ttft_ms / total_ms(ttft_ms, itl_ms, n)
+                   if total_ms(ttft_ms, itl_ms, n) else 1.0} for n in sizes],
+    }
+
+
+def fit_total(tokens: Sequence[int], totals_ms: Sequence[float]) -> dict:
+    """Least squares total = TTFT + (n - 1) × ITL: the intercept is TTFT, the slope ITL."""
+    fit = fit_polynomial([n - 1 for n in tokens], totals_ms, 1)
+    return {"ttft_ms": fit.a_ms, "itl_ms": fit.b_ms_per_token, "r2": fit.r2, "rmse_ms": fit.rmse_ms,
+            "formula": f"{fit.a_ms:.1f} ms + (n - 1) × {fit.b_ms_per_token:.2f} ms"}
+
+
+def output_lengths(max_tokens: int, points: int) -> list[int]:
+    """1 (the first token alone) and evenly spaced lengths up to max_tokens."""
+    return sorted({1} | {round(max_tokens * i / (points - 1)) for i in range(1, points)})
+
+
+# --- talking to the server ---------------------------------------------------------------------
+@dataclass
+class Stream:
+    """One streamed request as the client saw it."""
+
+    tokens: int  # max_tokens asked
+    arrivals_ms: list[float] = field(default_factory=list)  # when each token chunk arrived
+    server: dict | None = None  # the server's own `timings`, when it sends them
+
+    @property
+    def ttft_ms(self) -> float:
+        return self.arrivals_ms[0]
+
+    @property
+    def total_ms(self) -> float:
+        return self.arrivals_ms[-1]
+
+    @property
+    def itl_ms(self) -> float | None:
+        gaps = len(self.arrivals_ms) - 1
+        return (self.arrivals_ms[-1] - self.arrivals_ms[0]) / gaps if gaps else None
+
+
+def _unreachable(url: str, e: Exception) -> ServerError:
+    return ServerError(f"{url} did not answer ({type(e).__name__}: {e}); is the server running? start it or fix --url")
+
+
+def _post(client: httpx.Client, url: str, body: dict) -> dict:
+    for attempt in (1, 2):  # a server may close a kept-alive connection just as we reuse it: retry once
+        try:
+            response = client.post(f"{url}/v1/completions", json=body)
+            break
+        except httpx.RemoteProtocolError as e:
+            if attempt == 2:
+                raise _unreachable(url, e) from e
+        except httpx.HTTPError as e:
+            raise _unreachable(url, e) from e
+    if response.status_code >= 400:
+        raise ServerError(f"{url}/v1/completions answered {response.status_code}: {response.text[:200]}")
+    return response.json()
+
+
+def model_name(client: httpx.Client, url: str) -> str:
+    try:
+        response = client.get(f"{url}/v1/models")
+        response.raise_for_status()
+        return response.json()["data"][0]["id"]
+    except httpx.HTTPError as e:
+        raise ServerError(f"{url} did not answer /v1/models ({type(e).__name__}: {e}); is it an OpenAI-compatible server?") from e
+    except (KeyError, IndexError, ValueError) as e:
+        raise ServerError(f"{url}/v1/models answered no model list; is it an OpenAI-compatible server?") from e
+
+
+def stream_once(client: httpx.Client, url: str, model: str, prompt: str, n: int) -> Stream:
+    """One streamed request for n tokens, timing every token chunk from the moment it's sent."""
+    body = {"model": model, "prompt": prompt, "max_tokens": n, "stream": True, **EXTRA}
+    for attempt in (1, 2):  # retry once on a kept-alive connection closed under us (nothing received yet)
+        result = Stream(n)
+        try:
+            _read_stream(client, url, body, result)
+            break
+        except httpx.RemoteProtocolError as e:
+            if attempt == 2 or result.arrivals_ms:
+                raise _unreachable(url, e) from e
+        except httpx.HTTPError as e:
+            raise _unreachable(url, e) from e
+    if not result.arrivals_ms:
+        raise ServerError(f"{url} streamed no tokens for max_tokens={n}")
+    return result
+
+
+def _read_stream(client: httpx.Client, url: str, body: dict, result: Stream) -> None:
+    start = time.perf_counter()
+    with client.stream("POST", f"{url}/v1/completions", json=body) as response:
+        if response.status_code >= 400:
+            response.read()
+            raise ServerError(f"{url}/v1/completions answered {response.status_code}: {response.text[:200]}")
+        for line in response.iter_lines():
+            if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                continue
+            now = (time.perf_counter() - start) * 1000
+            chunk = json.loads(line[5:])
+            choice = (chunk.get("choices") or [{}])[0]
+            # a token: some text, or an empty piece of a longer character before the end
+            if choice.get("text") or (choice.get("finish_reason") is None and "text" in choice):
+                result.arrivals_ms.append(now)
+            result.server = chunk.get("timings") or result.server
+
+
+def loop_once(client: httpx.Client, url: str, model: str, prompt: str, n: int) -> list[float]:
+    """Our loop over HTTP: n requests of one token each. Returns the time after each request."""
+    text, done, start = prompt, [], time.perf_counter()
+    for _ in range(n):
+        answer = _post(client, url, {"model": model, "prompt": text, "max_tokens": 1, **EXTRA})
+        text += answer["choices"][0]["text"]
+        done.append((time.perf_counter() - start) * 1000)
+    return done
+
+
+# --- measuring ---------------------------------------------------------------------------------
+def check(url: str, max_tokens: int, points: int, repeats: int) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--url {url}: give the server's base address, e.g. http://127.0.0.1:8080")
+    if points < 2:
+        raise UsageError(f"--points must be at least 2 to draw a line, not {points}")
+    if max_tokens < points:
+        raise UsageError(f"--max-tokens {max_tokens} is less than --points {points}: ask for more tokens or fewer points")
+    if repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, not {repeats}")
+    return url.rstrip("/").removesuffix("/v1")
+
+
+def measure(url: str, max_tokens: int = 64, points: int = 5, repeats: int = 2, prompt: str = PROMPT,
+            on_progress: Callable[[int, int], None] | None = None, seed: int = 0, timeout_s: float = 120) -> dict:
+    """Streamed requests at several output lengths (interleaved, repeated) and the per-token loop."""
+    url = check(url, max_tokens, points, repeats)
+    sizes = output_lengths(max_tokens, points)
+    rng = random.Random(seed)
+    order = []
+    for _ in range(repeats):
+        order += rng.sample(sizes, len(sizes))
+    total_work = len(order) + repeats
+    with httpx.Client(timeout=timeout_s) as client:
+        model = model_name(client, url)
+        stream_once(client, url, model, prompt, 2)  # warm-up, not counted
+        streams: dict[int, list[Stream]] = {n: [] for n in sizes}
+        loops: list[list[float]] = []
+        for done, item in enumerate(_interleave(order, repeats), 1):
+            if item is None:
+                loops.append(loop_once(client, url, model, prompt, max_tokens))
+            else:
+                streams[item].append(stream_once(client, url, model, prompt, item))
+            if on_progress:
+                on_progress(done, total_work)
+    return summarize(url, model, max_tokens, repeats, streams, loops, sizes)
+
+
+def _interleave(order: list[int], repeats: int) -> Iterator[int | None]:
+    """The streamed requests in order, with one per-token loop (None) after each round."""
+    per_round = len(order) // repeats
+    for i, n in enumerate(order, 1):
+        yield n
+        if i % per_round == 0:
+            yield None
+
+
+def summarize(url: str, model: str, max_tokens: int, repeats: int, streams: dict[int, list[Stream]],
+              loops: list[list[float]], sizes: Sequence[int]) -> dict:
+    series = []
+    for n in sizes:
+        runs = streams[n]
+        best = min(runs, key=lambda s: s.total_ms)
+        itls = [s.itl_ms for s in runs if s.itl_ms is not None]
+        series.append({
+            "tokens": n, "received": len(best.arrivals_ms),
+            "ttft_ms": min(s.ttft_ms for s in runs), "itl_ms": min(itls) if itls else None,
+            "total_ms": best.total_ms, "total_spread_ms": max(s.total_ms for s in runs) - best.total_ms,
+            "server_prompt_ms": _server(runs, "prompt_ms"), "server_itl_ms": _server(runs, "predicted_per_token_ms"),
+        })
+    loop_series = [{"tokens": n, "total_ms": min(run[n - 1] for run in loops),
+                    "total_spread_ms": max(run[n - 1] for run in loops) - min(run[n - 1] for run in loops)} for n in sizes]
+    server_prompt = [p["server_prompt_ms"] for p in series if p["server_prompt_ms"] is not None]
+    server_itl = [p["server_itl_ms"] for p in series if p["server_itl_ms"] is not None and p["tokens"] > 1]
+    return {
+        "url": url, "model": model, "max_tokens": max_tokens, "points": len(sizes), "repeats": repeats,
+        "series": series,
+        "fit": fit_total([p["tokens"] for p in series], [p["total_ms"] for p in series]),
+        "server": {"prompt_ms": statistics.median(server_prompt) if server_prompt else None,
+                   "itl_ms": statistics.median(server_itl) if server_itl else None},
+        "loop": {"series": loop_series,
+                 "fit": fit_total([p["tokens"] for p in loop_series], [p["total_ms"] for p in loop_series])},
+    }
+
+
+def _server(runs: list[Stream], key: str) -> float | None:
+    values = [s.server[key] for s in runs if s.server and key in s.server]
+    return min(values) if values else None
