@@ -1,0 +1,81 @@
+"""`tokenloop lesson`: the lesson and the lab as a local web app."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+
+from ..errors import UsageError
+from .common import add_backend_options, open_backend
+
+DEFAULT_PORT = 8765  # not 8000: that is where vLLM listens by default
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lesson", help="the lesson and the lab in your browser (a local web app)",
+                       description="Start a local web app: the lesson (guess, then reveal, with live numbers from the model) "
+                       "and the lab (the loop on your own prompts). With --url the server answers and the embedded model "
+                       "runs beside it; the URL is fixed here and the page cannot change it.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=port, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    p.add_argument("--lesson", default="day01", help="which lesson to show (default day01)")
+    add_backend_options(p)
+    p.set_defaults(func=cmd_lesson)
+
+
+def port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--port takes a whole number, not {value!r}") from None
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"--port must be between 1 and 65535, not {number}")
+    return number
+
+
+def check_free(host: str, port_: int) -> None:
+    """Fail early with a clear message rather than after loading the model."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port_))
+    except OSError as e:
+        raise UsageError(f"can't listen on {host}:{port_} ({e.strerror}): pick another with --port") from None
+
+
+def loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def address(host: str, port_: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://[{shown}]:{port_}/" if ":" in shown else f"http://{shown}:{port_}/"
+
+
+def cmd_lesson(args, console) -> int:
+    import uvicorn
+
+    from ..web import create_app
+
+    check_free(args.host, args.port)
+    log = lambda message: print(f"tokenloop: {message}", file=sys.stderr)  # noqa: E731
+    backend = open_backend(args, log=log)
+    compare, server_url = None, None
+    if backend.name == "server":  # the embedded model beside the server, for the side-by-side view
+        from ..backends import backend_class
+
+        compare, server_url = backend_class("embedded")(log=log), backend.root
+    hosts = ["127.0.0.1", "localhost", "[::1]", args.host] if loopback(args.host) else None
+    app = create_app(backend, compare=compare, lesson=args.lesson, server_url=server_url, allowed_hosts=hosts)
+    if not loopback(args.host):
+        log(f"listening on {args.host}: anyone who can reach this machine can use the model")
+    console.print(f"tokenloop lesson: [bold]{address(args.host, args.port)}[/bold]  (the lab: {address(args.host, args.port)}lab)")
+    console.print(f"model: {backend.model} ({backend.name}{', with the embedded model beside it' if compare else ''}). Ctrl+C stops it.")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

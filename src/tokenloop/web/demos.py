@@ -1,0 +1,55 @@
+"""The two expensive demos of the lesson, run on demand: a few training steps (step 4) and the
+cost staircase (step 5). Their modules are imported only when a learner presses the button;
+the last result of each is kept so a reload shows it without measuring again."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+from ..errors import TokenloopError
+
+
+class Unavailable(TokenloopError):
+    """The demo's module is not part of this install, or the backend cannot run it."""
+
+
+class Busy(TokenloopError):
+    """The demo is already running for another request."""
+
+
+MODULES = {"training": "tokenloop.training", "staircase": "tokenloop.staircase"}
+
+
+def module(name: str):
+    try:
+        return importlib.import_module(MODULES[name])
+    except ModuleNotFoundError as e:
+        if e.name == MODULES[name]:
+            raise Unavailable(f"the {name} demo is not available in this version of tokenloop ({MODULES[name]} is missing)") from None
+        raise
+
+
+class Demo:
+    """One demo: at most one run at a time, the last result kept."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.last: dict | None = None
+        self._running = threading.Lock()
+
+    def run(self, backend, **options) -> dict:
+        if backend is None or getattr(backend, "lm", None) is None:
+            raise Unavailable(f"the {self.name} demo needs a model running in this process (the embedded model)")
+        code = module(self.name)
+        if not self._running.acquire(blocking=False):
+            raise Busy(f"the {self.name} demo is already running: wait for it to finish")
+        try:
+            if self.name == "training":
+                result = code.train(backend, steps=options["steps"])
+            else:
+                result = code.measure(backend, max_len=options["max_len"], points=options["points"], repeats=options["repeats"])
+            self.last = result.to_json()
+            return self.last
+        finally:
+            self._running.release()

@@ -1,0 +1,144 @@
+"""The lab's logic as plain functions over a `Session`: start, one step, a run, a branch.
+
+`step` is one turn of the loop from `tokenloop.loop.generate` (forward, raw distribution, pick,
+append), written against the session's own token ids and KV cache so the loop can pause
+between requests and resume where it stopped, or from a token the learner clicked.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterator
+
+from .. import sampling
+from ..errors import UsageError
+from ..loop import candidates, prompt_ids, raw_distribution
+from ..records import Candidate, Done, Step
+from ..sampling import Sampler
+from .schemas import MAX_LAB_TOKENS, SamplerIn
+from .sessions import Session
+
+
+def to_sampler(options: SamplerIn) -> Sampler:
+    return Sampler(options.temperature, options.top_k, options.top_p)
+
+
+def state(backend, session: Session) -> dict:
+    """Everything the page needs to draw the lab after a reload."""
+    return {
+        "started": session.started,
+        "prompt": session.prompt,
+        "chat": session.chat,
+        "prompt_tokens": [{"id": i, "token": backend.token_text(i)} for i in session.prompt_ids],
+        "steps": session.steps,
+        "text": backend.decode(session.ids[len(session.prompt_ids):]) if session.started else "",
+        "limit": limit(backend),
+    }
+
+
+def limit(backend) -> int:
+    """The most tokens a lab run may hold: the model's context or the lab's cap."""
+    return min(backend.context_length, MAX_LAB_TOKENS)
+
+
+def start(backend, session: Session, prompt: str, chat: bool = False, resume: list[int] = ()) -> dict:
+    """A new run from a prompt. `resume` re-adds tokens generated before a reload."""
+    ids = prompt_ids(backend, prompt, chat)
+    if len(ids) + len(resume) >= limit(backend):
+        raise UsageError(f"the prompt is {len(ids)} tokens; the lab takes at most {limit(backend) - 1}: shorten it")
+    vocab = getattr(backend, "vocab_size", None)
+    if vocab is not None and any(i >= vocab for i in resume):
+        raise UsageError(f"a resumed token id is outside the vocabulary of {backend.model} ({vocab} tokens): start again")
+    with session.lock:
+        session.prompt, session.chat = prompt, chat
+        session.prompt_ids, session.ids = ids, ids + list(resume)
+        session.steps = [restored(backend, n, len(ids) + n - 1, i) for n, i in enumerate(resume, 1)]
+        session.cache = backend.new_cache()
+        session.stop.clear()
+    return state(backend, session)
+
+
+def restored(backend, step: int, position: int, token_id: int) -> dict:
+    """The record of a step that came back from the browser: its token, not its candidates."""
+    return {"step": step, "position": position, "chosen": {"id": token_id, "token": backend.token_text(token_id), "prob": None, "logprob": None},
+            "top": [], "processed": None, "ms": 0.0, "tokens_in": 0, "sampler": "restored", "restored": True}
+
+
+def generator_for(session: Session, seed: int | None):
+    """A seeded generator lives on the session, so a seeded run continues its random stream."""
+    if seed != session.seed or (seed is not None and session.generator is None):
+        session.seed, session.generator = seed, sampling.make_generator(seed)
+    return session.generator
+
+
+def step(backend, session: Session, options: SamplerIn, show: int = 8) -> Step | None:
+    """One turn of the loop on the session: forward, distribution, pick, append. None at the limit."""
+    if not session.started:
+        raise UsageError("the lab has no prompt yet: type one and press Start")
+    sampler = to_sampler(options)
+    with session.lock:
+        ids = session.ids
+        if len(ids) >= limit(backend):
+            return None
+        t0 = time.perf_counter()
+        scores = backend.forward(ids, session.cache, top_k=show)  # one forward pass with the session's cache
+        probs, logprobs = raw_distribution(scores)  # the raw distribution
+        index, processed = sampling.pick(scores.logits, sampler, generator_for(session, options.seed))  # greedy or sampled
+        next_id = scores.token_id(index)
+        top = candidates(backend, scores, probs, logprobs, show)
+        shaped = None if processed is None else candidates(backend, scores, processed, processed.log(), show)
+        chosen = Candidate(next_id, backend.token_text(next_id), float(probs[index]), float(logprobs[index]))
+        ms = (time.perf_counter() - t0) * 1000
+        record = Step(len(session.steps) + 1, len(ids), chosen, top, ms, session.cache is not None, scores.tokens_in,
+                      shaped, sampler.describe(), scores.extra)
+        session.ids = ids + [next_id]  # append: the next step sees the longer sequence
+        session.steps.append(record.to_json())
+        return record
+
+
+def run(backend, session: Session, options: SamplerIn, show: int, max_new: int) -> Iterator[tuple[str, dict]]:
+    """Step until an end token, `max_new` steps, the limit, or the learner presses Stop.
+    Yields ("step", record) per token, then ("done", summary)."""
+    session.stop.clear()
+    start_at, made, stop = time.perf_counter(), [], "max_new"
+    for _ in range(max_new):
+        if session.stop.is_set():
+            stop = "stopped"
+            break
+        record = step(backend, session, options, show)
+        if record is None:
+            stop = "context"
+            break
+        made.append(record.chosen.id)
+        yield "step", record.to_json()
+        if record.chosen.id in backend.eos_ids:
+            stop = "eos"
+            break
+    seconds = time.perf_counter() - start_at
+    done = Done(backend.decode(made), made, stop, len(made) / seconds if seconds > 0 else 0.0, seconds, session.prompt_ids)
+    yield "done", done.to_json()
+
+
+def branch(backend, session: Session, step_no: int, token_id: int) -> dict:
+    """Replace the pick of step `step_no` by one of its shown candidates and drop what followed."""
+    with session.lock:
+        if not 1 <= step_no <= len(session.steps):
+            raise UsageError(f"there is no step {step_no} in this run (it has {len(session.steps)}): click a token of the run")
+        record = session.steps[step_no - 1]
+        shown = {c["id"]: c for c in record["top"]}
+        for c in record.get("processed") or []:
+            shown.setdefault(c["id"], c)
+        if token_id not in shown:
+            raise UsageError(f"token {token_id} was not among step {step_no}'s candidates: click one of the bars shown for that step")
+        keep = len(session.prompt_ids) + step_no - 1
+        session.ids = session.ids[:keep] + [token_id]  # the cache crops itself to the shared prefix
+        session.steps = session.steps[:step_no - 1] + [{**record, "chosen": shown[token_id], "sampler": "your pick", "branched": True}]
+    return state(backend, session)
+
+
+def export(session: Session) -> Iterator[str]:
+    """The run as JSON lines: one object per step, like `tokenloop run --json`."""
+    yield json.dumps({"prompt": session.prompt, "chat": session.chat, "prompt_ids": session.prompt_ids}, ensure_ascii=False) + "\n"
+    for record in session.steps:
+        yield json.dumps(record, ensure_ascii=False) + "\n"

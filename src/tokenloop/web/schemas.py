@@ -1,0 +1,170 @@
+"""Request and response models of the web API. Every input has a size bound, so a request that
+is too large is refused with a 4xx answer before any model work starts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_PROMPT_CHARS = 4000  # a lab prompt or a question for the teacher
+MAX_SCORE_CHARS = 6000  # a pasted text for score mode
+MAX_LAB_NEW = 256  # most tokens one Run may add
+MAX_LAB_TOKENS = 1024  # most tokens (prompt and generated) a lab session may hold
+MAX_SHOW = 50  # most candidates shown per step
+
+
+class In(BaseModel):
+    """Requests: unknown fields are refused, so a typo is an error rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    """Responses may carry more fields than listed (records only ever add fields)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# --- requests ------------------------------------------------------------------------------------
+class SamplerIn(In):
+    temperature: float = Field(0.0, ge=0, le=5, description="0 = greedy")
+    top_k: int | None = Field(None, ge=1, le=100_000)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+
+
+class NextIn(In):
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    top_k: int = Field(8, ge=1, le=MAX_SHOW)
+    chat: bool = False
+
+
+class StartIn(In):
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    chat: bool = False
+    resume: list[int] = Field(default_factory=list, max_length=MAX_LAB_TOKENS, description="generated ids to restore after a reload")
+
+
+class StepIn(In):
+    sampler: SamplerIn = Field(default_factory=SamplerIn)
+    show: int = Field(8, ge=1, le=MAX_SHOW)
+
+
+class RunIn(StepIn):
+    max_new: int = Field(16, ge=1, le=MAX_LAB_NEW)
+
+
+class BranchIn(In):
+    step: int = Field(ge=1, le=MAX_LAB_TOKENS, description="the step whose pick is replaced (1 = first generated token)")
+    token_id: int = Field(ge=0, le=10_000_000, description="one of that step's shown candidates")
+
+
+class CompareIn(In):
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    chat: bool = False
+    top_k: int = Field(8, ge=1, le=20)
+    max_new: int = Field(8, ge=0, le=32)
+
+
+class ScoreIn(In):
+    text: str = Field(min_length=1, max_length=MAX_SCORE_CHARS)
+
+
+class Turn(In):
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=MAX_PROMPT_CHARS)
+
+
+class TeacherIn(In):
+    question: str = Field(min_length=1, max_length=2000)
+    history: list[Turn] = Field(default_factory=list, max_length=8)
+    max_new: int = Field(96, ge=1, le=256)
+
+
+class TrainingIn(In):
+    steps: int = Field(20, ge=1, le=200)
+
+
+class StaircaseIn(In):
+    max_len: int = Field(256, ge=8, le=2048)
+    points: int = Field(6, ge=2, le=16)
+    repeats: int = Field(2, ge=1, le=5)
+
+
+# --- responses -----------------------------------------------------------------------------------
+class ErrorOut(BaseModel):
+    error: str
+
+
+class CandidateOut(Out):
+    id: int
+    token: str
+    prob: float
+    logprob: float | None
+
+
+class NextOut(Out):
+    backend: str
+    model: str
+    prompt_ids: list[int]
+    distribution: str
+    top: list[CandidateOut]
+    other: float
+    ms: float
+
+
+class StepOut(Out):
+    step: int
+    position: int
+    chosen: CandidateOut
+    top: list[CandidateOut]
+    ms: float
+    tokens_in: int
+    sampler: str
+    processed: list[CandidateOut] | None
+
+
+class TokenOut(Out):
+    id: int
+    token: str
+
+
+class LabOut(Out):
+    """A session's lab: the prompt's tokens and the record of every step so far."""
+
+    started: bool
+    prompt: str
+    chat: bool
+    prompt_tokens: list[TokenOut]
+    steps: list[StepOut | dict]
+    text: str
+    limit: int
+
+
+class ScoredToken(Out):
+    id: int
+    token: str
+    prob: float | None  # None for the first token: nothing comes before it
+    rank: int | None
+    top: TokenOut | None
+
+
+class ScoreOut(Out):
+    model: str
+    tokens: list[ScoredToken]
+    mean_logprob: float | None
+    perplexity: float | None
+    ms: float
+
+
+class InfoOut(Out):
+    backend: str
+    model: str
+    context_length: int
+    vocab_size: int | None
+    full_vocab: bool
+    compare: str | None
+    can_score: bool
+    can_chat: bool
+    curl: str

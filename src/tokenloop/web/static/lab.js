@@ -1,0 +1,223 @@
+// The lab: the loop on the learner's own prompt, one step at a time or running, with branching.
+// The server keeps this browser's run (token ids, KV cache); this page draws its records.
+"use strict";
+
+(async () => {
+  const { el, pct, ms, shown, api, stream, bars, store, status } = TL;
+  const $ = (id) => document.getElementById(id);
+  const statusLine = $("status");
+  const KEY = "tokenloop.lab";
+  const saved = store.load(KEY);
+  const run = { started: false, prompt: "", chat: false, prompt_tokens: [], steps: [], selected: null };
+  let running = null; // AbortController of a Run in progress
+  let info;
+
+  // --- settings that survive a reload -----------------------------------------------------------
+  const fields = ["prompt", "temperature", "top-k", "top-p", "seed", "max-new"];
+  for (const id of fields) if (saved[id] !== undefined) $(id).value = saved[id];
+  if (saved.chat) $("chat").checked = true;
+  const remember = () => {
+    const out = Object.fromEntries(fields.map((id) => [id, $(id).value]));
+    out.chat = $("chat").checked;
+    out.run = run.started ? { prompt: run.prompt, chat: run.chat, steps: run.steps } : null;
+    store.save(KEY, out);
+  };
+  for (const id of [...fields, "chat"]) $(id).addEventListener("change", remember);
+
+  const optional = (id, parse) => ($(id).value === "" ? null : parse($(id).value));
+  const sampler = () => ({
+    temperature: Number($("temperature").value || 0),
+    top_k: optional("top-k", (v) => parseInt(v, 10)),
+    top_p: optional("top-p", Number),
+    seed: optional("seed", (v) => parseInt(v, 10)),
+  });
+
+  // --- drawing ------------------------------------------------------------------------------------
+  const tint = (p) => (p === null || p === undefined ? "transparent" : `hsl(${Math.round(120 * p)}, 70%, 82%)`);
+
+  function draw() {
+    const text = $("text");
+    text.replaceChildren();
+    for (const t of run.prompt_tokens) text.append(el("span", { class: "tok prompt", text: t.token, title: `prompt token ${t.id}` }));
+    run.steps.forEach((s, i) => {
+      const span = el("span", {
+        class: "tok gen" + (i === run.selected ? " selected" : "") + (s.branched ? " branched" : ""),
+        text: s.chosen.token, style: { background: tint(s.chosen.prob) }, dataset: { step: s.step, prob: s.chosen.prob ?? "" },
+        tabindex: 0,
+      });
+      span.addEventListener("mouseenter", () => showTip(span, s));
+      span.addEventListener("mouseleave", hideTip);
+      span.addEventListener("click", () => { run.selected = i; draw(); });
+      text.append(span);
+    });
+    drawDistributions();
+    drawTable();
+  }
+
+  function drawDistributions() {
+    const s = run.steps[run.selected ?? run.steps.length - 1];
+    if (!s) {
+      $("raw-bars").replaceChildren();
+      $("processed-bars").replaceChildren();
+      return;
+    }
+    $("dist-title").textContent = `Distributions at step ${s.step} (position ${s.position})`;
+    const pickAt = (c) => branch(s.step, c.id);
+    bars($("raw-bars"), s.top, { chosen: s.chosen.id, other: s.other, onPick: s.top.length ? pickAt : null,
+      label: s.restored ? "restored from this browser: step again to see candidates" : "Raw distribution (softmax of the logits)" });
+    if (s.processed) bars($("processed-bars"), s.processed, { chosen: s.chosen.id, onPick: pickAt, label: `After the sampler (${s.sampler})` });
+    else {
+      $("processed-bars").replaceChildren(el("div", { class: "bars-label", text: `After the sampler (${s.sampler})` }),
+        el("p", { class: "note", text: s.sampler === "greedy" ? "Greedy: the sampler does not reshape the distribution; it takes the top raw token." : "This token was not drawn by the sampler." }));
+    }
+  }
+
+  function drawTable() {
+    const body = document.querySelector("#steps-table tbody");
+    body.replaceChildren(...run.steps.map((s) => el("tr", {},
+      el("td", { text: s.step }), el("td", { text: shown(s.chosen.token) }), el("td", { text: pct(s.chosen.prob) }),
+      el("td", { text: ms(s.ms) }), el("td", { text: s.tokens_in }), el("td", { text: s.sampler }))));
+  }
+
+  const tip = $("tip");
+  function showTip(span, s) {
+    tip.replaceChildren(el("div", { class: "bars-label", text: `step ${s.step}: picked ${shown(s.chosen.token)}, ${ms(s.ms)}` }));
+    const list = el("div", { class: "bars" });
+    bars(list, s.top.slice(0, 8), { chosen: s.chosen.id });
+    tip.append(list);
+    const box = span.getBoundingClientRect();
+    tip.style.left = `${window.scrollX + box.left}px`;
+    tip.style.top = `${window.scrollY + box.bottom + 6}px`;
+    tip.hidden = false;
+  }
+  function hideTip() { tip.hidden = true; }
+
+  function load(state, local) {
+    Object.assign(run, { started: state.started, prompt: state.prompt, chat: state.chat, prompt_tokens: state.prompt_tokens, steps: state.steps });
+    if (local) run.steps = run.steps.map((s, i) => (s.restored && local[i] && local[i].chosen.id === s.chosen.id ? local[i] : s));
+    run.selected = run.steps.length ? run.steps.length - 1 : null;
+    draw();
+    remember();
+  }
+
+  // --- actions ------------------------------------------------------------------------------------
+  async function act(work) {
+    status(statusLine, "");
+    try { await work(); } catch (error) { if (error.name !== "AbortError") status(statusLine, error.message); }
+  }
+
+  async function ensureStarted() {
+    const prompt = $("prompt").value;
+    if (!run.started || prompt !== run.prompt || $("chat").checked !== run.chat) await start();
+  }
+
+  async function start() {
+    load(await api("/api/lab/start", { prompt: $("prompt").value, chat: $("chat").checked }));
+    $("summary").textContent = `${run.prompt_tokens.length} prompt tokens. Press Step or Run.`;
+  }
+
+  async function step() {
+    await ensureStarted();
+    const record = await api("/api/lab/step", { sampler: sampler(), show: 8 });
+    if (record === null) { $("summary").textContent = "The run is at the lab's length limit."; return; }
+    run.steps.push(record);
+    run.selected = run.steps.length - 1;
+    draw();
+    remember();
+  }
+
+  function busy(on) {
+    for (const id of ["start", "step", "run", "next"]) $(id).disabled = on;
+    $("stop").disabled = !on;
+  }
+
+  async function runLoop() {
+    await ensureStarted();
+    running = new AbortController();
+    busy(true);
+    try {
+      await stream("/api/lab/run", { sampler: sampler(), show: 8, max_new: Number($("max-new").value || 16) }, (event, data) => {
+        if (event === "step") {
+          run.steps.push(data);
+          run.selected = run.steps.length - 1;
+          draw();
+        } else if (event === "done") {
+          $("summary").textContent = `Stopped (${data.stop}) after ${data.ids.length} tokens, ${data.tokens_per_s.toFixed(1)} tokens/s.`;
+        }
+      }, running.signal);
+    } finally {
+      running = null;
+      busy(false);
+      remember();
+    }
+  }
+
+  async function stop() {
+    await api("/api/lab/stop", {});
+    const current = running;
+    setTimeout(() => current && current === running && current.abort(), 5000); // a step is never this slow; give up waiting
+  }
+
+  async function branch(stepNo, tokenId) {
+    if (running) return status(statusLine, "Stop the run before branching.");
+    load(await api("/api/lab/branch", { step: stepNo, token_id: tokenId }));
+    $("summary").textContent = `Branched at step ${stepNo}: press Step or Run to continue from your pick.`;
+  }
+
+  async function nextToken() {
+    const result = await api("/api/next", { prompt: $("prompt").value, chat: $("chat").checked, top_k: 8 });
+    $("dist-title").textContent = `Next token for the prompt as typed (${ms(result.ms)}, nothing appended)`;
+    bars($("raw-bars"), result.top, { other: result.other, label: "Raw distribution (softmax of the logits)" });
+    $("processed-bars").replaceChildren(el("p", { class: "note", text: "Press Step to let the sampler pick and append." }));
+  }
+
+  async function compare() {
+    const result = await api("/api/compare", { prompt: $("prompt").value, chat: $("chat").checked, top_k: 8, max_new: 8 });
+    for (const [side, r] of [["compare-a", result.a], ["compare-b", result.b]]) {
+      const box = $(side);
+      const list = el("div", { class: "bars" });
+      bars(list, r.top, { other: r.other, label: `${r.model} (${r.backend}), ${ms(r.ms)}` });
+      box.replaceChildren(list, el("p", { class: "note", text: "Greedy continuation:" }), el("p", { class: "quote", text: r.text }));
+    }
+  }
+
+  async function scoreText() {
+    const result = await api("/api/score", { text: $("score-text").value });
+    const out = $("score-out");
+    out.replaceChildren(...result.tokens.map((t) => el("span", {
+      class: "tok" + (t.rank === 1 ? " rank1" : ""), text: t.token, style: { background: tint(t.prob) },
+      dataset: { rank: t.rank ?? "", prob: t.prob ?? "" },
+      title: t.rank ? `rank ${t.rank} · ${pct(t.prob)} · the model's favourite: ${shown(t.top.token)} ${pct(t.top.prob)}` : "first token: nothing before it",
+    })));
+    $("score-summary").textContent = `${result.model}: ${result.tokens.length} tokens in one pass (${ms(result.ms)}); ` +
+      `mean log-probability ${result.mean_logprob.toFixed(2)}, perplexity ${result.perplexity.toFixed(1)}.`;
+  }
+
+  $("start").addEventListener("click", () => act(start));
+  $("step").addEventListener("click", () => act(step));
+  $("run").addEventListener("click", () => act(runLoop));
+  $("stop").addEventListener("click", () => act(stop));
+  $("next").addEventListener("click", () => act(nextToken));
+  $("compare-run").addEventListener("click", () => act(compare));
+  $("score-run").addEventListener("click", () => act(scoreText));
+
+  // --- start-up: the server's run for this browser, or the one saved here -----------------------
+  await act(async () => {
+    info = await TL.header();
+    if (!$("prompt").value) $("prompt").value = $("prompt").placeholder;
+    if (info.compare) {
+      $("compare").hidden = false;
+      $("compare-note").textContent = `${info.model} (${info.backend}) beside ${info.compare} (embedded), same prompt, greedy.`;
+    }
+    if (!info.can_score) $("score-run").disabled = true;
+    const state = await api("/api/lab");
+    if (state.started) load(state);
+    else if (saved.run && saved.run.prompt) {
+      $("prompt").value = saved.run.prompt;
+      $("chat").checked = saved.run.chat;
+      const ids = saved.run.steps.map((s) => s.chosen.id);
+      load(await api("/api/lab/start", { prompt: saved.run.prompt, chat: saved.run.chat, resume: ids }), saved.run.steps);
+    }
+  });
+  document.body.dataset.ready = "1";
+})();

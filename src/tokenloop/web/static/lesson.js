@@ -1,0 +1,292 @@
+// The lesson page: renders the lesson's content (from /api/lesson) and fills its live parts
+// (bars, training numbers, the staircase) from the connected model.
+"use strict";
+
+(async () => {
+  const { el, pct, ms, shown, api, stream, bars, lineChart, copy, store, status } = TL;
+  const statusLine = document.getElementById("status");
+  let info, lesson;
+  try {
+    [info, lesson] = await Promise.all([TL.header(), api("/api/lesson")]);
+  } catch (error) {
+    status(statusLine, error.message);
+    return;
+  }
+  const KEY = `tokenloop.lesson.${lesson.id}`;
+  const progress = Object.assign({ guesses: {}, revealed: {}, quiz: {}, quizChecked: false, colleague: "", compared: false, recall: {} }, store.load(KEY));
+  const save = () => store.save(KEY, progress);
+  const $ = (id) => document.getElementById(id);
+
+  document.title = `tokenloop — ${lesson.title}`;
+  $("title").textContent = lesson.title;
+  $("subtitle").textContent = lesson.subtitle || "";
+  $("win").textContent = lesson.win || "";
+  $("how-to").textContent = lesson.how_to || "";
+  if (lesson.picture) $("picture").append(el("h2", { text: lesson.picture.title }), el("p", { text: lesson.picture.text }));
+
+  // --- the five steps: guess, then reveal ------------------------------------------------------
+  let nextResult = null; // the live distribution for the lesson's prompt, fetched once per page
+  const fetchNext = () => (nextResult ||= api("/api/next", { prompt: lesson.prompt, top_k: 8 }));
+
+  const live = {
+    vocab(box) {
+      box.append(el("p", {
+        class: "live", text: info.vocab_size
+          ? `Live: ${info.model} has a vocabulary of ${info.vocab_size.toLocaleString("en")} tokens, so every step gives ${info.vocab_size.toLocaleString("en")} probabilities.`
+          : `Live: ${info.model} is behind a server, which sends back only its top candidates of the full distribution.`,
+      }));
+    },
+    async next(box, step) {
+      const note = el("p", { class: "live", text: "Asking the model…" });
+      const chart = el("div", { class: "bars", id: "lesson-bars" });
+      box.append(el("p", { class: "prompt-line" }, "Prompt: ", el("q", { text: lesson.prompt })), note, chart);
+      try {
+        const result = await fetchNext();
+        const best = result.top[0];
+        bars(chart, result.top, { other: result.other, label: `Raw distribution from ${result.model}, top ${result.top.length}` });
+        note.textContent = `You guessed ${progress.guesses[step.id]}%. The model's favourite, ${shown(best.token)}, got ${pct(best.prob)} ` +
+          `(one forward pass, ${ms(result.ms)}).`;
+      } catch (error) {
+        note.textContent = error.message;
+        note.className = "status error";
+      }
+    },
+    training(box) { demo(box, "training", `Run the training demo (${info.demo.steps} steps)`, { steps: info.demo.steps }, drawTraining); },
+    staircase(box) {
+      const { max_len, points, repeats } = info.demo;
+      demo(box, "staircase", `Measure the staircase (up to ${max_len} tokens)`, { max_len, points, repeats }, drawStaircase);
+    },
+  };
+
+  function renderStep(step, index) {
+    const box = el("section", { class: "step card", id: `step-${step.id}`, dataset: { step: step.id } });
+    box.append(el("h2", { text: step.title }), el("p", { class: "question", text: step.question }));
+    const reveal = el("button", { class: "reveal", disabled: true, text: "Reveal" });
+    const result = el("div", { class: "result" });
+    const commit = (value) => {
+      progress.guesses[step.id] = value;
+      save();
+      reveal.disabled = false;
+    };
+    if (step.kind === "probability") {
+      const number = el("input", { type: "number", min: 0, max: 100, step: 1, class: "guess-number", "aria-label": "your guess in percent" });
+      const slider = el("input", { type: "range", min: 0, max: 100, step: 1, class: "guess-slider", "aria-label": "your guess" });
+      const sync = (source, target) => source.addEventListener("input", () => {
+        const value = Math.max(0, Math.min(100, Math.round(Number(source.value))));
+        if (Number.isNaN(value) || source.value === "") return;
+        target.value = value;
+        commit(value);
+      });
+      sync(number, slider);
+      sync(slider, number);
+      if (progress.guesses[step.id] !== undefined) number.value = slider.value = progress.guesses[step.id];
+      box.append(el("p", { class: "prompt-line" }, "Prompt: ", el("q", { text: lesson.prompt })),
+        el("div", { class: "guess" }, el("label", { text: "The top token's probability: " }), slider, number, "%"));
+    } else {
+      const choices = el("div", { class: "choices", role: "radiogroup" });
+      step.choices.forEach((choice, i) => {
+        const input = el("input", { type: "radio", name: `choice-${step.id}`, value: i, checked: progress.guesses[step.id] === i });
+        input.addEventListener("change", () => commit(i));
+        choices.append(el("label", { class: "choice" }, input, el("span", { text: choice })));
+      });
+      box.append(choices);
+    }
+    if (progress.guesses[step.id] !== undefined) reveal.disabled = false;
+    reveal.addEventListener("click", () => showAnswer(step, box, result, reveal));
+    box.append(el("div", { class: "actions" }, reveal, el("span", { class: "hint", text: "commit a guess first" })), result);
+    if (progress.revealed[step.id]) showAnswer(step, box, result, reveal);
+    return box;
+  }
+
+  function showAnswer(step, box, result, reveal) {
+    progress.revealed[step.id] = true;
+    save();
+    reveal.disabled = true;
+    box.classList.add("revealed");
+    result.replaceChildren();
+    const guess = progress.guesses[step.id];
+    if (step.kind === "choice") {
+      const right = guess === step.answer;
+      result.append(el("div", { class: "verdict " + (right ? "right" : "wrong") },
+        el("div", { class: "yours" }, el("strong", { text: "Your guess: " }), step.choices[guess] ?? "–"),
+        el("div", { class: "answer" }, el("strong", { text: right ? "Right: " : "The answer: " }), step.choices[step.answer])));
+    }
+    result.append(el("p", { class: "explain", text: step.explain }));
+    if (step.live && live[step.live]) live[step.live](result, step);
+  }
+
+  lesson.steps.forEach((step, i) => $("steps").append(renderStep(step, i)));
+
+  // --- the expensive demos: on a button, last result kept by the server -------------------------
+  async function demo(box, name, label, body, draw) {
+    const button = el("button", { class: `run-${name}`, text: label });
+    const note = el("p", { class: "status" });
+    const out = el("div", { class: `demo demo-${name}` });
+    box.append(el("div", { class: "actions" }, button), note, out);
+    const show = (result) => { out.replaceChildren(); draw(out, result); };
+    try {
+      const last = await api(`/api/${name}`);
+      if (last.result) show(last.result);
+    } catch { /* nothing kept yet */ }
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      status(note, "Running on the connected model… (this takes a while)", "busy");
+      try {
+        show((await api(`/api/${name}`, body)).result);
+        status(note, "");
+      } catch (error) {
+        status(note, error.message);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  function drawTraining(out, r) {
+    const mb = (bytes) => (bytes / 2 ** 20).toFixed(1) + " MiB";
+    out.append(
+      el("p", {}, "Training text: ", el("q", { text: r.text })),
+      el("p", {}, "Probe: ", el("q", { text: r.probe }), " → target ", el("code", { text: shown(r.target.token) }),
+        `: probability ${pct(r.target_prob_before)} before, ${pct(r.target_prob_after)} after ${r.losses.length} training steps.`));
+    const chart = el("div", { class: "chart-box" });
+    out.append(chart);
+    lineChart(chart, [{ name: "loss", points: r.losses.map((loss, i) => [i + 1, loss]) }], { xLabel: "training step", yLabel: "loss" });
+    const before = el("div", { class: "bars" }), after = el("div", { class: "bars" });
+    out.append(el("div", { class: "side-by-side" }, before, after));
+    bars(before, r.before, { label: "Next token before training" });
+    bars(after, r.after, { label: "After training: same prompt, new weights" });
+    const c = r.cost;
+    out.append(el("p", { class: "live cost" , text:
+      `One training step took ${ms(c.train_step_ms)}; one inference forward pass took ${ms(c.inference_forward_ms)}: ` +
+      `${c.ratio.toFixed(1)}× the time. Memory: ${mb(c.train_bytes.total)} to train versus ${mb(c.inference_bytes.total)} to run.` }));
+  }
+
+  function drawStaircase(out, r) {
+    const chart = el("div", { class: "chart-box" });
+    out.append(chart);
+    lineChart(chart, [
+      { name: "no cache: whole sequence", points: r.series.map((p) => [p.length, p.uncached_ms]) },
+      { name: "KV cache: one new token", points: r.series.map((p) => [p.length, p.cached_ms]) },
+    ], { xLabel: "tokens in the sequence", yLabel: "ms per step" });
+    const last = r.series[r.series.length - 1];
+    out.append(el("p", { class: "live", text:
+      `Measured on ${r.model}: at ${last.length} tokens one step takes ${ms(last.uncached_ms)} without a cache and ` +
+      `${ms(last.cached_ms)} with one. Fits: without ${r.fits.uncached.formula} (R² ${r.fits.uncached.r2.toFixed(2)}); ` +
+      `with ${r.fits.cached.formula} (R² ${r.fits.cached.r2.toFixed(2)}).` }));
+  }
+
+  // --- recall cards: answer hidden until tapped or hovered -------------------------------------
+  const grid = document.querySelector("#recall .recall-grid");
+  lesson.recall.forEach((card, i) => {
+    const node = el("div", { class: "recall-card" + (progress.recall[i] ? " open" : ""), tabindex: 0, role: "button" },
+      el("p", { class: "recall-prompt", text: card.prompt }),
+      el("p", { class: "recall-answer", text: card.answer }),
+      el("p", { class: "recall-hint", text: "tap or hover to check" }));
+    node.addEventListener("click", () => { node.classList.toggle("open"); progress.recall[i] = node.classList.contains("open"); save(); });
+    grid.append(node);
+  });
+
+  // --- the course map: the per-request pipeline, looping ----------------------------------------
+  const map = lesson.course_map;
+  const stages = el("ol", { class: "pipeline" });
+  map.stages.forEach((stage) => stages.append(el("li", { class: "stage" }, el("strong", { text: stage.name }), el("span", { text: stage.what }))));
+  $("course-map").append(el("h2", { text: map.title }), stages,
+    el("p", { class: "loop-back", text: `↺ ${map.stages.at(-1).name} → back to ${map.stages[2].name}, until an end token` }),
+    el("p", { class: "note", text: map.note }));
+
+  // --- explain it to a colleague -----------------------------------------------------------------
+  const col = lesson.colleague;
+  const area = el("textarea", { id: "colleague-text", rows: 4, maxlength: 2000, placeholder: "Finish the sentence in your own words…" });
+  area.value = progress.colleague;
+  const compare = el("button", { id: "colleague-compare", text: "Compare with a model answer", disabled: area.value.trim().length < 20 });
+  const sideBySide = el("div", { class: "side-by-side" });
+  const showModel = () => sideBySide.replaceChildren(
+    el("div", {}, el("h3", { text: "Yours" }), el("p", { class: "quote", text: `${col.starter} ${area.value}` })),
+    el("div", {}, el("h3", { text: "A model answer" }), el("p", { class: "quote", text: `${col.starter} ${col.model_answer}` })));
+  area.addEventListener("input", () => { progress.colleague = area.value; save(); compare.disabled = area.value.trim().length < 20; });
+  compare.addEventListener("click", () => { progress.compared = true; save(); showModel(); });
+  $("colleague").append(el("h2", { text: "Explain it to a colleague" }), el("p", { class: "starter", text: col.starter }), area,
+    el("div", { class: "actions" }, compare), sideBySide);
+  if (progress.compared) showModel();
+
+  // --- see it raw ----------------------------------------------------------------------------------
+  const curl = el("pre", { id: "curl", class: "code", text: info.curl });
+  const copyCurl = el("button", { class: "copy", text: "Copy" });
+  copyCurl.addEventListener("click", () => copy(info.curl, copyCurl));
+  $("raw").append(el("h2", { text: lesson.raw.title }), el("p", { text: lesson.raw.text }), curl, copyCurl);
+
+  // --- check yourself: the quiz, with a score ---------------------------------------------------
+  const quiz = $("quiz");
+  const score = el("p", { id: "quiz-score", class: "score" });
+  quiz.append(el("h2", { text: "Check yourself" }));
+  const items = lesson.quiz.map((q, i) => {
+    const item = el("div", { class: "quiz-item", dataset: { index: i } }, el("p", { text: `${i + 1}. ${q.question}` }));
+    q.choices.forEach((choice, j) => {
+      const input = el("input", { type: "radio", name: `quiz-${i}`, value: j, checked: progress.quiz[i] === j });
+      input.addEventListener("change", () => { progress.quiz[i] = j; save(); });
+      item.append(el("label", { class: "choice" }, input, el("span", { text: choice })));
+    });
+    quiz.append(item);
+    return item;
+  });
+  const check = el("button", { id: "quiz-check", text: "Check my answers" });
+  const grade = () => {
+    let right = 0;
+    lesson.quiz.forEach((q, i) => {
+      const ok = progress.quiz[i] === q.answer;
+      right += ok;
+      items[i].classList.toggle("right", ok);
+      items[i].classList.toggle("wrong", !ok);
+      items[i].querySelector(".fix")?.remove();
+      if (!ok) items[i].append(el("p", { class: "fix", text: `Answer: ${q.choices[q.answer]}` }));
+    });
+    score.textContent = `Score: ${right} / ${lesson.quiz.length}`;
+  };
+  check.addEventListener("click", () => { progress.quizChecked = true; save(); grade(); });
+  quiz.append(el("div", { class: "actions" }, check), score);
+  if (progress.quizChecked) grade();
+
+  // --- ask your own AI: three prompts, in order -------------------------------------------------
+  const ask = lesson.ask_your_ai;
+  $("ask-ai").append(el("h2", { text: "Ask your own AI" }), el("p", { text: ask.intro }));
+  ask.prompts.forEach((p) => {
+    const button = el("button", { class: "copy", text: "Copy" });
+    button.addEventListener("click", () => copy(p.text, button));
+    $("ask-ai").append(el("div", { class: "ask-prompt" }, el("h3", { text: p.title }), el("p", { class: "quote", text: p.text }), button));
+  });
+
+  // --- the teacher: the connected model answers, streamed ----------------------------------------
+  const teach = lesson.teacher;
+  const panel = $("teacher");
+  const who = el("p", { class: "note", id: "teacher-model",
+    text: info.can_chat ? `Answers come from ${info.teacher_model}, through its own chat template, with today's lesson as its instructions.`
+      : "The connected model has no chat template, so the teacher is not available." });
+  const question = el("textarea", { id: "teacher-question", rows: 2, maxlength: 2000, placeholder: "Ask a question about the lesson" });
+  const askButton = el("button", { id: "teacher-ask", text: "Ask", disabled: !info.can_chat });
+  const answers = el("div", { id: "teacher-answers" });
+  const teacherStatus = el("p", { class: "status" });
+  const history = [];
+  askButton.addEventListener("click", async () => {
+    const text = question.value.trim();
+    if (!text) return status(teacherStatus, "Type a question first.");
+    askButton.disabled = true;
+    status(teacherStatus, "");
+    const reply = el("p", { class: "teacher-answer" });
+    answers.append(el("p", { class: "teacher-question", text }), reply);
+    try {
+      await stream("/api/teacher", { question: text, history: history.slice(-4), max_new: info.demo.teacher_max_new }, (event, data) => {
+        if (event === "model") reply.dataset.model = data.model;
+        if (event === "text") reply.append(data.text);
+      });
+      history.push({ role: "user", content: text }, { role: "assistant", content: reply.textContent });
+      question.value = "";
+    } catch (error) {
+      status(teacherStatus, error.message);
+    } finally {
+      askButton.disabled = false;
+    }
+  });
+  panel.append(el("h2", { text: teach.title }), el("p", { text: teach.greeting }), who, question,
+    el("div", { class: "actions" }, askButton), teacherStatus, answers);
+  document.body.dataset.ready = "1";
+})();

@@ -1,0 +1,81 @@
+"""The teacher panel: the connected model answers questions through its own chat template, with
+the lesson's context as the system message, streamed a piece of text at a time."""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+import httpx
+
+from ..errors import ServerError, UsageError
+from ..loop import generate
+from ..records import Done
+from ..sampling import Sampler
+
+# A little randomness keeps a small model from repeating one sentence; top-p cuts the odd tail.
+TEACHER_SAMPLER = Sampler(temperature=0.4, top_p=0.9)
+
+
+def messages(lesson: dict, question: str, history: list[dict]) -> list[dict]:
+    """System message from the lesson, then the earlier turns, then the new question."""
+    return [{"role": "system", "content": lesson["teacher"]["system"].strip()}, *history, {"role": "user", "content": question}]
+
+
+def can_chat(backend) -> bool:
+    """A server has a chat endpoint; a model in this process needs its chat template."""
+    return backend.name == "server" or bool(getattr(backend, "chat_template", None))
+
+
+def prepare(backend, conversation: list[dict], max_new: int) -> Iterator[str]:
+    """Check everything that can fail before the stream starts, then hand back the text pieces."""
+    if backend.name == "server":
+        return server_pieces(backend, conversation, max_new)
+    if not can_chat(backend):
+        raise UsageError(f"{backend.model} has no chat template, so it cannot answer as a teacher")
+    ids = backend.encode(backend.chat_text(conversation))
+    if len(ids) + max_new > backend.context_length:
+        raise UsageError("the conversation is too long for the model's context: reload the page to start a fresh one")
+    return pieces(backend, ids, max_new)
+
+
+def pieces(backend, ids: list[int], max_new: int) -> Iterator[str]:
+    """The answer as it grows. Decoding everything so far and sending the new part keeps a
+    character split across two tokens whole."""
+    made: list[int] = []
+    sent = ""
+    for record in generate(backend, ids, max_new, TEACHER_SAMPLER, cache=True, show=1):
+        if isinstance(record, Done):
+            break
+        if record.chosen.id in backend.eos_ids:
+            break
+        made.append(record.chosen.id)
+        text = backend.decode(made)
+        if text.endswith("\ufffd"):  # half a character: wait for the rest
+            continue
+        if text[len(sent):]:
+            yield text[len(sent):]
+        sent = text
+
+
+def server_pieces(backend, conversation: list[dict], max_new: int) -> Iterator[str]:
+    """The server applies its own chat template: /v1/chat/completions, streamed."""
+    body = {"model": backend.model, "messages": conversation, "max_tokens": max_new, "stream": True,
+            "temperature": TEACHER_SAMPLER.temperature, "top_p": TEACHER_SAMPLER.top_p}
+    try:
+        with backend.client.stream("POST", "/v1/chat/completions", json=body) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ServerError(f"the server refused the chat request ({response.status_code}): {response.text[:200]}")
+            for line in response.iter_lines():
+                payload = line.removeprefix("data:").strip()
+                if not line.startswith("data:") or not payload:
+                    continue
+                if payload == "[DONE]":
+                    break
+                choices = json.loads(payload).get("choices") or [{}]
+                piece = (choices[0].get("delta") or {}).get("content")
+                if piece:
+                    yield piece
+    except (httpx.HTTPError, json.JSONDecodeError) as e:
+        raise ServerError(f"the chat stream from {backend.root} failed ({type(e).__name__}): is the server still up?") from e
