@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean browser
 
 setup: $(VENV)/.installed
 
@@ -19,8 +19,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: setup
 	$(PY) main.py
 
-test: setup
-	$(PY) -m pytest -q
+# The browser tests drive Debian's chromium (a test tool's own browser download can't work offline).
+browser:
+	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+test: setup browser
+	TOKENLOOP_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 bench: setup
 	$(PY) bench/loop_speed.py
