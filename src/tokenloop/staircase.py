@@ -51,14 +51,18 @@ class Fit:
 
     @property
     def formula(self) -> str:
-        text = f"{self.a_ms:.1f} ms + {self.b_ms_per_token:.4g} ms × n"
+        text = f"{self.a_ms:.1f} ms {_signed(self.b_ms_per_token, 4)} ms × n"
         if self.c_ms_per_token2 is not None:
-            text += f" + {self.c_ms_per_token2:.3g} ms × n²"
+            text += f" {_signed(self.c_ms_per_token2, 3)} ms × n²"
         return text
 
     def to_json(self) -> dict:
         return {"a_ms": self.a_ms, "b_ms_per_token": self.b_ms_per_token, "c_ms_per_token2": self.c_ms_per_token2,
                 "r2": self.r2, "rmse_ms": self.rmse_ms, "formula": self.formula}
+
+
+def _signed(value: float, digits: int) -> str:
+    return f"{'-' if value < 0 else '+'} {abs(value):.{digits}g}"
 
 
 def r_squared(ys: Sequence[float], predicted: Sequence[float]) -> float:

@@ -78,6 +78,13 @@ def _ms(value: float, spread: float) -> str:
     return f"{value:,.1f} ± {spread:,.1f}" if spread else f"{value:,.1f}"
 
 
+def _si(x: float, unit: str) -> str:
+    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:,.2f} {prefix}{unit}"
+    return f"{x:,.0f} {unit}"
+
+
 def _bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -89,21 +96,22 @@ def _bytes(n: float) -> str:
 def show_staircase(console, data: dict, plot: str | None) -> None:
     from ..charts import staircase_bars
 
-    console.print(f"[bold]The staircase[/]: {data['model']}, {data['estimate']['dtype']}, {data['threads']} CPU thread(s); "
-                  f"{data['points']} lengths × {data['repeats']} repeats in shuffled order, {data['wall_s']:.0f} s")
+    console.print(f"[bold]The staircase[/]: {data['model']}, {data['estimate']['dtype']}, {data['threads']} CPU thread(s)")
+    console.print(f"  {data['points']} lengths × {data['repeats']} repeats, shuffled and interleaved, {data['wall_s']:.0f} s")
     table = Table(box=None, header_style="bold")
-    for column in ("length n", "no cache ms (min ± spread)", "tokens run", "KV cache ms (min ± spread)", "tokens run", "no cache / cache"):
+    for column in ("n", "no cache, ms", "tokens run", "KV cache, ms", "tokens run", "ratio"):
         table.add_column(column, justify="right")
     for p in data["series"]:
         table.add_row(str(p["length"]), _ms(p["uncached_ms"], p["uncached_spread_ms"]), str(p["uncached_tokens_in"]),
                       _ms(p["cached_ms"], p["cached_spread_ms"]), str(p["cached_tokens_in"]), f"×{p['uncached_ms'] / p['cached_ms']:.1f}")
     console.print(table)
+    console.print("  (ms: the fastest of the repeats ± how much slower the slowest was)")
     for kind, label in (("uncached", "no cache"), ("cached", "KV cache")):
         fit = data["fits"][kind]
-        console.print(f"  fit, {label:8}: step ≈ {fit['formula']}   R² {fit['r2']:.3f}, typical error {fit['rmse_ms']:.1f} ms")
+        console.print(f"  {label}: step ≈ {fit['formula']}  (R² {fit['r2']:.3f}, error {fit['rmse_ms']:.1f} ms)")
     noise = data["noise"]
-    console.print(f"  noise: the repeats of one length differed by up to {noise['uncached_max_spread_pct']:.0f} % (no cache) and "
-                  f"{noise['cached_max_spread_pct']:.0f} % (cache); the fits use each length's minimum")
+    console.print(f"  noise: repeats of one length differed by up to {noise['uncached_max_spread_pct']:.0f} % (no cache), "
+                  f"{noise['cached_max_spread_pct']:.0f} % (cache)")
     console.print()
     for line in staircase_bars(data):
         console.print("  " + line, style="red" if "█" in line else "cyan", highlight=False)
@@ -117,18 +125,18 @@ def show_staircase(console, data: dict, plot: str | None) -> None:
     numbers.add_column("KV cache", justify="right")
     numbers.add_row("parameters", f"{est['parameters']:,}", "")
     numbers.add_row("tokens run in the step at n", f"{n}", "1")
-    numbers.add_row("FLOPs of that step (estimate)", f"{est['flops_per_step_uncached_at_max'] / 1e9:,.2f} G",
-                    f"{est['flops_per_step_cached'] / 1e9:,.3f} G")
+    numbers.add_row("FLOPs of that step (estimate)", _si(est["flops_per_step_uncached_at_max"], "FLOP"),
+                    _si(est["flops_per_step_cached"], "FLOP"))
     numbers.add_row("time of that step (measured)", f"{last['uncached_ms']:,.1f} ms", f"{last['cached_ms']:,.1f} ms")
-    numbers.add_row("FLOP rate reached", f"{pred['gflops_uncached_at_max']:,.1f} GFLOP/s", f"{pred['gflops_cached_at_max']:,.2f} GFLOP/s")
-    numbers.add_row("KV cache held", "none", f"{_bytes(est['kv_bytes_per_token'])}/token, {_bytes(est['kv_bytes_at_max'])} at n")
-    numbers.add_row(f"a whole {n}-token generation: FLOPs", f"{est['total_flops_uncached'] / 1e12:,.2f} T",
-                    f"{est['total_flops_cached'] / 1e12:,.3f} T")
-    numbers.add_row(f"a whole {n}-token generation: time (from the fits)", f"{pred['generation_s_uncached']:,.1f} s",
-                    f"{pred['generation_s_cached']:,.1f} s")
+    numbers.add_row("FLOP rate reached", _si(pred["gflops_uncached_at_max"] * 1e9, "FLOP/s"), _si(pred["gflops_cached_at_max"] * 1e9, "FLOP/s"))
+    numbers.add_row("KV cache held", "none", f"{_bytes(est['kv_bytes_per_token'])}/token")
+    numbers.add_row("", "", f"{_bytes(est['kv_bytes_at_max'])} at n")
+    numbers.add_row(f"{n}-token generation: FLOPs", _si(est["total_flops_uncached"], "FLOP"), _si(est["total_flops_cached"], "FLOP"))
+    numbers.add_row(f"{n}-token generation: time (fits)", f"{pred['generation_s_uncached']:,.1f} s", f"{pred['generation_s_cached']:,.1f} s")
     console.print(numbers)
-    console.print(f"  Without a cache the work of a generation grows like n² (×{est['total_flops_uncached'] / est['total_flops_cached']:.0f} "
-                  f"the FLOPs here); the cached steps run far below the CPU's FLOP rate: they are bound by reading the weights, not by arithmetic.")
+    ratio = est["total_flops_uncached"] / est["total_flops_cached"]
+    console.print(f"  No cache: a generation's work grows like n² (here ×{ratio:.0f} the FLOPs).")
+    console.print("  A cached step reaches a far lower FLOP rate: it reads every weight for one token.")
     if plot:
         console.print(f"  chart written to {plot}")
 
