@@ -33,7 +33,8 @@ def bars(candidates: list[Candidate], chosen_id: int | None, other: float | None
         text.append(mark, style="bold green")
         text.append(f"{visible(c.token):<{width}} ", style=style or "cyan")
         text.append(f"{percent(c.prob)} ", style=style)
-        text.append("█" * max(1, round(c.prob * BAR_WIDTH)) if c.prob > 0 else "", style="green" if style else "blue")
+        cells = round(c.prob * BAR_WIDTH)
+        text.append("█" * cells if cells else "▏", style="green" if style else "blue")
         text.append(f"  id {c.id}\n", style="dim")
     if other is not None and other > 0.0005:
         text.append(f"  {'(other)':<{width}} {percent(other)} ", style="dim")
