@@ -80,12 +80,12 @@ def latency_chart(data: dict, path: str | Path) -> Path:
     path = check_path(path)
     fig, ax = _figure()
     line = [1 + x * (data["max_tokens"] - 1) / 100 for x in range(101)]
-    parts = (("stream", "one streamed request", data["series"], "total_ms"), ("loop", "one request per token", data["loop"]["series"], "total_ms"))
-    for key, label, series, field in parts:
-        fit = data["fit"] if key == "stream" else data["loop"]["fit"]
-        ax.plot([p["tokens"] for p in series], [p[field] for p in series], "o", color=COLORS[key], label=label)
+    for key, label, part in (("stream", "one streamed request", data), ("loop", "one request per token", data["loop"])):
+        fit = part["fit"]
+        ax.plot([p["tokens"] for p in part["curve"]], [p["total_ms"] for p in part["curve"]], ".", color=COLORS[key],
+                label=f"{label}: time until token n")
         ax.plot(line, [fit["ttft_ms"] + (n - 1) * fit["itl_ms"] for n in line], "-", color=COLORS[key], alpha=0.6,
-                label=f"fit {fit['formula']}  (R² {fit['r2']:.2f})")
+                label=f"   fit {fit['formula']}  (R² {fit['r2']:.2f})")
     ax.set_xlabel("output tokens n")
     ax.set_ylabel("time until the last token (ms)")
     ax.set_xlim(0, data["max_tokens"] * 1.03)

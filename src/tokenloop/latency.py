@@ -60,7 +60,8 @@ def budget(ttft_ms: float, itl_ms: float, tokens: int = 500) -> dict:
 
 
 def fit_total(tokens: Sequence[int], totals_ms: Sequence[float]) -> dict:
-    """Least squares total = TTFT + (n - 1) × ITL: the intercept is TTFT, the slope ITL."""
+    """Least squares total = TTFT + (n - 1) × ITL: the intercept is TTFT, the slope ITL.
+    The points are the time until the n-th token for every n (see `curve`)."""
     fit = fit_polynomial([n - 1 for n in tokens], totals_ms, 1)
     return {"ttft_ms": fit.a_ms, "itl_ms": fit.b_ms_per_token, "r2": fit.r2, "rmse_ms": fit.rmse_ms,
             "formula": f"{fit.a_ms:.1f} ms + (n - 1) × {fit.b_ms_per_token:.2f} ms"}
@@ -232,17 +233,27 @@ def summarize(url: str, model: str, max_tokens: int, repeats: int, streams: dict
         })
     loop_series = [{"tokens": n, "total_ms": min(run[n - 1] for run in loops),
                     "total_spread_ms": max(run[n - 1] for run in loops) - min(run[n - 1] for run in loops)} for n in sizes]
+    stream_curve = curve([s.arrivals_ms for runs in streams.values() for s in runs])
+    loop_curve = curve(loops)
     server_prompt = [p["server_prompt_ms"] for p in series if p["server_prompt_ms"] is not None]
     server_itl = [p["server_itl_ms"] for p in series if p["server_itl_ms"] is not None and p["tokens"] > 1]
     return {
         "url": url, "model": model, "max_tokens": max_tokens, "points": len(sizes), "repeats": repeats,
         "series": series,
-        "fit": fit_total([p["tokens"] for p in series], [p["total_ms"] for p in series]),
+        "curve": stream_curve,
+        "fit": fit_total([p["tokens"] for p in stream_curve], [p["total_ms"] for p in stream_curve]),
         "server": {"prompt_ms": statistics.median(server_prompt) if server_prompt else None,
                    "itl_ms": statistics.median(server_itl) if server_itl else None},
-        "loop": {"series": loop_series,
-                 "fit": fit_total([p["tokens"] for p in loop_series], [p["total_ms"] for p in loop_series])},
+        "loop": {"series": loop_series, "curve": loop_curve,
+                 "fit": fit_total([p["tokens"] for p in loop_curve], [p["total_ms"] for p in loop_curve])},
     }
+
+
+def curve(runs: Sequence[Sequence[float]]) -> list[dict]:
+    """Time until the k-th token, for every k: the k-th arrival of any run that got that far is a
+    measurement of an answer k tokens long. Each k keeps its fastest (least disturbed) run."""
+    longest = max((len(run) for run in runs), default=0)
+    return [{"tokens": k, "total_ms": min(run[k - 1] for run in runs if len(run) >= k)} for k in range(1, longest + 1)]
 
 
 def _server(runs: list[Stream], key: str) -> float | None:

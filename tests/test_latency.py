@@ -1,0 +1,124 @@
+"""Latency: the budget arithmetic, the TTFT + (n - 1) × ITL fit, and the measurement against a real
+llama.cpp server on 127.0.0.1 (the shared `llama_url` fixture from tests/servers.py), compared with
+the server's own `timings`."""
+
+import json
+
+import httpx
+import pytest
+
+from servers import free_port
+from tokenloop import latency
+from tokenloop.cli import main
+from tokenloop.errors import ServerError, UsageError
+
+
+def cli(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse's own refusals
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- the budget (no server) --------------------------------------------------------------------
+def test_budget_arithmetic():
+    b = latency.budget(200, 20, 500)
+    assert b["total_ms"] == 200 + 499 * 20 == 10_180
+    assert b["tokens_per_s_seen"] == pytest.approx(500 / 10.18)
+    assert b["stream_tokens_per_s"] == pytest.approx(50)
+    assert b["ttft_share"] == pytest.approx(200 / 10_180)
+    rows = {row["tokens"]: row for row in b["table"]}
+    assert rows[1]["total_ms"] == 200 and rows[1]["ttft_share"] == 1.0
+    shares = [row["ttft_share"] for row in b["table"]]
+    assert shares == sorted(shares, reverse=True)  # the longer the answer, the less TTFT matters
+
+
+def test_fit_total_recovers_ttft_and_itl():
+    ns = [1, 16, 32, 48, 64]
+    fit = latency.fit_total(ns, [150 + (n - 1) * 12.5 for n in ns])
+    assert fit["ttft_ms"] == pytest.approx(150) and fit["itl_ms"] == pytest.approx(12.5) and fit["r2"] == pytest.approx(1)
+
+
+def test_curve_keeps_the_fastest_arrival_of_each_token():
+    runs = [[100, 110, 120], [90, 130], [95]]
+    assert latency.curve(runs) == [{"tokens": 1, "total_ms": 90}, {"tokens": 2, "total_ms": 110}, {"tokens": 3, "total_ms": 120}]
+
+
+def test_output_lengths_start_at_one():
+    assert latency.output_lengths(64, 5) == [1, 16, 32, 48, 64]
+    assert latency.output_lengths(3, 3) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("args, message", [((-1, 10, 5), "--ttft"), ((10, 0, 5), "--itl"), ((10, 10, 0), "--tokens")])
+def test_budget_refuses_bad_values(args, message):
+    with pytest.raises(UsageError, match=message):
+        latency.budget(*args)
+
+
+def test_cli_budget(capsys):
+    code, out, err = cli(capsys, "latency", "--ttft", "300", "--itl", "25", "--tokens", "500", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["total_ms"] == 300 + 499 * 25
+    code, out, err = cli(capsys, "latency", "--ttft", "300", "--itl", "25")
+    assert code == 0 and "500-token answer" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give --url URL"),
+    (["--ttft", "100"], "both --ttft MS and --itl MS"),
+    (["--url", "http://127.0.0.1:9", "--ttft", "1", "--itl", "1"], "not both"),
+    (["--ttft", "100", "--itl", "0"], "--itl must be more than 0"),
+    (["--url", "127.0.0.1:8080"], "base address"),
+    (["--url", "http://127.0.0.1:9", "--points", "1"], "--points must be at least 2"),
+    (["--url", "http://127.0.0.1:9", "--plot", "x.jpg"], ".png or .svg"),
+    (["--itl", "fast"], "--itl takes a number"),
+])
+def test_cli_bad_values_get_one_line(capsys, args, message):
+    code, out, err = cli(capsys, "latency", *args)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_unreachable_server_is_one_line(capsys):
+    code, out, err = cli(capsys, "latency", "--url", f"http://127.0.0.1:{free_port()}", "--max-tokens", "4", "--points", "2")
+    assert code == 1
+    assert "did not answer" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+# --- a real llama.cpp server -------------------------------------------------------------------
+def test_one_stream_matches_the_servers_timings(llama_url):
+    url = latency.check(llama_url, 8, 2, 1)
+    with httpx.Client(timeout=120) as client:
+        model = latency.model_name(client, url)
+        latency.stream_once(client, url, model, latency.PROMPT, 2)  # warm-up
+        s = latency.stream_once(client, url, model, latency.PROMPT, 8)
+    assert len(s.arrivals_ms) == 8  # the end token is ignored: exactly n tokens
+    assert s.server and s.server["predicted_n"] == 8
+    # the client sees the first token only after the server has read the prompt
+    assert s.ttft_ms >= s.server["prompt_ms"]
+    # the gaps the client sees are the server's decode steps (plus a little transport)
+    assert s.itl_ms == pytest.approx(s.server["predicted_per_token_ms"], rel=0.35, abs=5)
+
+
+def test_cli_latency_against_llama_server(capsys, llama_url, tmp_path):
+    png = tmp_path / "latency.png"
+    code, out, err = cli(capsys, "latency", "--url", llama_url, "--max-tokens", "12", "--points", "2", "--repeats", "2",
+                         "--json", "--plot", str(png))
+    assert code == 0, err
+    data = json.loads(out)
+    assert [p["tokens"] for p in data["series"]] == [1, 12]
+    assert [p["received"] for p in data["series"]] == [1, 12]
+    assert [p["tokens"] for p in data["curve"]] == [p["tokens"] for p in data["loop"]["curve"]] == list(range(1, 13))
+    fit, server = data["fit"], data["server"]
+    assert fit["ttft_ms"] > 0 and fit["itl_ms"] > 0
+    assert server["itl_ms"] > 0 and server["prompt_ms"] > 0
+    # the fit, made from client-side totals only, lands near what the server says it spent
+    assert fit["itl_ms"] == pytest.approx(server["itl_ms"], rel=0.5, abs=5)
+    assert fit["ttft_ms"] >= 0.5 * server["prompt_ms"]
+    # one request per token pays for a request and its prompt every token: slower per token
+    assert data["loop"]["fit"]["itl_ms"] > fit["itl_ms"]
+    assert data["budget"]["stream"]["total_ms"] < data["budget"]["loop"]["total_ms"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
