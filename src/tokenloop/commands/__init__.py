@@ -7,4 +7,5 @@ MODULES = [
     "tokenloop.commands.lesson",
     "tokenloop.commands.server",
     "tokenloop.commands.cost",
+    "tokenloop.commands.train",
 ]
