@@ -7,5 +7,6 @@ MODULES = [
     "tokenloop.commands.lesson",
     "tokenloop.commands.server",
     "tokenloop.commands.cost",
+    "tokenloop.commands.notebook",
     "tokenloop.commands.train",
 ]
