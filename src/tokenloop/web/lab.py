@@ -55,6 +55,7 @@ def start(backend, session: Session, prompt: str, chat: bool = False, resume: li
         session.prompt_ids, session.ids = ids, ids + list(resume)
         session.steps = [restored(backend, n, len(ids) + n - 1, i) for n, i in enumerate(resume, 1)]
         session.cache = backend.new_cache()
+        session.seed, session.generator = None, None  # a new run with a seed repeats from its start
         session.stop.clear()
     return state(backend, session)
 
