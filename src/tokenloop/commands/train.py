@@ -68,7 +68,7 @@ class TrainView:
     def start(self):
         self.started = True
         self.console.print(f"Training a copy of {self.backend.model} (AdamW, {self.steps} steps); the served model stays frozen.",
-                           markup=False, highlight=False)
+                           markup=False, highlight=False, soft_wrap=True)
         if self.console.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
