@@ -160,6 +160,8 @@ def test_save_refuses_a_folder_with_files(tiny, tmp_path):
     with pytest.raises(UsageError, match="not an empty folder"):
         training.train(tiny, TEXT, PROBE, steps=1, save=tmp_path)
     assert (tmp_path / "keep.txt").read_text() == "mine"
+    with pytest.raises(UsageError, match="inside the model folder"):
+        training.train(tiny, TEXT, PROBE, steps=1, save=tiny.folder / "trained")
 
 
 @pytest.mark.parametrize("argv", [["--steps", "0"], ["--lr", "0"], ["--lr", "-3"], ["--text", ""], ["--lr", "fast"]])

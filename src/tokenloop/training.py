@@ -290,6 +290,8 @@ def training(
     probe_text = default_probe(text) if probe_text is None else probe_text
     out_dir = check_save(save)
     folder = Path(backend.folder)
+    if out_dir is not None and out_dir.resolve().is_relative_to(folder.resolve()):
+        raise UsageError(f"--save {save}: that is inside the model folder {folder}; save the trained copy somewhere else")
     checksum = files_checksum(folder)
     before, p_before, rank_before = probe_next(backend, None, probe_ids, target, top_k)
 
