@@ -90,7 +90,7 @@ def latency_chart(data: dict, path: str | Path) -> Path:
     ax.set_ylabel("time until the last token (ms)")
     ax.set_xlim(0, data["max_tokens"] * 1.03)
     ax.set_ylim(0, None)
-    ax.set_title(f"Latency: {data['model']} at {data['url']}")
+    ax.set_title(f"Latency: {Path(data['model']).name} at {data['url']}")
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     fig.savefig(path)

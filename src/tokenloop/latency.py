@@ -9,9 +9,11 @@ an OpenAI-compatible server are measured side by side, client side, over plain H
 - one streamed request (`stream: true, max_tokens: n`): the server runs the loop;
 - one request per token (`max_tokens: 1`, the text so far as the prompt): our loop, over HTTP.
 
-Both ask the server to ignore the end token (so every answer is n tokens long) and not to reuse a
-cached prompt (so every request pays for its prompt, like a first visit); a server that doesn't
-know these llama.cpp options ignores them.
+Every answer is exactly n tokens (`ignore_eos`, known to llama.cpp and vLLM). Each streamed
+request starts with its own number, so no server can answer it from a cached prompt: its TTFT is a
+new visitor's. The per-token loop runs with the server's defaults: a server with a prefix cache
+(llama.cpp, vLLM) reuses the text it has already read, so each call reads only the newest token;
+without that cache every call would read the whole text again, the staircase once more.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from typing import Callable, Iterator, Sequence
 import httpx
 
 from .errors import ServerError, UsageError
-from .staircase import fit_polynomial
+from .staircase import r_squared
 
 PROMPT = "The history of the printing press begins"
-EXTRA = {"ignore_eos": True, "cache_prompt": False, "temperature": 0}
+EXTRA = {"ignore_eos": True, "temperature": 0}
 
 
 # --- the budget (pure) -------------------------------------------------------------------------
@@ -59,12 +61,31 @@ def budget(ttft_ms: float, itl_ms: float, tokens: int = 500) -> dict:
     }
 
 
-def fit_total(tokens: Sequence[int], totals_ms: Sequence[float]) -> dict:
-    """Least squares total = TTFT + (n - 1) × ITL: the intercept is TTFT, the slope ITL.
-    The points are the time until the n-th token for every n (see `curve`)."""
-    fit = fit_polynomial([n - 1 for n in tokens], totals_ms, 1)
-    return {"ttft_ms": fit.a_ms, "itl_ms": fit.b_ms_per_token, "r2": fit.r2, "rmse_ms": fit.rmse_ms,
-            "formula": f"{fit.a_ms:.1f} ms + (n - 1) × {fit.b_ms_per_token:.2f} ms"}
+def fit_total(runs: Sequence[Sequence[float]]) -> dict:
+    """total(n) ≈ TTFT + (n - 1) × ITL, from runs of arrival times (ms after each request was sent).
+
+    TTFT: the median time to the first token over all runs (what a user typically waits).
+    ITL: the least-squares slope, through the origin, of every later token's time after its own
+    run's first token; measured per run, so a slow spell in one run does not tilt the line.
+    R² and the error are over every (n, time until token n) point of every run."""
+    runs = [run for run in runs if run]
+    ttft = statistics.median(run[0] for run in runs)
+    after = [(k, t - run[0]) for run in runs for k, t in enumerate(run[1:], 1)]
+    itl = sum(k * dt for k, dt in after) / sum(k * k for k, _ in after) if after else 0.0
+    points = [(n, t) for run in runs for n, t in enumerate(run, 1)]
+    predicted = [ttft + (n - 1) * itl for n, _ in points]
+    times = [t for _, t in points]
+    rmse = statistics.fmean((t - p) ** 2 for t, p in zip(times, predicted)) ** 0.5
+    return {"ttft_ms": ttft, "itl_ms": itl, "r2": r_squared(times, predicted), "rmse_ms": rmse,
+            "formula": f"{ttft:.1f} ms + (n - 1) × {itl:.2f} ms"}
+
+
+def curve(runs: Sequence[Sequence[float]]) -> list[dict]:
+    """Time until the k-th token, for every k: the k-th arrival of any run that got that far is a
+    measurement of an answer k tokens long. Each k keeps the median of those runs."""
+    longest = max((len(run) for run in runs), default=0)
+    return [{"tokens": k, "total_ms": statistics.median(run[k - 1] for run in runs if len(run) >= k)}
+            for k in range(1, longest + 1)]
 
 
 def output_lengths(max_tokens: int, points: int) -> list[int]:
@@ -186,7 +207,8 @@ def check(url: str, max_tokens: int, points: int, repeats: int) -> str:
 
 def measure(url: str, max_tokens: int = 64, points: int = 5, repeats: int = 2, prompt: str = PROMPT,
             on_progress: Callable[[int, int], None] | None = None, seed: int = 0, timeout_s: float = 120) -> dict:
-    """Streamed requests at several output lengths (interleaved, repeated) and the per-token loop."""
+    """Streamed requests at several output lengths (interleaved, repeated) and the per-token loop.
+    Latency is what a user waits for, so the repeats are summarised by their median."""
     url = check(url, max_tokens, points, repeats)
     sizes = output_lengths(max_tokens, points)
     rng = random.Random(seed)
@@ -196,14 +218,15 @@ def measure(url: str, max_tokens: int = 64, points: int = 5, repeats: int = 2, p
     total_work = len(order) + repeats
     with httpx.Client(timeout=timeout_s) as client:
         model = model_name(client, url)
-        stream_once(client, url, model, prompt, 2)  # warm-up, not counted
+        stream_once(client, url, model, f"0. {prompt}", 2)  # warm-up, not counted
         streams: dict[int, list[Stream]] = {n: [] for n in sizes}
         loops: list[list[float]] = []
         for done, item in enumerate(_interleave(order, repeats), 1):
+            fresh = f"{done}. {prompt}"  # a prompt no cache has seen
             if item is None:
-                loops.append(loop_once(client, url, model, prompt, max_tokens))
+                loops.append(loop_once(client, url, model, fresh, max_tokens))
             else:
-                streams[item].append(stream_once(client, url, model, prompt, item))
+                streams[item].append(stream_once(client, url, model, fresh, item))
             if on_progress:
                 on_progress(done, total_work)
     return summarize(url, model, max_tokens, repeats, streams, loops, sizes)
@@ -220,42 +243,34 @@ def _interleave(order: list[int], repeats: int) -> Iterator[int | None]:
 
 def summarize(url: str, model: str, max_tokens: int, repeats: int, streams: dict[int, list[Stream]],
               loops: list[list[float]], sizes: Sequence[int]) -> dict:
+    median = statistics.median
     series = []
     for n in sizes:
         runs = streams[n]
-        best = min(runs, key=lambda s: s.total_ms)
+        totals = [s.total_ms for s in runs]
         itls = [s.itl_ms for s in runs if s.itl_ms is not None]
         series.append({
-            "tokens": n, "received": len(best.arrivals_ms),
-            "ttft_ms": min(s.ttft_ms for s in runs), "itl_ms": min(itls) if itls else None,
-            "total_ms": best.total_ms, "total_spread_ms": max(s.total_ms for s in runs) - best.total_ms,
+            "tokens": n, "received": min(len(s.arrivals_ms) for s in runs),
+            "ttft_ms": median(s.ttft_ms for s in runs), "itl_ms": median(itls) if itls else None,
+            "total_ms": median(totals), "total_spread_ms": max(totals) - min(totals),
             "server_prompt_ms": _server(runs, "prompt_ms"), "server_itl_ms": _server(runs, "predicted_per_token_ms"),
         })
-    loop_series = [{"tokens": n, "total_ms": min(run[n - 1] for run in loops),
+    loop_series = [{"tokens": n, "total_ms": median(run[n - 1] for run in loops),
                     "total_spread_ms": max(run[n - 1] for run in loops) - min(run[n - 1] for run in loops)} for n in sizes]
-    stream_curve = curve([s.arrivals_ms for runs in streams.values() for s in runs])
-    loop_curve = curve(loops)
+    arrivals = [s.arrivals_ms for runs in streams.values() for s in runs]
     server_prompt = [p["server_prompt_ms"] for p in series if p["server_prompt_ms"] is not None]
     server_itl = [p["server_itl_ms"] for p in series if p["server_itl_ms"] is not None and p["tokens"] > 1]
     return {
         "url": url, "model": model, "max_tokens": max_tokens, "points": len(sizes), "repeats": repeats,
         "series": series,
-        "curve": stream_curve,
-        "fit": fit_total([p["tokens"] for p in stream_curve], [p["total_ms"] for p in stream_curve]),
+        "curve": curve(arrivals),
+        "fit": fit_total(arrivals),
         "server": {"prompt_ms": statistics.median(server_prompt) if server_prompt else None,
                    "itl_ms": statistics.median(server_itl) if server_itl else None},
-        "loop": {"series": loop_series, "curve": loop_curve,
-                 "fit": fit_total([p["tokens"] for p in loop_curve], [p["total_ms"] for p in loop_curve])},
+        "loop": {"series": loop_series, "curve": curve(loops), "fit": fit_total(loops)},
     }
-
-
-def curve(runs: Sequence[Sequence[float]]) -> list[dict]:
-    """Time until the k-th token, for every k: the k-th arrival of any run that got that far is a
-    measurement of an answer k tokens long. Each k keeps its fastest (least disturbed) run."""
-    longest = max((len(run) for run in runs), default=0)
-    return [{"tokens": k, "total_ms": min(run[k - 1] for run in runs if len(run) >= k)} for k in range(1, longest + 1)]
 
 
 def _server(runs: list[Stream], key: str) -> float | None:
     values = [s.server[key] for s in runs if s.server and key in s.server]
-    return min(values) if values else None
+    return statistics.median(values) if values else None

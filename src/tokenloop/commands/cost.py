@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--url", help="the server's base URL, e.g. http://127.0.0.1:8080")
     p.add_argument("--max-tokens", type=positive_int("--max-tokens"), default=64, help="longest answer measured (default 64)")
     p.add_argument("--points", type=positive_int("--points"), default=5, help="output lengths from 1 to --max-tokens (default 5)")
-    p.add_argument("--repeats", type=positive_int("--repeats"), default=2, help="requests per length; the fastest is kept (default 2)")
+    p.add_argument("--repeats", type=positive_int("--repeats"), default=2, help="requests per length; their median is shown (default 2)")
     p.add_argument("--prompt", default=None, help="the prompt sent (default: a short sentence)")
     p.add_argument("--ttft", type=number("--ttft"), help="budget: time to first token in ms")
     p.add_argument("--itl", type=number("--itl"), help="budget: time between tokens in ms")
@@ -184,16 +184,24 @@ def _opt(value: float | None, digits: int = 1) -> str:
 
 
 def show_latency(console, data: dict, tokens: int, plot: str | None) -> None:
+    from pathlib import PurePath
+
     from ..charts import bars
 
-    console.print(f"[bold]Latency[/]: {data['model']} at {data['url']}; {data['points']} lengths × {data['repeats']} repeats, fastest kept")
+    console.print(f"[bold]Latency[/]: {PurePath(data['model']).name} at {data['url']}")
+    console.print(f"  {data['points']} answer lengths × {data['repeats']} repeats; medians; ms")
     table = Table(box=None, header_style="bold")
-    for column in ("tokens", "TTFT ms", "ITL ms", "total ms (± spread)", "server prompt ms", "server ITL ms", "1 request/token ms"):
+    for column in ("tokens", "TTFT", "ITL", "total", "server: prompt", "server: ITL", "1 call/token: total"):
         table.add_column(column, justify="right")
     for p, q in zip(data["series"], data["loop"]["series"]):
-        table.add_row(str(p["tokens"]), _opt(p["ttft_ms"]), _opt(p["itl_ms"]), _ms(p["total_ms"], p["total_spread_ms"]),
-                      _opt(p["server_prompt_ms"]), _opt(p["server_itl_ms"] if p["tokens"] > 1 else None), _ms(q["total_ms"], q["total_spread_ms"]))
+        table.add_row(str(p["tokens"]), _opt(p["ttft_ms"]), _opt(p["itl_ms"]), _opt(p["total_ms"]), _opt(p["server_prompt_ms"]),
+                      _opt(p["server_itl_ms"] if p["tokens"] > 1 else None), _opt(q["total_ms"]))
     console.print(table)
+    if data["repeats"] > 1:
+        worst = max(p["total_spread_ms"] / p["total_ms"] for p in data["series"] + data["loop"]["series"] if p["total_ms"])
+        console.print(f"  noise: totals of one length differed by up to {100 * worst:.0f} % between repeats")
+    else:
+        console.print("  noise: one repeat, so no spread was measured (use --repeats 3)")
     fit, loop, server = data["fit"], data["loop"]["fit"], data["server"]
     console.print(f"  streamed:          total ≈ {fit['formula']}   R² {fit['r2']:.3f}")
     console.print(f"  one request/token: total ≈ {loop['formula']}   R² {loop['r2']:.3f}")
@@ -209,8 +217,8 @@ def show_latency(console, data: dict, tokens: int, plot: str | None) -> None:
     for key, label in (("stream", "streamed"), ("loop", "one request per token")):
         b = data["budget"][key]
         if b:
-            console.print(f"  a {tokens}-token answer, {label}: ≈ {b['total_ms'] / 1000:,.1f} s "
-                          f"({b['tokens_per_s_seen']:,.1f} tokens/s seen, first token {b['ttft_share']:.0%} of the wait)")
+            console.print(f"  {tokens} tokens, {label}: ≈ {b['total_ms'] / 1000:,.1f} s "
+                          f"({b['tokens_per_s_seen']:,.1f} tokens/s; TTFT {b['ttft_share']:.0%} of it)")
     if plot:
         console.print(f"  chart written to {plot}")
 
