@@ -135,7 +135,7 @@ const TL = (() => {
       const d = s.points.map((p, j) => `${j ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
       chart.append(svg("path", { d, class: `series s${i}` }));
       for (const p of s.points) chart.append(svg("circle", { cx: x(p[0]), cy: y(p[1]), r: 3, class: `dot s${i}` }));
-      chart.append(svg("text", { x: width - pad.r - 150, y: pad.t + 14 + 16 * i, class: `legend s${i}`, text: s.name }));
+      chart.append(svg("text", { x: pad.l + 12, y: pad.t + 14 + 16 * i, class: `legend s${i}`, text: s.name }));
     });
     container.replaceChildren(chart);
     return chart;

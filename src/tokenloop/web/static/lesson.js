@@ -39,7 +39,7 @@
     async next(box, step) {
       const note = el("p", { class: "live", text: "Asking the model…" });
       const chart = el("div", { class: "bars", id: "lesson-bars" });
-      box.append(el("p", { class: "prompt-line" }, "Prompt: ", el("q", { text: lesson.prompt })), note, chart);
+      box.append(note, chart);
       try {
         const result = await fetchNext();
         const best = result.top[0];
@@ -144,10 +144,11 @@
 
   function drawTraining(out, r) {
     const mb = (bytes) => (bytes / 2 ** 20).toFixed(1) + " MiB";
+    const fine = (p) => (p > 0 && p < 0.001 ? (100 * p).toPrecision(2) + "%" : pct(p)); // a tiny start is not zero
     out.append(
       el("p", {}, "Training text: ", el("q", { text: r.text })),
       el("p", {}, "Probe: ", el("q", { text: r.probe }), " → target ", el("code", { text: shown(r.target.token) }),
-        `: probability ${pct(r.target_prob_before)} before, ${pct(r.target_prob_after)} after ${r.losses.length} training steps.`));
+        `: probability ${fine(r.target_prob_before)} before, ${fine(r.target_prob_after)} after ${r.losses.length} training steps.`));
     const chart = el("div", { class: "chart-box" });
     out.append(chart);
     lineChart(chart, [{ name: "loss", points: r.losses.map((loss, i) => [i + 1, loss]) }], { xLabel: "training step", yLabel: "loss" });
