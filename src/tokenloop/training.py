@@ -286,6 +286,8 @@ def training(
 ) -> Iterator[TrainStep | TrainResult]:
     """Train a copy of the backend's model on `text`; yields a `TrainStep` per update, then a `TrainResult`."""
     check_numbers(steps, lr)
+    if not isinstance(getattr(backend, "lm", None), torch.nn.Module):
+        raise UsageError(f"training needs the model's weights in this process; the {backend.name} backend only returns scores")
     ids, probe_ids, target = plan(backend, text, probe_text)
     probe_text = default_probe(text) if probe_text is None else probe_text
     out_dir = check_save(save)

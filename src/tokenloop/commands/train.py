@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from .common import add_backend_options, emit_json, number, open_backend, positive_int
+from .common import emit_json, number, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,12 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=positive_int("--top-k"), default=8, help="candidates shown before/after (default 8)")
     p.add_argument("--save", metavar="DIR", help="write the trained model to a new folder that --model DIR loads")
     p.add_argument("--json", action="store_true", help="JSON lines: one per step, then the result object")
-    add_backend_options(p)
+    # Training needs the weights themselves, so always the embedded backend (never a server's --url).
+    p.add_argument("--model", metavar="PATH", help="a local Hugging Face model folder or .gguf file (default: the embedded SmolLM2-135M-Instruct)")
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args, console) -> int:
     from .. import training
+    from ..backends import backend_class
 
     text = training.DEFAULT_TEXT if args.text is None else args.text
     steps = training.DEFAULT_STEPS if args.steps is None else args.steps
@@ -35,7 +37,7 @@ def cmd_train(args, console) -> int:
     training.check_numbers(steps, lr)  # bad values fail before the model loads
     training.check_save(args.save)
     training.check_text(text)
-    backend = open_backend(args)
+    backend = backend_class("embedded")(model=args.model)
     view = None if args.json else TrainView(console, backend, steps)
     for record in training.training(backend, text, args.probe, steps, lr, args.top_k, args.save):
         if args.json:
