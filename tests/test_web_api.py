@@ -299,3 +299,28 @@ def test_the_command_refuses_a_bad_port(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["lesson", "--port", "70000"])
     assert exit_.value.code == 2 and "between 1 and 65535" in capsys.readouterr().err
+
+
+# --- with the learner's own server --------------------------------------------------------------
+@pytest.mark.model
+def test_with_a_server_the_app_talks_to_it_and_keeps_the_embedded_model_beside_it(llama_url, smol):
+    from tokenloop.backends.server import ServerBackend
+
+    server = ServerBackend(llama_url)
+    client = TestClient(create_app(server, compare=smol, server_url=server.root, demo=SMALL))
+    info = client.get("/api/info").json()
+    assert info["backend"] == "server" and info["compare"] == smol.model and info["teacher_model"] == server.model
+    assert info["curl"].startswith(f"curl -s {server.root}/v1/completions") and '"logprobs": 8' in info["curl"]
+
+    side = client.post("/api/compare", json={"prompt": "Kubernetes pods are scheduled by the", "top_k": 3, "max_new": 0}).json()
+    assert (side["a"]["backend"], side["b"]["backend"]) == ("server", "embedded")
+    assert side["a"]["top"][0]["id"] == side["b"]["top"][0]["id"]  # the same weights agree on the favourite
+
+    client.post("/api/lab/start", json={"prompt": PROMPT})
+    steps = [client.post("/api/lab/step", json={"show": 3}).json() for _ in range(2)]
+    assert [s["step"] for s in steps] == [1, 2] and all(s["top"] for s in steps)
+    assert client.post("/api/score", json={"text": PROMPT}).json()["model"] == smol.model  # scored in this process
+
+    got = events(client.post("/api/teacher", json={"question": "What is a token?", "max_new": 6}).text)
+    assert got[0][1]["backend"] == "server" and got[-1][0] == "done"  # answered by the server's chat endpoint
+    assert "".join(data["text"] for name, data in got if name == "text").strip()
