@@ -97,17 +97,18 @@ def test_unreachable_server_is_one_line(capsys):
 
 # --- a real llama.cpp server -------------------------------------------------------------------
 def test_one_stream_matches_the_servers_timings(llama_url):
-    url = latency.check(llama_url, 8, 2, 1)
+    url = latency.check(llama_url, 16, 2, 1)
     with httpx.Client(timeout=120) as client:
         model = latency.model_name(client, url)
-        latency.stream_once(client, url, model, latency.PROMPT, 2)  # warm-up
-        s = latency.stream_once(client, url, model, latency.PROMPT, 8)
-    assert len(s.arrivals_ms) == 8  # the end token is ignored: exactly n tokens
-    assert s.server and s.server["predicted_n"] == 8
+        latency.stream_once(client, url, model, "Warm-up. " + latency.PROMPT, 2)
+        s = latency.stream_once(client, url, model, "A fresh prompt: " + latency.PROMPT, 16)
+    seen = f"client: ttft {s.ttft_ms:.1f} ms, itl {s.itl_ms:.2f} ms; server: {s.server}"
+    assert len(s.arrivals_ms) == 16, seen  # the end token is ignored: exactly n tokens
+    assert s.server and s.server["predicted_n"] == 16, seen
     # the client sees the first token only after the server has read the prompt
-    assert s.ttft_ms >= s.server["prompt_ms"]
+    assert s.ttft_ms >= s.server["prompt_ms"], seen
     # the gaps the client sees are the server's decode steps (plus a little transport)
-    assert s.itl_ms == pytest.approx(s.server["predicted_per_token_ms"], rel=0.35, abs=5)
+    assert s.itl_ms == pytest.approx(s.server["predicted_per_token_ms"], rel=0.35, abs=5), seen
 
 
 def test_cli_latency_against_llama_server(capsys, llama_url, tmp_path):

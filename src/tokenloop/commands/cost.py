@@ -4,6 +4,7 @@ ITL and the total a user waits for)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -59,10 +60,11 @@ def cmd_staircase(args, console) -> int:
     if args.plot:
         charts.check_path(args.plot)
     staircase.check(args.max_len, args.points, args.repeats, context_length=args.max_len)  # what needs no model
+    backend = open_backend(args)
+    staircase.check(args.max_len, args.points, args.repeats, backend.context_length)
     busy = busy_warning(args.threads)
     if busy:
-        Console(stderr=True).print(busy, style="yellow", highlight=False)
-    backend = open_backend(args)
+        print(busy, file=sys.stderr)
     with progress_bar(f"measuring {args.points} lengths × {args.repeats} repeats × 2") as bar:
         task = bar.add_task("", total=args.points * args.repeats * 2)
         result = staircase.measure(backend, args.max_len, args.points, args.repeats, threads=args.threads,
