@@ -182,7 +182,8 @@ def test_cli_json_and_charts(capsys, tiny_model_dir, tmp_path):
     assert lines[2 * data["series"].index(longest)].count("█") == 40  # the slowest step gets the full bar
 
 
-def test_cli_text_output(capsys, tiny_model_dir):
+def test_cli_text_output(capsys, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # a server set up elsewhere must not be picked
     code, out, err = cli(capsys, "staircase", "--model", str(tiny_model_dir), "--max-len", "24", "--points", "2",
                          "--repeats", "1", "--threads", "1")
     assert code == 0, err

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import UsageError
-from .common import add_backend_options, emit_json, number, positive_int
+from .common import emit_json, number, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="torch CPU threads (default: torch's choice, one per core; on a busy shared machine 1 is much steadier)")
     p.add_argument("--plot", metavar="FILE", help="write a chart to FILE (.png or .svg)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the data the web lesson draws)")
-    add_backend_options(p)
+    p.add_argument("--model", metavar="PATH", help="a local Hugging Face model folder or .gguf file (default: the embedded "
+                   "SmolLM2-135M-Instruct); a server's costs are measured by `tokenloop latency --url`")
     p.set_defaults(func=cmd_staircase)
 
     p = sub.add_parser("latency", help="time to first token and between tokens on a server, or the budget for given numbers",
@@ -55,12 +56,12 @@ def progress_bar(what: str) -> Progress:
 # --- staircase ---------------------------------------------------------------------------------
 def cmd_staircase(args, console) -> int:
     from .. import charts, staircase
-    from .common import open_backend
+    from ..backends import backend_class
 
     if args.plot:
         charts.check_path(args.plot)
     staircase.check(args.max_len, args.points, args.repeats, context_length=args.max_len)  # what needs no model
-    backend = open_backend(args)
+    backend = backend_class("embedded")(model=args.model)  # always in-process: it times the forward itself
     staircase.check(args.max_len, args.points, args.repeats, backend.context_length)
     busy = busy_warning(args.threads)
     if busy:
