@@ -61,8 +61,9 @@ def address(host: str, port_: int) -> str:
 def cmd_lesson(args, console) -> int:
     import uvicorn
 
-    from ..web import create_app
+    from ..web import content, create_app
 
+    content.load(args.lesson)  # a wrong name fails before the model loads
     check_free(args.host, args.port)
     log = lambda message: print(f"tokenloop: {message}", file=sys.stderr)  # noqa: E731
     backend = open_backend(args, log=log)

@@ -97,6 +97,10 @@ def install_errors(app: FastAPI) -> None:
     async def tokenloop_error(request: Request, error: TokenloopError):
         return JSONResponse({"error": str(error)}, status_of(error))
 
+    @app.exception_handler(Exception)
+    async def bug(request: Request, error: Exception):  # still logged with its traceback by the server
+        return JSONResponse({"error": f"internal error ({type(error).__name__}): see the terminal running tokenloop lesson"}, 500)
+
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, error: RequestValidationError):
         first = error.errors()[0] if error.errors() else {}
