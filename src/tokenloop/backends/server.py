@@ -113,6 +113,8 @@ class ServerBackend:
         self._texts: dict[int, str] = {}  # display text per id, from /detokenize (or the server's clean token string)
         self._pieces: dict[int, str] = {}  # the server's token string per id: what text mode appends
         self._ids_of_text: dict[str, int] = {}  # text mode: token string -> id (negative: a local placeholder)
+        self._placeholders: dict[str, int] = {}  # token string -> its local negative id
+        self._hold = False  # True while a stream runs on a server that a second request would interrupt
         self._prompts: dict[tuple[int, ...], str] = {}  # prompt ids -> the text they came from
         self.notes: list[str] = []
         self.caps = self._discover(model)
@@ -273,11 +275,9 @@ class ServerBackend:
         """A token as display text: detokenized by id (the server's string may be '', '\ufffd', 'bytes:..')."""
         text = self._texts.get(token_id)
         if text is None:
-            if token_id < 0 or self.caps.detokenize is None:
-                text = self._pieces.get(token_id, "")
-            else:
-                text = self.decode([token_id])
-            self._texts[token_id] = text
+            if token_id < 0 or self.caps.detokenize is None or self._hold:
+                return self._pieces.get(token_id, "")
+            text = self._texts[token_id] = self.decode([token_id])
         return text
 
     def _text_of(self, ids: list[int]) -> str:
@@ -306,10 +306,12 @@ class ServerBackend:
                 self._pieces.setdefault(entry.id, entry.text)
             return entry.id
         token_id = self._ids_of_text.get(entry.text)
-        if token_id is None:
+        if token_id is None and self._hold:
+            token_id = self._placeholder(entry.text)  # no request while a stream runs: it would cut it short
+        elif token_id is None:
             token_id = self._ids_of_text[entry.text] = self._lookup_id(entry.text)
         self._pieces.setdefault(token_id, entry.text)  # text mode appends exactly what the server wrote
-        if token_id < 0:
+        if token_id < 0 or _clean(entry.text):
             self._texts.setdefault(token_id, entry.text)
         return token_id
 
@@ -319,7 +321,21 @@ class ServerBackend:
             tokens = answer.get("tokens") if isinstance(answer, dict) else None
             if isinstance(tokens, list) and len(tokens) == 1 and isinstance(tokens[0], int):
                 return tokens[0]
-        return -2 - len([i for i in self._ids_of_text.values() if i < 0])
+        return self._placeholder(text)
+
+    def _placeholder(self, text: str) -> int:
+        """A local negative id for a token string the server gave no id for."""
+        return self._placeholders.setdefault(text, -2 - len(self._placeholders))
+
+    def _resolve(self, token_id: int) -> int:
+        """A placeholder handed out during a stream, looked up now that the stream is over."""
+        if token_id >= 0:
+            return token_id
+        text = self._pieces.get(token_id, "")
+        real = self._ids_of_text.get(text)
+        if real is None:
+            real = self._ids_of_text[text] = self._lookup_id(text)
+        return real if real >= 0 else token_id
 
     # --- one completion call -------------------------------------------------------------------
     def new_cache(self) -> PrefixCache:
@@ -419,7 +435,7 @@ class ServerBackend:
                 caps.prompt_ids = self.sends_ids = True
             except Refused as refused:
                 caps.prompt_ids = self.sends_ids = False
-                checks["ids_refused"] = f"{refused.status}: {refused.server_message}"
+                checks["ids_refused"] = f"{refused.status}: {refused.server_message[:70]}"
         prompt = ids if self.sends_ids else text
         start = time.perf_counter()
         try:
@@ -436,10 +452,10 @@ class ServerBackend:
         found = shapes.positions(logprobs)
         returned = len(found[0].top) if found else 0
         checks["logprobs_asked"], checks["logprobs_returned"] = min(PROBE_K, caps.max_logprobs or PROBE_K), returned
-        if caps.max_logprobs is None and 0 < returned < PROBE_K:
-            caps.max_logprobs = self.max_top_k = returned  # answered fewer than asked, without a word
         checks["shape"] = shapes.shape_of(logprobs)
         checks["keyed_by"] = shapes.keyed_by(found[0]) if found else "nothing"
+        if caps.max_logprobs is None and 0 < returned < PROBE_K and checks["keyed_by"] != "text":
+            caps.max_logprobs = self.max_top_k = returned  # answered fewer than asked, without a word
         checks["reports"] = sorted(k for k in shapes.server_numbers(data) if k in ("server_ms", "cached_tokens", "prompt_tokens"))
         return caps
 
@@ -518,16 +534,36 @@ def stream(backend: ServerBackend, ids, max_new=32, sampler=GREEDY, show=8, seed
     if max_new < 1:
         raise UsageError(f"--max-new must be at least 1, not {max_new}")
     prompt = list(ids)
-    sent: list[int] | str = prompt if backend.sends_ids else backend._text_of(prompt)
     new: list[int] = []
-    finish = None
+    finish: list[str | None] = [None]
+    start = time.perf_counter()
+    backend._hold = backend.kind.interrupts
+    try:
+        yield from _streamed_steps(backend, prompt, new, finish, max_new, sampler, show, seed)
+    finally:
+        backend._hold = False
+    new = [backend._resolve(i) for i in new]
+    if finish[0] == "stop" and new:
+        backend.eos_ids = backend.eos_ids | {new[-1]}  # the server stopped on it: an end token
+    seconds = time.perf_counter() - start
+    if new and new[-1] in backend.eos_ids:
+        stop = "eos"
+    else:
+        stop = "max_new" if len(new) >= max_new else ("eos" if finish[0] == "stop" else "context")
+    yield Done(backend.decode(new), new, stop, len(new) / seconds if seconds > 0 else 0.0, seconds, prompt)
+
+
+def _streamed_steps(backend: ServerBackend, prompt, new, finish, max_new, sampler, show, seed) -> Iterator[Step]:
+    """A `Step` per streamed token; appends to `new` and sets `finish[0]` as it goes."""
+    sent: list[int] | str = prompt if backend.sends_ids else backend._text_of(prompt)
     start = last = time.perf_counter()
     for chunk in _events(backend, sent, show, max_new, sampler, seed):
         if backend.kind.native:
-            logprobs, finish = chunk.get("completion_probabilities"), ("stop" if chunk.get("stop_type") == "eos" else finish)
+            logprobs = chunk.get("completion_probabilities")
+            finish[0] = "stop" if chunk.get("stop_type") == "eos" else finish[0]
         else:
             choice = (chunk.get("choices") or [{}])[0]
-            logprobs, finish = choice.get("logprobs"), choice.get("finish_reason") or finish
+            logprobs, finish[0] = choice.get("logprobs"), choice.get("finish_reason") or finish[0]
         for position in shapes.positions(logprobs):
             step = len(new) + 1
             if position.chosen is None or not position.top:
@@ -544,14 +580,6 @@ def stream(backend: ServerBackend, ids, max_new=32, sampler=GREEDY, show=8, seed
                        f"{sampler.describe()} by the server, streamed", extra)
             last = now
             new.append(chosen.id)
-    if finish == "stop" and new:
-        backend.eos_ids = backend.eos_ids | {new[-1]}
-    seconds = time.perf_counter() - start
-    if new and new[-1] in backend.eos_ids:
-        stop = "eos"
-    else:
-        stop = "max_new" if len(new) >= max_new else ("eos" if finish == "stop" else "context")
-    yield Done(backend.decode(new), new, stop, len(new) / seconds if seconds > 0 else 0.0, seconds, prompt)
 
 
 def _events(backend: ServerBackend, prompt, k: int, max_new: int, sampler: Sampler, seed) -> Iterator[dict]:

@@ -10,7 +10,8 @@ request, and what its logprobs mean; no `if vllm:` chains elsewhere. Facts per s
 - llama.cpp (`llama-server`): native `/completion` with `n_probs` and `cache_prompt`, token ids
   in and out, `timings` and cached-token counts; raw unless `post_sampling_probs`.
 - llama-cpp-python: `/extras/tokenize`, text prompts only (a list of ids gets 422), legacy
-  logprobs keyed by token string; its default sampler has min_p and repeat_penalty on.
+  logprobs keyed by token string; its default sampler has min_p and repeat_penalty on; any new
+  request interrupts a running stream (its `interrupt_requests` setting).
 - Ollama: no tokenizer endpoint, text prompts only; logprobs before temperature.
 """
 
@@ -32,6 +33,7 @@ class Kind:
     native: bool = False  # llama.cpp's /completion instead of /v1/completions
     takes_ids: bool = True  # accepts the prompt as a list of token ids
     after_temperature: bool = False  # its logprobs are of the temperature-scaled distribution
+    interrupts: bool = False  # a second request cuts a running stream short (llama-cpp-python)
     distribution: str = "unknown: the server does not say whether its logprobs come before or after its sampler"
     neutral: dict = field(default_factory=dict)  # switch off the server's own default sampler steps
     extra: dict = field(default_factory=dict)  # sent with every completion request
@@ -61,7 +63,7 @@ LLAMA_CPP = Kind(
 )
 LLAMA_CPP_PYTHON = Kind(
     "llama-cpp-python", ("me",), tokenize="/extras/tokenize", detokenize="/extras/detokenize",
-    text_field="input", special_field=None, takes_ids=False,
+    text_field="input", special_field=None, takes_ids=False, interrupts=True,
     distribution="raw: llama-cpp-python takes the log-softmax of the full logits, before its sampler",
     neutral={"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0},
 )

@@ -40,6 +40,8 @@ def describe(caps) -> list[tuple[str, str]]:
     asked, got = checks.get("logprobs_asked"), checks.get("logprobs_returned")
     if "logprobs_refused" in checks:
         cap = f"{caps.max_logprobs}, the server's cap (it said: {checks['logprobs_refused']}); tokenloop lowers --show to it"
+    elif checks.get("keyed_by") == "text" and got is not None and asked is not None and got < asked:
+        cap = f"at least {got}: asked for {asked}, got {got}; the rest were token strings that print alike, merged in one key"
     elif caps.max_logprobs is not None:
         cap = f"{caps.max_logprobs}: asked for {asked}, it returned {got} without saying why"
     else:
@@ -65,7 +67,7 @@ def describe(caps) -> list[tuple[str, str]]:
 def cmd_probe(args, console) -> int:
     from ..backends.server import ServerBackend
 
-    backend = ServerBackend.from_args(args)
+    backend = ServerBackend.from_args(args, log=lambda note: None)  # the findings below say it all
     caps = backend.probe()
     if args.json:
         emit_json(caps.to_json())
