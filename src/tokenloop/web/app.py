@@ -71,7 +71,7 @@ class Guard:
 
 
 # How big the on-demand demos are by default (a learner's button press); tests pass smaller ones.
-DEMO = {"steps": 20, "max_len": 256, "points": 6, "repeats": 2, "teacher_max_new": 96}
+DEMO = {"steps": 6, "max_len": 256, "points": 6, "repeats": 2, "teacher_max_new": 96}
 
 
 def create_app(backend, *, compare=None, lesson: str = "day01", server_url: str | None = None,

@@ -83,7 +83,7 @@ class TeacherIn(In):
 
 
 class TrainingIn(In):
-    steps: int = Field(20, ge=1, le=50)
+    steps: int = Field(6, ge=1, le=50)
 
 
 class StaircaseIn(In):
