@@ -54,6 +54,8 @@ class Backend(Protocol):
 BACKENDS: dict[str, str] = {
     "embedded": "tokenloop.backends.embedded:EmbeddedBackend",
     "server": "tokenloop.backends.server:ServerBackend",
+    "fast": "tokenloop.backends.fast:FastBackend",  # the embedded model on the fast path (--engine torch)
+    "llama.cpp": "tokenloop.backends.llamacpp:LlamaCppBackend",  # the GGUF in llama-cpp-python (--engine llama.cpp)
 }
 
 

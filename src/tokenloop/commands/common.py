@@ -13,6 +13,10 @@ from ..errors import UsageError
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", metavar="PATH", help="a local Hugging Face model folder or .gguf file (default: the embedded SmolLM2-135M-Instruct)")
+    group.add_argument("--engine", choices=["transformers", "torch", "llama.cpp"], help="how the embedded model runs: transformers (default), "
+                       "torch (the fast path: a compact forward with a static KV cache), llama.cpp (the GGUF file, needs llama-cpp-python)")
+    group.add_argument("--dtype", choices=["float32", "bfloat16", "int8", "int4"], help="the embedded model's weights: float32 (default), or "
+                       "bfloat16/int8/int4 on --engine torch, each printing its measured agreement with float32 (default with --engine torch: int4)")
     server = parser.add_argument_group("your own server (OpenAI-compatible: vLLM, SGLang, llama.cpp, Ollama)")
     server.add_argument("--url", metavar="URL", help="use this server instead of the embedded model, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)")
     server.add_argument("--api-key", metavar="KEY", help="the server's API key (default: $OPENAI_API_KEY)")
@@ -34,7 +38,11 @@ def open_backend(args: argparse.Namespace, log=None):
     if name != "server" and (getattr(args, "stream", False) or getattr(args, "server_sample", False)):
         raise UsageError("--stream and --server-sample need a server: add --url http://host:8000/v1")
     if name == "embedded":
-        return backend_class("embedded")(model=args.model, log=log)
+        from ..backends.paths import open_embedded
+
+        return open_embedded(args.model, getattr(args, "engine", None), getattr(args, "dtype", None), log=log)
+    if getattr(args, "engine", None) or getattr(args, "dtype", None):
+        raise UsageError("--engine and --dtype are for the embedded model; a server runs its own: leave them out with --url")
     return backend_class(name).from_args(args, log=log)
 
 

@@ -1,0 +1,257 @@
+"""The embedded model on the fast path: a compact Llama forward with a static KV cache.
+
+The same weights as the default backend, without transformers on the way: the model is a few
+free functions over tensors read straight from the safetensors file (the way gpt-fast keeps
+its model small), so a decode step is about 25 tensor operations a layer and nothing else.
+
+- Weights in float32, bfloat16, int8 or int4 (`quantized.py`). The running sum of each token
+  (the residual stream), the norms and attention stay in float32; only the matmuls see the
+  narrow format.
+- Fused matmuls: queries, keys and values come out of one matrix, the MLP's gate and up
+  projections out of another, so a layer is four matmuls instead of seven.
+- A static KV cache: each layer's keys and values go into tensors allocated ahead of time
+  (doubling when full), so a step writes one slot instead of concatenating.
+
+`FastBackend` shares the tokenizer side (encode, decode, chat template) with the default
+`EmbeddedBackend`; only the model underneath differs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .. import model_files
+from ..errors import ModelError, UsageError
+from . import Scores, quantized
+from .embedded import EmbeddedBackend, common_prefix
+
+
+# --- the model -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shape:
+    vocab: int
+    dim: int  # D
+    layers: int
+    heads: int  # H query heads
+    kv_heads: int  # G key/value heads
+    head_dim: int  # d
+    hidden: int  # F, the MLP's inner size
+    eps: float
+    rope_theta: float
+    context: int
+
+
+@dataclass
+class Layer:
+    attn_norm: torch.Tensor
+    qkv: quantized.Linear  # (H*d + 2*G*d, D): queries, keys, values in one matmul
+    wo: quantized.Linear  # (D, H*d)
+    mlp_norm: torch.Tensor
+    gate_up: quantized.Linear  # (2*F, D): the MLP's gate and up projections in one matmul
+    down: quantized.Linear  # (D, F)
+
+
+@dataclass
+class Model:
+    shape: Shape
+    layers: list[Layer]
+    norm: torch.Tensor
+    head: quantized.Linear  # (V, D): the output head
+    embed: quantized.Linear  # (V, D): the embedding (the head itself when they are tied)
+    dtype: str  # the weights' format
+    inv_freq: torch.Tensor  # (d/2,): how fast each rotary channel pair turns
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of weights one decode step reads (the embedding contributes a single row)."""
+        per_layer = sum(m.nbytes for layer in self.layers for m in (layer.qkv, layer.wo, layer.gate_up, layer.down))
+        return per_layer + self.head.nbytes
+
+
+def read_shape(folder: Path) -> Shape:
+    c = json.loads((folder / "config.json").read_text())
+    rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
+    plain = (c.get("model_type") == "llama" and not c.get("attention_bias") and not c.get("mlp_bias")
+             and c.get("hidden_act", "silu") == "silu" and rope.get("rope_type", "default") == "default")
+    if not plain:
+        raise ModelError(f"{folder}: the fast path knows only the plain Llama architecture; leave out --dtype/--engine")
+    heads = c["num_attention_heads"]
+    return Shape(
+        vocab=c["vocab_size"], dim=c["hidden_size"], layers=c["num_hidden_layers"], heads=heads,
+        kv_heads=c.get("num_key_value_heads") or heads, head_dim=c.get("head_dim") or c["hidden_size"] // heads,
+        hidden=c["intermediate_size"], eps=c["rms_norm_eps"], rope_theta=rope.get("rope_theta", c.get("rope_theta", 10000.0)),
+        context=c.get("max_position_embeddings", 2048),
+    )
+
+
+def load(folder: Path, dtype: str = "float32") -> Model:
+    """Read a Llama checkpoint and store its matrices in `dtype`."""
+    from safetensors.torch import load_file
+
+    shape = read_shape(folder)
+    w: dict[str, torch.Tensor] = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        w.update(load_file(file))
+    if not w:
+        raise ModelError(f"{folder}: the fast path reads .safetensors weights and found none")
+
+    def get(name: str) -> torch.Tensor:
+        if name not in w:
+            raise ModelError(f"{folder}: no {name} in the weights; the fast path expects a Llama checkpoint")
+        return w[name]
+
+    def layer(i: int) -> Layer:
+        p = f"model.layers.{i}."
+        qkv = torch.cat([get(p + f"self_attn.{n}_proj.weight") for n in "qkv"])
+        gate_up = torch.cat([get(p + "mlp.gate_proj.weight"), get(p + "mlp.up_proj.weight")])
+        return Layer(
+            get(p + "input_layernorm.weight").float(), quantized.pack(qkv, dtype), quantized.pack(get(p + "self_attn.o_proj.weight"), dtype),
+            get(p + "post_attention_layernorm.weight").float(), quantized.pack(gate_up, dtype), quantized.pack(get(p + "mlp.down_proj.weight"), dtype),
+        )
+
+    head_dtype = "int8" if dtype == "int4" else dtype  # the output head stays int8: int4 costs it too much
+    embed = get("model.embed_tokens.weight")
+    head = quantized.pack(w.get("lm_head.weight", embed), head_dtype)
+    tied = "lm_head.weight" not in w or w["lm_head.weight"].data_ptr() == embed.data_ptr()
+    d = shape.head_dim
+    inv_freq = 1.0 / (shape.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
+    return Model(shape, [layer(i) for i in range(shape.layers)], get("model.norm.weight").float(), head,
+                 head if tied else quantized.Dense(embed.float()), dtype, inv_freq)
+
+
+class StaticCache:
+    """Every layer's keys and values, in tensors allocated ahead and filled up to `length`."""
+
+    def __init__(self, shape: Shape, capacity: int = 256):
+        self.shape, self.length, self.seen = shape, 0, []
+        self.k = torch.zeros(shape.layers, shape.kv_heads, capacity, shape.head_dim)
+        self.v = torch.zeros_like(self.k)
+
+    def reserve(self, n: int) -> None:
+        """Make room for n positions, doubling the tensors when they are full."""
+        capacity = self.k.shape[2]
+        if n <= capacity:
+            return
+        while capacity < n:
+            capacity *= 2
+        k, v = torch.zeros(*self.k.shape[:2], capacity, self.k.shape[3]), torch.zeros(*self.v.shape[:2], capacity, self.v.shape[3])
+        k[:, :, : self.length], v[:, :, : self.length] = self.k[:, :, : self.length], self.v[:, :, : self.length]
+        self.k, self.v = k, v
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary positions: turn each (i, i + d/2) channel pair of x (T, heads, d) by its position's angle."""
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+
+
+@torch.inference_mode()
+def forward(model: Model, ids: Sequence[int], start: int = 0, cache: StaticCache | None = None, last_only: bool = True) -> torch.Tensor:
+    """Logits for `ids` sitting at positions start, start+1, ...: (V,) for the last one, or (T, V) for all.
+
+    With a cache, the keys and values of positions < start are read from it and those of `ids`
+    written into it; without, `ids` must be the whole sequence (start = 0).
+    """
+    s, T = model.shape, len(ids)
+    H, G, d = s.heads, s.kv_heads, s.head_dim
+    narrow = quantized.activation_dtype(model.dtype)  # what the matmuls take
+    x = model.embed.rows(torch.tensor(list(ids)))  # (T, D) float32: the running sum of each token
+    angles = torch.arange(start, start + T, dtype=torch.float32)[:, None] * model.inv_freq  # (T, d/2)
+    angles = torch.cat([angles, angles], dim=-1)[:, None, :]  # (T, 1, d)
+    cos, sin = angles.cos(), angles.sin()
+    S = start + T  # positions attention looks at
+    mask, causal = None, T > 1
+    if causal and start > 0:  # new tokens after cached ones: token i sees positions 0 .. start + i
+        mask, causal = torch.ones(T, S, dtype=torch.bool).tril(start), False
+    for i, layer in enumerate(model.layers):
+        h = F.rms_norm(x, (s.dim,), layer.attn_norm, s.eps).to(narrow)
+        qkv = layer.qkv(h).float().view(T, H + 2 * G, d)
+        qk = rotate(qkv[:, : H + G], cos, sin)  # positions enter queries and keys, not values
+        q, k, v = qk[:, :H].transpose(0, 1), qk[:, H:].transpose(0, 1), qkv[:, H + G :].transpose(0, 1)
+        if cache is not None:  # write this call's keys/values into their slots, read all of them
+            cache.k[i, :, start:S], cache.v[i, :, start:S] = k, v
+            k, v = cache.k[i, :, :S], cache.v[i, :, :S]
+        out = F.scaled_dot_product_attention(q[None], k[None], v[None], attn_mask=mask, is_causal=causal, enable_gqa=True)[0]
+        x = x + layer.wo(out.transpose(0, 1).reshape(T, H * d).to(narrow))
+        h = F.rms_norm(x, (s.dim,), layer.mlp_norm, s.eps).to(narrow)
+        gate, up = layer.gate_up(h).split(s.hidden, dim=-1)
+        x = x + layer.down(F.silu(gate) * up)
+    if last_only:
+        x = x[-1:]
+    logits = model.head(F.rms_norm(x, (s.dim,), model.norm, s.eps).to(narrow)).float()
+    return logits[0] if last_only else logits
+
+
+# --- the backend -----------------------------------------------------------------------------
+class FastBackend(EmbeddedBackend):
+    """The embedded model through `forward` above, with weights in `dtype`."""
+
+    name = "embedded"
+    engine = "torch"
+
+    def __init__(self, model: str | None = None, log=None, dtype: str = "int8"):
+        if dtype not in quantized.DTYPES:
+            raise UsageError(f"--dtype {dtype}: choose one of {', '.join(quantized.DTYPES)}")
+        model_files.offline()
+        self.folder = model_files.resolve(model, log)
+        self.model_path = str(self.folder)
+        tokenizer_file = self.folder / "tokenizer.json"
+        if not tokenizer_file.is_file():
+            raise ModelError(f"{self.folder} has no tokenizer.json; tokenloop needs a fast tokenizer file")
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self.dtype = dtype
+        self.net = load(self.folder, dtype)
+        self.model = self._model_name(model)
+        self.context_length = self.net.shape.context
+        self.vocab_size = self.net.shape.vocab
+        self.eos_ids = frozenset(self._eos_ids())
+        self.chat_template = self._chat_template()
+        self._token_text: dict[int, str] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def path(self) -> str:
+        return f"{self.engine} {self.dtype}"
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.net.weight_bytes
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for name in ("config.json", "generation_config.json"):
+            file = self.folder / name
+            value = json.loads(file.read_text()).get("eos_token_id") if file.is_file() else None
+            ids.update([value] if isinstance(value, int) else (value or []))
+        return ids
+
+    def new_cache(self) -> StaticCache:
+        return StaticCache(self.net.shape)
+
+    def forward(self, ids: Sequence[int], cache: StaticCache | None = None, top_k: int = 8) -> Scores:
+        """Scores for the token after `ids`, over the whole vocabulary."""
+        with self.lock:
+            if cache is None:  # no cache: the whole sequence through the model
+                return Scores(forward(self.net, ids), tokens_in=len(ids))
+            # KV cache: keep the slots of the prefix shared with the last call, run only the rest.
+            seen = cache.seen
+            shared = len(seen) if ids[: len(seen)] == seen else common_prefix(seen, ids)
+            keep = min(shared, len(ids) - 1)
+            cache.reserve(len(ids))
+            logits = forward(self.net, ids[keep:], keep, cache)
+            cache.length, cache.seen = len(ids), list(ids)
+            return Scores(logits, tokens_in=len(ids) - keep)
+
+    def all_logits(self, ids: Sequence[int]) -> torch.Tensor:
+        """(T, V) logits at every position of `ids` (for the agreement check)."""
+        with self.lock:
+            return forward(self.net, ids, last_only=False)

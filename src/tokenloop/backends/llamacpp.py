@@ -1,0 +1,202 @@
+"""The embedded model through llama.cpp, in this process (needs the optional `llama-cpp-python`).
+
+llama.cpp runs the GGUF file as it is shipped (SmolLM2's layers in Q4_1: about 100 MB read
+per token instead of 540 MB in float32), with its own tokenizer and its own KV cache. We use
+its low-level API the way the loop needs it: put tokens in a batch, `llama_decode`, then read
+the raw logits of the last position with `llama_get_logits_ith` and hand them to the same
+sampling code as every other backend. (`create_completion(logprobs=...)` would sort the whole
+vocabulary in Python on every step.)
+
+llama.cpp keeps one KV cache per context; the backend remembers which `LlamaCppCache` it
+currently holds and refills it when another one is used.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .. import model_files
+from ..errors import ModelError, UsageError
+from . import Scores
+from .embedded import common_prefix
+
+INSTALL_HINT = "pip install llama-cpp-python"
+
+
+def available() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+@dataclass
+class LlamaCppCache:
+    """The token ids whose keys/values llama.cpp's context holds for this run."""
+
+    seen: list[int] = field(default_factory=list)
+
+
+def threads() -> int:
+    """As many threads as torch uses (it follows OMP_NUM_THREADS), so paths compare fairly."""
+    return torch.get_num_threads()
+
+
+class LlamaCppBackend:
+    name = "embedded"
+    engine = "llama.cpp"
+    full_vocab = True
+    max_top_k = None
+
+    def __init__(self, model: str | None = None, log=None, n_ctx: int | None = None):
+        if not available():
+            raise UsageError(f"--engine llama.cpp needs llama-cpp-python: run `{INSTALL_HINT}` (it compiles for a few minutes)")
+        import llama_cpp
+
+        self._c = llama_cpp
+        self.gguf = self._gguf(model)
+        self.model = model_files.DEFAULT_NAME if model is None else self.gguf.stem
+        self.model_path = str(self.gguf)
+        self.dtype = self._file_type()
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(self.gguf), n_ctx=n_ctx or 0, n_batch=512, n_threads=threads(), n_threads_batch=threads(),
+                logits_all=False, verbose=False,
+            )
+        except Exception as e:
+            raise ModelError(f"llama.cpp could not load {self.gguf} ({type(e).__name__}: {e})") from e
+        self.context_length = self.llm.n_ctx()
+        self.vocab_size = self.llm.n_vocab()
+        self.eos_ids = frozenset(t for t in (self.llm.token_eos(),) if t >= 0) | self._end_of_turn()
+        self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
+        self._batch = llama_cpp.llama_batch_init(512, 0, 1)
+        self._holder: LlamaCppCache | None = None  # whose tokens the context's KV cache holds
+        self._token_text: dict[int, str] = {}
+        self.lock = threading.Lock()
+
+    def __del__(self):
+        batch = getattr(self, "_batch", None)
+        if batch is not None:
+            self._c.llama_batch_free(batch)
+            self._batch = None
+
+    # --- description ---------------------------------------------------------------------------
+    @staticmethod
+    def _gguf(model: str | None) -> Path:
+        if model is None:
+            return model_files.default_gguf()
+        path = Path(model).expanduser()
+        if not path.exists():
+            raise ModelError(f"--model {model}: no such file or folder; give a .gguf file")
+        if path.suffix.lower() != ".gguf" or not path.is_file():
+            raise UsageError(f"--engine llama.cpp runs a .gguf file, and {model} is not one: give a .gguf file or leave out --engine")
+        return path
+
+    def _file_type(self) -> str:
+        """The GGUF's own weight format, e.g. 'Q4_1' (read from the file name, else 'gguf')."""
+        stem = self.gguf.stem.upper()
+        for part in reversed(stem.replace("-", ".").split(".")):
+            if part[:1] in ("Q", "F", "B") and any(ch.isdigit() for ch in part):
+                return part
+        return "gguf"
+
+    @property
+    def path(self) -> str:
+        return f"llama.cpp {self.dtype}"
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes one decode step reads: every tensor of the file but the embedding's unread rows."""
+        return self.llm._model.size() if hasattr(self.llm, "_model") else self.gguf.stat().st_size
+
+    def _end_of_turn(self) -> frozenset[int]:
+        eot = getattr(self._c, "llama_vocab_eot", None)
+        vocab = self._c.llama_model_get_vocab(self.llm.model) if hasattr(self._c, "llama_model_get_vocab") else None
+        if eot is None or vocab is None:
+            return frozenset()
+        token = eot(vocab)
+        return frozenset([token]) if token >= 0 else frozenset()
+
+    # --- text <-> ids --------------------------------------------------------------------------
+    def chat_text(self, messages: list[dict]) -> str:
+        if not self.chat_template:
+            raise UsageError(f"{self.model} has no chat template: drop --chat and give a raw prompt")
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        special = {"bos_token": self.token_text(self.llm.token_bos()), "eos_token": self.token_text(self.llm.token_eos())}
+        return env.from_string(self.chat_template).render(messages=messages, add_generation_prompt=True, **special)
+
+    def encode(self, text: str, chat: bool = False) -> list[int]:
+        if chat:
+            text = self.chat_text([{"role": "user", "content": text}])
+        add_bos = self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        return self.llm.tokenize(text.encode(), add_bos=add_bos, special=True)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.llm.detokenize(list(ids), special=True).decode("utf-8", errors="replace")
+
+    def token_text(self, token_id: int) -> str:
+        text = self._token_text.get(token_id)
+        if text is None:
+            text = self._token_text[token_id] = self.decode([token_id])
+        return text
+
+    # --- the forward pass ----------------------------------------------------------------------
+    def new_cache(self) -> LlamaCppCache:
+        return LlamaCppCache()
+
+    def _decode(self, ids: Sequence[int], start: int, outputs: str = "last") -> None:
+        """Push `ids` (at positions start, start+1, ...) through the model, in batches of 512."""
+        batch = self._batch
+        for offset in range(0, len(ids), 512):
+            chunk = ids[offset : offset + 512]
+            batch.n_tokens = len(chunk)
+            for i, token in enumerate(chunk):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, start + offset + i, 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = outputs == "all"
+            batch.logits[len(chunk) - 1] = True
+            code = self._c.llama_decode(self.llm.ctx, batch)
+            if code != 0:
+                raise ModelError(f"llama_decode failed with code {code} (context of {self.context_length} tokens)")
+
+    def _logits(self, i: int = -1) -> torch.Tensor:
+        pointer = self._c.llama_get_logits_ith(self.llm.ctx, i)
+        row = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(self.vocab_size,))
+        return torch.from_numpy(row.copy())
+
+    def _forget(self, keep: int) -> None:
+        """Drop the keys/values of positions >= keep from the context."""
+        memory = self._c.llama_get_memory(self.llm.ctx)
+        self._c.llama_memory_seq_rm(memory, -1, keep, -1)
+
+    def forward(self, ids: Sequence[int], cache: LlamaCppCache | None = None, top_k: int = 8) -> Scores:
+        ids = list(ids)
+        with self.lock:
+            if cache is None:  # no cache: the whole sequence through the model, from an empty context
+                self._forget(0)
+                self._holder = None
+                self._decode(ids, 0)
+                return Scores(self._logits(), tokens_in=len(ids))
+            seen = cache.seen if self._holder is cache else []
+            shared = len(seen) if ids[: len(seen)] == seen else common_prefix(seen, ids)
+            keep = min(shared, len(ids) - 1)
+            self._forget(keep)
+            self._decode(ids[keep:], keep)
+            self._holder, cache.seen = cache, ids
+            return Scores(self._logits(), tokens_in=len(ids) - keep)
+
+    def all_logits(self, ids: Sequence[int]) -> torch.Tensor:
+        """(T, V) logits at every position of `ids` (for the agreement check)."""
+        ids = list(ids)
+        with self.lock:
+            self._forget(0)
+            self._holder = None
+            self._decode(ids, 0, outputs="all")
+            return torch.stack([self._logits(i) for i in range(len(ids))])
