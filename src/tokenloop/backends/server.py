@@ -100,7 +100,7 @@ class ServerBackend:
     full_vocab = False
 
     def __init__(self, url: str, api_key: str | None = None, model: str | None = None, timeout: float = 60.0,
-                 log=None, stream: bool = False, server_sample: bool = False):
+                 log=None, stream: bool = False, server_sample: bool = False, keep_alive: bool = True):
         if not (timeout > 0):
             raise UsageError(f"--server-timeout must be above 0 seconds, not {timeout}")
         self.root = base_url(url)
@@ -109,7 +109,9 @@ class ServerBackend:
         self.stream, self.server_sample = stream, server_sample
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # One client, kept alive: every step reuses the same TCP connection.
-        self.client = httpx.Client(base_url=self.root, headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
+        limits = httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0)  # off: only to measure it
+        self.client = httpx.Client(base_url=self.root, headers=headers, limits=limits,
+                                   timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
         self._texts: dict[int, str] = {}  # display text per id, from /detokenize (or the server's clean token string)
         self._pieces: dict[int, str] = {}  # the server's token string per id: what text mode appends
         self._ids_of_text: dict[str, int] = {}  # text mode: token string -> id (negative: a local placeholder)
@@ -148,7 +150,10 @@ class ServerBackend:
     # --- HTTP ----------------------------------------------------------------------------------
     def _send(self, method: str, path: str, body: dict | None = None, step: int | None = None) -> httpx.Response:
         try:
-            return self.client.request(method, path, json=body)
+            try:
+                return self.client.request(method, path, json=body)
+            except httpx.RemoteProtocolError:  # a kept-alive connection the server had closed: once more, anew
+                return self.client.request(method, path, json=body)
         except httpx.TimeoutException:
             raise ServerError(f"{self.root} gave no answer within {self.timeout:g} s on {path}: the server is stuck or "
                               "overloaded (raise --server-timeout to wait longer)", step) from None
@@ -590,7 +595,8 @@ def _events(backend: ServerBackend, prompt, k: int, max_new: int, sampler: Sampl
                                      sampler=None if sampler.greedy else sampler, seed=seed, stream=True)
         got = 0
         try:
-            with backend.client.stream("POST", backend.caps.endpoint, json=body) as response:
+            # One stream per connection: some servers close it after the stream, so it is not reused.
+            with backend.client.stream("POST", backend.caps.endpoint, json=body, headers={"Connection": "close"}) as response:
                 if response.status_code >= 400:
                     response.read()
                     refused = backend._refused(response, backend.caps.endpoint, 1)
