@@ -77,6 +77,7 @@ def cmd_lesson(args, console) -> int:
     if not loopback(args.host):
         log(f"listening on {args.host}: anyone who can reach this machine can use the model")
     console.print(f"tokenloop lesson: [bold]{address(args.host, args.port)}[/bold]  (the lab: {address(args.host, args.port)}lab)")
-    console.print(f"model: {backend.model} ({backend.name}{', with the embedded model beside it' if compare else ''}). Ctrl+C stops it.")
+    console.print(f"model: {backend.model} ({backend.name}{', the embedded model beside it' if compare else ''})", soft_wrap=True)
+    console.print("Ctrl+C stops it.")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
