@@ -72,7 +72,7 @@ class LlamaCppBackend:
             raise ModelError(f"llama.cpp could not load {self.gguf} ({type(e).__name__}: {e})") from e
         self.context_length = self.llm.n_ctx()
         self.vocab_size = self.llm.n_vocab()
-        self.eos_ids = frozenset(t for t in (self.llm.token_eos(),) if t >= 0) | self._end_of_turn()
+        self.eos_ids = frozenset(t for t in (self.llm.token_eos(),) if t >= 0)  # the same stop as the other paths
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
         self._batch = llama_cpp.llama_batch_init(512, 0, 1)
         self._holder: LlamaCppCache | None = None  # whose tokens the context's KV cache holds
@@ -113,14 +113,6 @@ class LlamaCppBackend:
     def weight_bytes(self) -> int:
         """Bytes one decode step reads: every tensor of the file but the embedding's unread rows."""
         return self.llm._model.size() if hasattr(self.llm, "_model") else self.gguf.stat().st_size
-
-    def _end_of_turn(self) -> frozenset[int]:
-        eot = getattr(self._c, "llama_vocab_eot", None)
-        vocab = self._c.llama_model_get_vocab(self.llm.model) if hasattr(self._c, "llama_model_get_vocab") else None
-        if eot is None or vocab is None:
-            return frozenset()
-        token = eot(vocab)
-        return frozenset([token]) if token >= 0 else frozenset()
 
     # --- text <-> ids --------------------------------------------------------------------------
     def chat_text(self, messages: list[dict]) -> str:
