@@ -236,7 +236,10 @@ class FakeVLLM:
         if path == "/version":
             return 200, {"version": "0.11.0"}
         if path == "/tokenize":
-            tokens = [ord(c) for c in body.get("prompt", "")]
+            text = body.get("prompt", "")
+            if "messages" in body:  # vLLM applies the chat template; this stand-in's template is "<|role|>content"
+                text = "".join(f"<|{m['role']}|>{m['content']}" for m in body["messages"]) + "<|assistant|>"
+            tokens = [ord(c) for c in text]
             return 200, {"count": len(tokens), "max_model_len": 4096, "tokens": tokens, "token_strs": None}
         if path == "/detokenize":
             return 200, {"prompt": "".join("" if t == self.eos else chr(t) for t in body.get("tokens", []))}

@@ -15,7 +15,7 @@ from tokenloop.backends.server import ServerBackend
 from tokenloop.cli import main
 from tokenloop.errors import ServerError
 from tokenloop.loop import generate, next_token
-from tokenloop.records import Done, Step
+from tokenloop.records import Step
 
 PROMPTS = ["Kubernetes pods are scheduled by the", "The capital of France is", "def fibonacci(n):\n   ",
            "Once upon a time, there was a"]
@@ -95,6 +95,11 @@ def test_run_json_lines(capsys, llama_url):
     assert [line.get("step") for line in lines[:-1]] == [1, 2, 3, 4] and lines[-1]["done"]
     assert all(line["sent"] == "ids" and "server_ms" in line for line in lines[:-1])
     assert lines[-1]["text"] == " Paris.\n\n" or lines[-1]["stop"] == "max_new"
+
+
+def test_chat_prompt_is_the_same_token_ids_as_the_embedded_models(llama, smol):
+    """llama.cpp renders the model's own chat template (/apply-template), then tokenizes it."""
+    assert llama.encode("What is a token?", chat=True) == smol.encode("What is a token?", chat=True)
 
 
 def test_end_token_by_id(llama):

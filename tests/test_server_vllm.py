@@ -113,3 +113,12 @@ def test_server_sample_lets_the_server_pick():
         sent = [body for _, path, body in fake.requests if path == "/v1/completions"]
         assert [(b["temperature"], b["top_p"], b["seed"]) for b in sent] == [(0.7, 0.9, 6), (0.7, 0.9, 7)]
         assert records[0].sampler == "T=0.7 top_p=0.9 by the server"
+
+
+def test_chat_prompt_is_tokenized_by_the_server_with_messages():
+    with fake_vllm(fake := FakeVLLM()) as url:
+        backend = backend_for(fake, url)
+        ids = backend.encode("hi", chat=True)
+        sent = [body for _, path, body in fake.requests if path == "/tokenize"][-1]
+        assert sent["messages"] == [{"role": "user", "content": "hi"}] and sent["add_generation_prompt"]
+        assert backend.decode(ids) == "<|user|>hi<|assistant|>"

@@ -245,6 +245,12 @@ class ServerBackend:
 
     # --- text <-> ids --------------------------------------------------------------------------
     def encode(self, text: str, chat: bool = False) -> list[int]:
+        if chat and self.kind in (kinds.VLLM, kinds.SGLANG):
+            # their /tokenize applies the model's chat template itself
+            body = {"model": self.model, "messages": [{"role": "user", "content": text}], "add_generation_prompt": True}
+            ids = list(self._call("POST", self.caps.tokenize, body).get("tokens", []))
+            self._prompts[tuple(ids)] = self.decode(ids)
+            return ids
         if chat:
             text = self._chat_text(text)
         if self.caps.tokenize is None:
