@@ -202,14 +202,14 @@ class FastBackend(EmbeddedBackend):
         model_files.offline()
         self.folder = model_files.resolve(model, log)
         self.model_path = str(self.folder)
+        self.dtype = dtype
+        self.net = load(self.folder, dtype)
         tokenizer_file = self.folder / "tokenizer.json"
         if not tokenizer_file.is_file():
             raise ModelError(f"{self.folder} has no tokenizer.json; tokenloop needs a fast tokenizer file")
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
-        self.dtype = dtype
-        self.net = load(self.folder, dtype)
         self.model = self._model_name(model)
         self.context_length = self.net.shape.context
         self.vocab_size = self.net.shape.vocab
