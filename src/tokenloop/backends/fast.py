@@ -127,29 +127,45 @@ def load(folder: Path, dtype: str = "float32") -> Model:
 
 
 class StaticCache:
-    """Every layer's keys and values, in tensors allocated ahead and filled up to `length`."""
+    """Every layer's keys and values, in tensors allocated ahead and filled up to `length`.
+
+    Layer i's keys are `k[i]`, (1, G, capacity, d): the batch and head dimensions attention
+    wants, so a step writes its slot and reads `k[i][:, :, :S]` without any reshaping.
+    """
 
     def __init__(self, shape: Shape, capacity: int = 256):
         self.shape, self.length, self.seen = shape, 0, []
-        self.k = torch.zeros(shape.layers, shape.kv_heads, capacity, shape.head_dim)
-        self.v = torch.zeros_like(self.k)
+        size = (1, shape.kv_heads, capacity, shape.head_dim)
+        self.k = [torch.zeros(size) for _ in range(shape.layers)]
+        self.v = [torch.zeros(size) for _ in range(shape.layers)]
+
+    @property
+    def capacity(self) -> int:
+        return self.k[0].shape[2]
 
     def reserve(self, n: int) -> None:
         """Make room for n positions, doubling the tensors when they are full."""
-        capacity = self.k.shape[2]
+        capacity = self.capacity
         if n <= capacity:
             return
         while capacity < n:
             capacity *= 2
-        k, v = torch.zeros(*self.k.shape[:2], capacity, self.k.shape[3]), torch.zeros(*self.v.shape[:2], capacity, self.v.shape[3])
-        k[:, :, : self.length], v[:, :, : self.length] = self.k[:, :, : self.length], self.v[:, :, : self.length]
-        self.k, self.v = k, v
+        for store in (self.k, self.v):
+            for i, old in enumerate(store):
+                store[i] = torch.zeros(1, old.shape[1], capacity, old.shape[3])
+                store[i][:, :, : self.length] = old[:, :, : self.length]
 
 
-def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary positions: turn each (i, i + d/2) channel pair of x (T, heads, d) by its position's angle."""
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+def rope(model: Model, start: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and signed sin of the rotary angles for positions start .. start+T-1, each (T, d).
+
+    Rotating channel pair (i, i + d/2) by angle a: x_i' = x_i cos a - x_{i+d/2} sin a and
+    x_{i+d/2}' = x_{i+d/2} cos a + x_i sin a. With the halves of x swapped (a roll by d/2) and
+    the sine's first half negated, that is x * cos + roll(x) * signed_sin.
+    """
+    angles = torch.arange(start, start + T, dtype=torch.float32)[:, None] * model.inv_freq  # (T, d/2)
+    sin = angles.sin()
+    return torch.cat([angles, angles], dim=-1).cos(), torch.cat([-sin, sin], dim=-1)
 
 
 @torch.inference_mode()
@@ -163,23 +179,22 @@ def forward(model: Model, ids: Sequence[int], start: int = 0, cache: StaticCache
     H, G, d = s.heads, s.kv_heads, s.head_dim
     narrow = quantized.activation_dtype(model.dtype)  # what the matmuls take
     x = model.embed.rows(torch.tensor(list(ids)))  # (T, D) float32: the running sum of each token
-    angles = torch.arange(start, start + T, dtype=torch.float32)[:, None] * model.inv_freq  # (T, d/2)
-    angles = torch.cat([angles, angles], dim=-1)[:, None, :]  # (T, 1, d)
-    cos, sin = angles.cos(), angles.sin()
+    cos, signed_sin = rope(model, start, T)
     S = start + T  # positions attention looks at
     mask, causal = None, T > 1
     if causal and start > 0:  # new tokens after cached ones: token i sees positions 0 .. start + i
         mask, causal = torch.ones(T, S, dtype=torch.bool).tril(start), False
     for i, layer in enumerate(model.layers):
         h = F.rms_norm(x, (s.dim,), layer.attn_norm, s.eps).to(narrow)
-        qkv = layer.qkv(h).float().view(T, H + 2 * G, d)
-        qk = rotate(qkv[:, : H + G], cos, sin)  # positions enter queries and keys, not values
-        q, k, v = qk[:, :H].transpose(0, 1), qk[:, H:].transpose(0, 1), qkv[:, H + G :].transpose(0, 1)
+        qkv = layer.qkv(h).float().view(T, H + 2 * G, d).transpose(0, 1)[None]  # (1, H+2G, T, d): heads first
+        qk = qkv[:, : H + G]  # positions enter queries and keys, not values
+        qk = torch.addcmul(qk * cos, qk.roll(d // 2, -1), signed_sin)
+        q, k, v = qk[:, :H], qk[:, H:], qkv[:, H + G :]
         if cache is not None:  # write this call's keys/values into their slots, read all of them
-            cache.k[i, :, start:S], cache.v[i, :, start:S] = k, v
-            k, v = cache.k[i, :, :S], cache.v[i, :, :S]
-        out = F.scaled_dot_product_attention(q[None], k[None], v[None], attn_mask=mask, is_causal=causal, enable_gqa=True)[0]
-        x = x + layer.wo(out.transpose(0, 1).reshape(T, H * d).to(narrow))
+            cache.k[i][:, :, start:S], cache.v[i][:, :, start:S] = k, v
+            k, v = cache.k[i][:, :, :S], cache.v[i][:, :, :S]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=True)  # (1, H, T, d)
+        x = x + layer.wo(out[0].transpose(0, 1).reshape(T, H * d).to(narrow))
         h = F.rms_norm(x, (s.dim,), layer.mlp_norm, s.eps).to(narrow)
         gate, up = layer.gate_up(h).split(s.hidden, dim=-1)
         x = x + layer.down(F.silu(gate) * up)
