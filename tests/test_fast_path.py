@@ -27,6 +27,21 @@ TORCH_PATHS = ("bfloat16", "int8", "int4")
 PROMPTS = ("Kubernetes pods are scheduled by the", "def add(a, b):\n    return")
 
 
+@pytest.fixture(autouse=True)
+def packed_in_tmp(tmp_path_factory, monkeypatch):
+    """The tiny models' int8/int4 weights are cached in a temporary folder, not the user's cache."""
+    from tokenloop import model_files
+    from tokenloop.backends import fast
+
+    original, tmp = fast.packed_file, tmp_path_factory.getbasetemp() / "packed"
+
+    def packed_file(folder, dtype):
+        path = original(folder, dtype)
+        return path if model_files.cache_root() in folder.resolve().parents else tmp / path.name
+
+    monkeypatch.setattr(fast, "packed_file", packed_file)
+
+
 def need_llamacpp():
     if not llamacpp.available():
         message = "llama-cpp-python is not installed (`make test-servers` installs it)"
@@ -95,6 +110,20 @@ def test_cache_grows_past_its_first_allocation(tiny_model_dir):
     assert cache.capacity >= len(ids)
     for n, logits in zip(range(2, len(ids) + 1), cached):
         assert torch.allclose(logits, fast.forward(ids[:n]).logits, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int4"])
+def test_quantized_weights_are_cached_once(tiny_model_dir, dtype):
+    from tokenloop.backends import fast
+
+    file = fast.packed_file(tiny_model_dir, dtype)
+    file.unlink(missing_ok=True)
+    first = FastBackend(str(tiny_model_dir), dtype=dtype)  # quantizes, and keeps the result
+    assert file.is_file()
+    again = FastBackend(str(tiny_model_dir), dtype=dtype)  # reads it back
+    ids = prompt_ids(first, "The scheduler places pods on nodes")
+    assert torch.equal(first.all_logits(ids), again.all_logits(ids))
+    assert first.weight_bytes == again.weight_bytes
 
 
 # --- the real model on every path ----------------------------------------------------------------

@@ -18,7 +18,9 @@ its model small), so a decode step is about 25 tensor operations a layer and not
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,11 +93,14 @@ def read_shape(folder: Path) -> Shape:
     )
 
 
-def load(folder: Path, dtype: str = "float32") -> Model:
-    """Read a Llama checkpoint and store its matrices in `dtype`."""
+def head_format(dtype: str) -> str:
+    return "int8" if dtype == "int4" else dtype  # the output head stays int8: int4 costs it too much
+
+
+def stored_weights(folder: Path, shape: Shape, dtype: str) -> dict[str, torch.Tensor]:
+    """Every tensor of the model in `dtype`'s stored form, by name (fused matrices included)."""
     from safetensors.torch import load_file
 
-    shape = read_shape(folder)
     w: dict[str, torch.Tensor] = {}
     for file in sorted(folder.glob("*.safetensors")):
         w.update(load_file(file))
@@ -107,23 +112,68 @@ def load(folder: Path, dtype: str = "float32") -> Model:
             raise ModelError(f"{folder}: no {name} in the weights; the fast path expects a Llama checkpoint")
         return w[name]
 
-    def layer(i: int) -> Layer:
-        p = f"model.layers.{i}."
-        qkv = torch.cat([get(p + f"self_attn.{n}_proj.weight") for n in "qkv"])
-        gate_up = torch.cat([get(p + "mlp.gate_proj.weight"), get(p + "mlp.up_proj.weight")])
-        return Layer(
-            get(p + "input_layernorm.weight").float(), quantized.pack(qkv, dtype), quantized.pack(get(p + "self_attn.o_proj.weight"), dtype),
-            get(p + "post_attention_layernorm.weight").float(), quantized.pack(gate_up, dtype), quantized.pack(get(p + "mlp.down_proj.weight"), dtype),
-        )
+    out: dict[str, torch.Tensor] = {"norm": get("model.norm.weight").float()}
 
-    head_dtype = "int8" if dtype == "int4" else dtype  # the output head stays int8: int4 costs it too much
+    def put(name: str, weight: torch.Tensor, fmt: str) -> None:
+        out.update({f"{name}.{part}": t for part, t in quantized.tensors(weight, fmt).items()})
+
+    for i in range(shape.layers):
+        p = f"model.layers.{i}."
+        out[f"{i}.attn_norm"] = get(p + "input_layernorm.weight").float()
+        out[f"{i}.mlp_norm"] = get(p + "post_attention_layernorm.weight").float()
+        put(f"{i}.qkv", torch.cat([get(p + f"self_attn.{n}_proj.weight") for n in "qkv"]), dtype)
+        put(f"{i}.wo", get(p + "self_attn.o_proj.weight"), dtype)
+        put(f"{i}.gate_up", torch.cat([get(p + "mlp.gate_proj.weight"), get(p + "mlp.up_proj.weight")]), dtype)
+        put(f"{i}.down", get(p + "mlp.down_proj.weight"), dtype)
     embed = get("model.embed_tokens.weight")
-    head = quantized.pack(w.get("lm_head.weight", embed), head_dtype)
-    tied = "lm_head.weight" not in w or w["lm_head.weight"].data_ptr() == embed.data_ptr()
+    put("head", w.get("lm_head.weight", embed), head_format(dtype))
+    if "lm_head.weight" in w and not torch.equal(w["lm_head.weight"], embed):
+        out["embed.weight"] = embed.float()  # not tied: the embedding is its own matrix
+    return out
+
+
+def packed_file(folder: Path, dtype: str) -> Path:
+    """Where the int8/int4 form of a model folder is kept, so quantizing happens once."""
+    weights = sorted(folder.glob("*.safetensors"))
+    key = ":".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in weights)
+    return model_files.cache_root() / "packed" / f"{folder.name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}-{dtype}.safetensors"
+
+
+def load(folder: Path, dtype: str = "float32") -> Model:
+    """Read a Llama checkpoint with its matrices in `dtype` (int8/int4: quantized once, then cached)."""
+    from safetensors.torch import load_file, save_file
+
+    shape = read_shape(folder)
+    cached = packed_file(folder, dtype) if dtype in ("int8", "int4") else None
+    if cached is not None and cached.is_file():
+        # Copied out of the file's buffer: the quantized kernels want their operands freshly allocated (aligned).
+        w = {name: t.clone() for name, t in load_file(cached).items()}
+    else:
+        w = stored_weights(folder, shape, dtype)
+        if cached is not None:
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+                save_file(w, tmp)
+                tmp.replace(cached)
+            except OSError:
+                pass  # a read-only cache only costs the quantizing again next time
+
+    parts: dict[str, dict[str, torch.Tensor]] = {}  # "3.qkv" -> {"codes": ..., "scales_zeros": ...}
+    for key, tensor in w.items():
+        name, _, part = key.rpartition(".")
+        parts.setdefault(name, {})[part] = tensor
+
+    def matrix(name: str, fmt: str) -> quantized.Linear:
+        return quantized.linear(parts[name], fmt)
+
+    layers = [Layer(w[f"{i}.attn_norm"], matrix(f"{i}.qkv", dtype), matrix(f"{i}.wo", dtype), w[f"{i}.mlp_norm"],
+                    matrix(f"{i}.gate_up", dtype), matrix(f"{i}.down", dtype)) for i in range(shape.layers)]
+    head = matrix("head", head_format(dtype))
+    embed = quantized.Dense(w["embed.weight"]) if "embed.weight" in w else head
     d = shape.head_dim
     inv_freq = 1.0 / (shape.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
-    return Model(shape, [layer(i) for i in range(shape.layers)], get("model.norm.weight").float(), head,
-                 head if tied else quantized.Dense(embed.float()), dtype, inv_freq)
+    return Model(shape, layers, w["norm"], head, embed, dtype, inv_freq)
 
 
 class StaticCache:

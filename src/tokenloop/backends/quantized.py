@@ -83,39 +83,58 @@ class Int4:
 Linear = Dense | Int8 | Int4
 
 
-def int8(weight: torch.Tensor) -> Int8:
+# --- from a float matrix to a stored form (plain tensors, safe to write to disk) ---------------
+def int8_tensors(weight: torch.Tensor) -> dict[str, torch.Tensor]:
     w = weight.float()
-    scales = (w.abs().amax(dim=1) / 127).clamp(min=1e-12)  # the largest weight of a row maps to ±127
-    q = torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8)
-    return Int8(q.contiguous(), scales.to(torch.bfloat16))
+    low, high = torch.aminmax(w, dim=1)
+    scales = (torch.maximum(-low, high) / 127).clamp(min=1e-12)  # the largest weight of a row maps to ±127
+    q = (w / scales[:, None]).round_().clamp_(-127, 127).to(torch.int8)
+    return {"q": q.contiguous(), "scales": scales.to(torch.bfloat16)}
 
 
-def int4(weight: torch.Tensor) -> Int4:
+def int4_tensors(weight: torch.Tensor) -> dict[str, torch.Tensor]:
     out_features, in_features = weight.shape
     if in_features % INT4_GROUP:
         raise ValueError(f"int4 needs rows in whole groups of {INT4_GROUP}, not {in_features}")
     groups = weight.float().reshape(-1, INT4_GROUP)
-    low, high = groups.amin(dim=1, keepdim=True), groups.amax(dim=1, keepdim=True)
+    low, high = torch.aminmax(groups, dim=1, keepdim=True)
     scales = ((high - low) / 15).clamp(min=1e-12)  # 16 levels from the group's minimum to its maximum
-    q = torch.round((groups - low) / scales).clamp(0, 15).to(torch.int32).reshape(out_features, in_features)
+    q = (groups - low).div_(scales).round_().clamp_(0, 15).to(torch.uint8).reshape(out_features, in_features)
     zeros = low + 8 * scales  # the kernel computes scale * (q - 8) + zero
     scales_zeros = torch.stack([scales.reshape(out_features, -1), zeros.reshape(out_features, -1)], dim=2)
-    scales_zeros = scales_zeros.transpose(0, 1).contiguous().to(torch.bfloat16)
+    codes = q[:, 0::2] | (q[:, 1::2] << 4)  # two codes a byte, in plain order
+    return {"codes": codes.contiguous(), "scales_zeros": scales_zeros.transpose(0, 1).contiguous().to(torch.bfloat16)}
+
+
+def tensors(weight: torch.Tensor, dtype: str) -> dict[str, torch.Tensor]:
+    """A (out, in) float matrix stored in the format `dtype` names."""
+    if dtype == "float32":
+        return {"weight": weight.float().contiguous()}
+    if dtype == "bfloat16":
+        return {"weight": weight.to(torch.bfloat16).contiguous()}
+    if dtype == "int8":
+        return int8_tensors(weight)
+    if dtype == "int4":
+        return int4_tensors(weight)
+    raise ValueError(f"unknown weight format {dtype!r}; one of {', '.join(DTYPES)}")
+
+
+# --- from a stored form to a matrix ready to multiply ---------------------------------------
+def linear(stored: dict[str, torch.Tensor], dtype: str) -> Linear:
+    if dtype in ("float32", "bfloat16"):
+        return Dense(stored["weight"])
+    if dtype == "int8":
+        return Int8(stored["q"], stored["scales"])
+    codes = stored["codes"]
+    q = torch.stack([codes & 15, codes >> 4], dim=2).reshape(codes.shape[0], -1).to(torch.int32)
+    # The kernel's own layout depends on the CPU's vector width, so it is made here, not stored.
     packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
-    return Int4(packed, scales_zeros, out_features)
+    return Int4(packed, stored["scales_zeros"], codes.shape[0])
 
 
 def pack(weight: torch.Tensor, dtype: str) -> Linear:
-    """A (out, in) float matrix in the format `dtype` names."""
-    if dtype == "float32":
-        return Dense(weight.float().contiguous())
-    if dtype == "bfloat16":
-        return Dense(weight.to(torch.bfloat16).contiguous())
-    if dtype == "int8":
-        return int8(weight)
-    if dtype == "int4":
-        return int4(weight)
-    raise ValueError(f"unknown weight format {dtype!r}; one of {', '.join(DTYPES)}")
+    """A (out, in) float matrix in the format `dtype` names, ready to multiply."""
+    return linear(tensors(weight, dtype), dtype)
 
 
 def activation_dtype(dtype: str) -> torch.dtype:
