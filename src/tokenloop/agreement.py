@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from . import model_files
+from .backends import quantized
 
 TOP1_TARGET = 0.95
 KL_TARGET = 0.01
@@ -82,7 +83,7 @@ def measure(reference, fast, texts=TEXTS) -> Agreement:
 def cache_file(backend) -> Path:
     source = Path(backend.model_path)
     stat = source.stat() if source.is_file() else (source / "config.json").stat()
-    key = f"{source.resolve()}:{stat.st_mtime_ns}".encode()
+    key = f"{source.resolve()}:{stat.st_mtime_ns}:v{quantized.VERSION}".encode()
     name = f"{source.stem}-{hashlib.sha1(key).hexdigest()[:10]}-{backend.path.replace(' ', '-')}.json"
     return model_files.cache_root() / "agreement" / name
 

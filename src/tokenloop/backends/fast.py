@@ -6,7 +6,7 @@ its model small), so a decode step is about 25 tensor operations a layer and not
 
 - Weights in float32, bfloat16, int8 or int4 (`quantized.py`). The running sum of each token
   (the residual stream), the norms and attention stay in float32; only the matmuls see the
-  narrow format.
+  narrow format. int8/int4 weights are quantized on first use and kept in the user cache.
 - Fused matmuls: queries, keys and values come out of one matrix, the MLP's gate and up
   projections out of another, so a layer is four matmuls instead of seven.
 - A static KV cache: each layer's keys and values go into tensors allocated ahead of time
@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -136,7 +136,8 @@ def packed_file(folder: Path, dtype: str) -> Path:
     """Where the int8/int4 form of a model folder is kept, so quantizing happens once."""
     weights = sorted(folder.glob("*.safetensors"))
     key = ":".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in weights)
-    return model_files.cache_root() / "packed" / f"{folder.name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}-{dtype}.safetensors"
+    digest = hashlib.sha1(f"{key}:v{quantized.VERSION}".encode()).hexdigest()[:10]
+    return model_files.cache_root() / "packed" / f"{folder.name}-{digest}-{dtype}.safetensors"
 
 
 def load(folder: Path, dtype: str = "float32") -> Model:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 DTYPES = ("float32", "bfloat16", "int8", "int4")
 INT4_GROUP = 32  # weights that share one scale and zero (the size of a GGUF Q4_1 block)
+VERSION = 2  # bump when a stored form changes: cached int8/int4 weights and agreement results are keyed by it
 
 
 @dataclass
@@ -88,8 +89,9 @@ def int8_tensors(weight: torch.Tensor) -> dict[str, torch.Tensor]:
     w = weight.float()
     low, high = torch.aminmax(w, dim=1)
     scales = (torch.maximum(-low, high) / 127).clamp(min=1e-12)  # the largest weight of a row maps to ±127
-    q = (w / scales[:, None]).round_().clamp_(-127, 127).to(torch.int8)
-    return {"q": q.contiguous(), "scales": scales.to(torch.bfloat16)}
+    scales = scales.to(torch.bfloat16)  # the kernel's scales are bfloat16: round them first, then fit q to them
+    q = (w / scales.float()[:, None]).round_().clamp_(-127, 127).to(torch.int8)
+    return {"q": q.contiguous(), "scales": scales}
 
 
 def int4_tensors(weight: torch.Tensor) -> dict[str, torch.Tensor]:
