@@ -125,7 +125,9 @@ def test_cli_latency_against_llama_server(capsys, llama_url, tmp_path):
     assert server["itl_ms"] > 0 and server["prompt_ms"] > 0
     # the fit, made from client-side totals only, lands near what the server says it spent
     assert fit["itl_ms"] == pytest.approx(server["itl_ms"], rel=0.5, abs=5)
-    assert fit["ttft_ms"] >= 0.5 * server["prompt_ms"]
+    # (the fastest point's prompt time: one cold or preempted request must not decide the test)
+    fastest_prompt = min(p["server_prompt_ms"] for p in data["series"] if p["server_prompt_ms"] is not None)
+    assert fit["ttft_ms"] >= 0.5 * fastest_prompt, (fit, data["series"])
     loop = data["loop"]["fit"]
     assert loop["ttft_ms"] > 0 and loop["itl_ms"] > 0
     assert data["budget"]["stream"]["total_ms"] == pytest.approx(fit["ttft_ms"] + 499 * fit["itl_ms"])
