@@ -190,5 +190,9 @@ class LlamaCppBackend:
         with self.lock:
             self._forget(0)
             self._holder = None
-            self._decode(ids, 0, outputs="all")
-            return torch.stack([self._logits(i) for i in range(len(ids))])
+            rows = []
+            for start in range(0, len(ids), 512):  # a batch at a time: its logits are read before the next
+                chunk = ids[start : start + 512]
+                self._decode(chunk, start, outputs="all")
+                rows += [self._logits(i) for i in range(len(chunk))]
+            return torch.stack(rows)
