@@ -81,7 +81,7 @@ def read_shape(folder: Path) -> Shape:
     c = json.loads((folder / "config.json").read_text())
     rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
     plain = (c.get("model_type") == "llama" and not c.get("attention_bias") and not c.get("mlp_bias")
-             and c.get("hidden_act", "silu") == "silu" and rope.get("rope_type", "default") == "default")
+             and c.get("hidden_act", "silu") == "silu" and rope.get("rope_type", rope.get("type", "default")) == "default")
     if not plain:
         raise ModelError(f"{folder}: the fast path knows only the plain Llama architecture; leave out --dtype/--engine")
     heads = c["num_attention_heads"]
@@ -115,7 +115,10 @@ def stored_weights(folder: Path, shape: Shape, dtype: str) -> dict[str, torch.Te
     out: dict[str, torch.Tensor] = {"norm": get("model.norm.weight").float()}
 
     def put(name: str, weight: torch.Tensor, fmt: str) -> None:
-        out.update({f"{name}.{part}": t for part, t in quantized.tensors(weight, fmt).items()})
+        try:
+            out.update({f"{name}.{part}": t for part, t in quantized.tensors(weight, fmt).items()})
+        except ValueError as e:  # e.g. rows that int4's groups of 32 don't divide
+            raise ModelError(f"{folder}: {e}; try another --dtype") from e
 
     for i in range(shape.layers):
         p = f"model.layers.{i}."
