@@ -29,7 +29,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     print("Each step: the model scores every token of its vocabulary; the bars are the top 8 (raw softmax).")
     print("The ▶ token is picked (greedy), appended, and the longer text goes round again. ␣ = space, ↵ = newline.\n")
-    return tokenloop_main(["run", args.prompt, "--max-new", args.max_new])
+    # The compact float32 forward (backends/fast.py): the same logits as transformers, bit for bit
+    # (tests/test_fast_path.py), without transformers' 2 s import, so the first step shows sooner.
+    return tokenloop_main(["run", args.prompt, "--max-new", args.max_new, "--engine", "torch", "--dtype", "float32"])
 
 
 if __name__ == "__main__":
