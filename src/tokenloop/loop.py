@@ -68,6 +68,20 @@ def next_token(backend: Backend, ids: Sequence[int], k: int = 8) -> NextToken:
     return NextToken(backend.name, backend.model, list(ids), top, "raw", ms)
 
 
+def one_step(backend: Backend, ids: Sequence[int], kv, sampler: Sampler, generator, show: int, number: int) -> Step:
+    """One turn of the loop, without the append: the forward pass, the raw distribution, the pick."""
+    t0 = time.perf_counter()
+    scores = backend.forward(ids, kv, top_k=show)  # one forward pass: scores for the next token
+    probs, logprobs = raw_distribution(scores)  # the raw distribution: a probability per token
+    index, processed = sampling.pick(scores.logits, sampler, generator)  # greedy or sampled
+    next_id = scores.token_id(index)
+    top = candidates(backend, scores, probs, logprobs, show)
+    shaped = None if processed is None else candidates(backend, scores, processed, processed.log(), show)
+    chosen = Candidate(next_id, backend.token_text(next_id), float(probs[index]), float(logprobs[index]))
+    ms = (time.perf_counter() - t0) * 1000
+    return Step(number, len(ids), chosen, top, ms, kv is not None, scores.tokens_in, shaped, sampler.describe(), scores.extra)
+
+
 def generate(
     backend: Backend,
     ids: Sequence[int],
@@ -90,16 +104,9 @@ def generate(
         if len(ids) >= backend.context_length:
             stop = "context"
             break
-        t0 = time.perf_counter()
-        scores = backend.forward(ids, kv, top_k=show)  # one forward pass: scores for the next token
-        probs, logprobs = raw_distribution(scores)  # the raw distribution: a probability per token
-        index, processed = sampling.pick(scores.logits, sampler, generator)  # greedy or sampled
-        next_id = scores.token_id(index)
-        top = candidates(backend, scores, probs, logprobs, show)
-        shaped = None if processed is None else candidates(backend, scores, processed, processed.log(), show)
-        chosen = Candidate(next_id, backend.token_text(next_id), float(probs[index]), float(logprobs[index]))
-        ms = (time.perf_counter() - t0) * 1000
-        yield Step(step, len(ids), chosen, top, ms, cache, scores.tokens_in, shaped, sampler.describe(), scores.extra)
+        record = one_step(backend, ids, kv, sampler, generator, show, step)  # forward, distribution, pick
+        yield record
+        next_id = record.chosen.id
         ids.append(next_id)  # append, and go round again with the longer sequence
         if next_id in backend.eos_ids:
             stop = "eos"

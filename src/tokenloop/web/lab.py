@@ -13,8 +13,8 @@ from typing import Iterator
 
 from .. import sampling
 from ..errors import UsageError
-from ..loop import candidates, prompt_ids, raw_distribution
-from ..records import Candidate, Done, Step
+from ..loop import one_step, prompt_ids
+from ..records import Done, Step
 from ..sampling import Sampler
 from .schemas import MAX_LAB_TOKENS, SamplerIn
 from .sessions import Session
@@ -82,17 +82,9 @@ def step(backend, session: Session, options: SamplerIn, show: int = 8) -> Step |
         ids = session.ids
         if len(ids) >= limit(backend):
             return None
-        t0 = time.perf_counter()
-        scores = backend.forward(ids, session.cache, top_k=show)  # one forward pass with the session's cache
-        probs, logprobs = raw_distribution(scores)  # the raw distribution
-        index, processed = sampling.pick(scores.logits, sampler, generator_for(session, options.seed))  # greedy or sampled
-        next_id = scores.token_id(index)
-        top = candidates(backend, scores, probs, logprobs, show)
-        shaped = None if processed is None else candidates(backend, scores, processed, processed.log(), show)
-        chosen = Candidate(next_id, backend.token_text(next_id), float(probs[index]), float(logprobs[index]))
-        ms = (time.perf_counter() - t0) * 1000
-        record = Step(len(session.steps) + 1, len(ids), chosen, top, ms, session.cache is not None, scores.tokens_in,
-                      shaped, sampler.describe(), scores.extra)
+        # one turn of the loop (forward, distribution, pick) with the session's own cache
+        record = one_step(backend, ids, session.cache, sampler, generator_for(session, options.seed), show, len(session.steps) + 1)
+        next_id = record.chosen.id
         session.ids = ids + [next_id]  # append: the next step sees the longer sequence
         session.steps.append(record.to_json())
         return record
