@@ -9,17 +9,10 @@ import pytest
 
 from servers import free_port
 from tokenloop import latency
-from tokenloop.cli import main
-from tokenloop.errors import ServerError, UsageError
+from cli_runner import cli
+from tokenloop.errors import UsageError
 
 
-def cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse's own refusals
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- the budget (no server) --------------------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tokenloop import charts, model_numbers, staircase
-from tokenloop.cli import main
+from cli_runner import cli
 from tokenloop.errors import UsageError
 
 # SmolLM2-135M's config.json, the fields the estimates read.
@@ -157,13 +157,6 @@ def test_smollm2_staircase_small(smol, tmp_path):
 
 
 # --- charts and the CLI ------------------------------------------------------------------------
-def cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse's own refusals
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_json_and_charts(capsys, tiny_model_dir, tmp_path):
