@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from tokenloop import sampling
 from tokenloop.backends.embedded import EmbeddedBackend
-from tokenloop.loop import candidates, generate, prompt_ids, raw_distribution
+from fast_path import instruments_ms  # the same instruments measure as the fast-path bench (bench/ is on sys.path)
+from tokenloop.loop import generate, prompt_ids
 from tokenloop.records import Step
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,16 +43,6 @@ def timed(fn, *args):
     start = time.perf_counter()
     result = fn(*args)
     return time.perf_counter() - start, result
-
-
-def instruments_ms(backend, ids, repeats=200):
-    scores = backend.forward(ids)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        probs, logprobs = raw_distribution(scores)
-        sampling.pick(scores.logits, sampling.GREEDY)
-        candidates(backend, scores, probs, logprobs, 8)
-    return (time.perf_counter() - start) * 1000 / repeats
 
 
 def warm_start_s():
