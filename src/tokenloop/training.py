@@ -331,7 +331,7 @@ def training(
             model(x, use_cache=False)
             infer_ms = ms_since(t4)
         _, p_now, _ = probe_next(backend, model, probe_ids, target, 1)
-        record = TrainStep(step, loss.item(), train_ms, (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000, infer_ms, p_now)
+        record = TrainStep(step, loss.detach().item(), train_ms, (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000, infer_ms, p_now)
         trace.append(record)
         yield record
 
