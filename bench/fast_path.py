@@ -26,7 +26,7 @@ import torch
 from tokenloop import agreement, sampling
 from tokenloop.backends import llamacpp
 from tokenloop.backends.paths import open_embedded
-from tokenloop.loop import candidates, generate, prompt_ids, raw_distribution
+from tokenloop.loop import Distribution, candidates, generate, prompt_ids
 from tokenloop.records import Step
 
 PROMPT = "Kubernetes pods are scheduled by the"
@@ -85,28 +85,14 @@ def instruments_ms(backend, ids: list[int], repeats: int = 200) -> float:
     scores = backend.forward(ids)
     start = time.perf_counter()
     for _ in range(repeats):
-        probs, logprobs = raw_distribution(scores)
-        sampling.pick(scores.logits, sampling.GREEDY)
-        candidates(backend, scores, probs, logprobs, 8)
+        raw = Distribution.raw(scores)
+        index, _ = sampling.pick(scores.logits, sampling.GREEDY)
+        candidates(backend, scores, raw, 8), raw.candidate(backend, scores, index)
     return (time.perf_counter() - start) * 1000 / repeats
 
 
-def all_logits(backend, ids):
-    if hasattr(backend, "all_logits"):
-        return backend.all_logits(ids)
-    with torch.inference_mode():
-        return backend.lm(torch.tensor([ids]), use_cache=False).logits[0]
-
-
 def quality(reference, backend) -> agreement.Agreement:
-    class View:  # the transformers backend has no all_logits; give it one for the guard
-        encode, path = staticmethod(backend.encode), getattr(backend, "path", "transformers float32")
-
-        @staticmethod
-        def all_logits(ids):
-            return all_logits(backend, ids)
-
-    return agreement.measure(reference, View)
+    return agreement.measure(reference, backend)
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
 """The sampling functions alone: pure, seeded, and exact about what they keep."""
 
+import math
+
 import pytest
 import torch
 
@@ -69,3 +71,35 @@ def test_seeded_sampling_is_reproducible_and_varies_by_seed():
 def test_bad_sampler_values_are_refused(kwargs):
     with pytest.raises(UsageError):
         Sampler(**kwargs)
+
+
+@pytest.mark.parametrize("case", ["spread", "ties", "mostly -inf", "flat", "peaked"])
+def test_top_indices_are_torch_topk_with_ties_lower_index_first(case):
+    gen = torch.Generator().manual_seed(len(case))
+    for _ in range(200):
+        n = int(torch.randint(1, 2000, (1,), generator=gen))
+        k = int(torch.randint(1, 12, (1,), generator=gen))
+        x = torch.randn(n, generator=gen) * 6
+        if case == "ties":
+            x = x.round()
+        elif case == "mostly -inf":
+            x[torch.rand(n, generator=gen) < 0.95] = float("-inf")
+        elif case == "flat":
+            x = torch.zeros(n)
+        elif case == "peaked":
+            x[int(torch.randint(0, n, (1,), generator=gen))] = 40.0
+        got = sampling.top_indices(x, k)
+        assert len(got) == len(set(got)) == min(k, n)
+        assert torch.equal(x[got], torch.topk(x, min(k, n)).values)
+        if case in ("ties", "flat"):
+            assert all(a < b for a, b, va, vb in zip(got, got[1:], x[got], x[got][1:]) if va == vb)
+
+
+def test_log_normalizer_is_logsumexp_and_greedy_pick_is_the_first_top_index():
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(49152, generator=gen) * 4
+    assert sampling.log_normalizer(logits) == pytest.approx(float(torch.logsumexp(logits, 0)), abs=1e-4)
+    assert sampling.log_normalizer(torch.tensor([1000.0, 1000.0])) == pytest.approx(1000 + math.log(2))  # no overflow
+    assert sampling.log_normalizer(torch.full((3,), float("-inf"))) == float("-inf")
+    index, _ = sampling.pick(logits, Sampler())
+    assert index == sampling.top_indices(logits, 1)[0] == int(torch.argmax(logits))

@@ -13,9 +13,12 @@
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from . import sampling
@@ -40,20 +43,51 @@ def prompt_ids(backend: Backend, prompt: str, chat: bool = False) -> list[int]:
     return ids
 
 
-def candidates(backend: Backend, scores: Scores, probs: torch.Tensor, logprobs: torch.Tensor, k: int) -> list[Candidate]:
-    """The k most likely entries of a distribution, as records with token text."""
-    indices, values = sampling.top(probs, k)
-    out = []
-    for index, prob in zip(indices, values):
+@dataclass(frozen=True)
+class Distribution:
+    """A distribution over a support, kept as its scores and their log-normaliser:
+    logprob(i) = scores[i] - log_z and prob(i) = exp(logprob(i)).
+
+    A step shows a handful of entries, so nothing the size of the vocabulary is built beyond the
+    scores the model already gave: one pass for log_z, one for the top-k."""
+
+    scores: torch.Tensor  # 1-D, over the support
+    log_z: float
+    values: np.ndarray = field(init=False, repr=False)  # the scores as numpy, for cheap reads of single entries
+
+    def __post_init__(self):
+        object.__setattr__(self, "values", sampling.scores_array(self.scores))
+
+    @classmethod
+    def raw(cls, scores: Scores) -> Distribution:
+        """The raw distribution: softmax of the logits. A server's top-k already holds log-probabilities."""
+        return cls(scores.logits, sampling.log_normalizer(scores.logits) if scores.ids is None else 0.0)
+
+    @classmethod
+    def of(cls, probs: torch.Tensor) -> Distribution:
+        """A distribution given as probabilities (the sampler's processed one)."""
+        return cls(probs.log(), 0.0)
+
+    def logprob(self, index: int) -> float:
+        return float(self.values[index]) - self.log_z
+
+    def prob(self, index: int) -> float:
+        return math.exp(self.logprob(index))
+
+    def rank(self, index: int) -> int:
+        """1 for the most likely entry; ties share the better rank."""
+        return int((self.values > self.values[index]).sum()) + 1
+
+    def candidate(self, backend: Backend, scores: Scores, index: int) -> Candidate:
+        """The entry at `index` of the support as a record with its token's text."""
         token_id = scores.token_id(index)
-        out.append(Candidate(token_id, backend.token_text(token_id), prob, float(logprobs[index])))
-    return out
+        logprob = self.logprob(index)
+        return Candidate(token_id, backend.token_text(token_id), math.exp(logprob), logprob)
 
 
-def raw_distribution(scores: Scores) -> tuple[torch.Tensor, torch.Tensor]:
-    """(probs, logprobs) of the raw distribution. A server's top-k already holds log-probabilities."""
-    logprobs = sampling.log_distribution(scores.logits) if scores.ids is None else scores.logits.float()
-    return logprobs.exp(), logprobs
+def candidates(backend: Backend, scores: Scores, dist: Distribution, k: int) -> list[Candidate]:
+    """The k most likely entries of a distribution, as records with token text."""
+    return [dist.candidate(backend, scores, index) for index in sampling.top_indices(dist.scores, k)]
 
 
 def next_token(backend: Backend, ids: Sequence[int], k: int = 8) -> NextToken:
@@ -62,8 +96,7 @@ def next_token(backend: Backend, ids: Sequence[int], k: int = 8) -> NextToken:
         raise UsageError(f"--top-k must be at least 1, not {k}")
     start = time.perf_counter()
     scores = backend.forward(ids, None, top_k=k)
-    probs, logprobs = raw_distribution(scores)
-    top = candidates(backend, scores, probs, logprobs, k)
+    top = candidates(backend, scores, Distribution.raw(scores), k)
     ms = (time.perf_counter() - start) * 1000
     return NextToken(backend.name, backend.model, list(ids), top, "raw", ms)
 
@@ -72,12 +105,11 @@ def one_step(backend: Backend, ids: Sequence[int], kv, sampler: Sampler, generat
     """One turn of the loop, without the append: the forward pass, the raw distribution, the pick."""
     t0 = time.perf_counter()
     scores = backend.forward(ids, kv, top_k=show)  # one forward pass: scores for the next token
-    probs, logprobs = raw_distribution(scores)  # the raw distribution: a probability per token
+    raw = Distribution.raw(scores)  # the raw distribution: a probability per token
     index, processed = sampling.pick(scores.logits, sampler, generator)  # greedy or sampled
-    next_id = scores.token_id(index)
-    top = candidates(backend, scores, probs, logprobs, show)
-    shaped = None if processed is None else candidates(backend, scores, processed, processed.log(), show)
-    chosen = Candidate(next_id, backend.token_text(next_id), float(probs[index]), float(logprobs[index]))
+    top = candidates(backend, scores, raw, show)
+    shaped = None if processed is None else candidates(backend, scores, Distribution.of(processed), show)
+    chosen = raw.candidate(backend, scores, index)
     ms = (time.perf_counter() - t0) * 1000
     return Step(number, len(ids), chosen, top, ms, kv is not None, scores.tokens_in, shaped, sampler.describe(), scores.extra)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .errors import UsageError
@@ -52,6 +53,17 @@ GREEDY = Sampler()
 def log_distribution(logits: torch.Tensor) -> torch.Tensor:
     """Raw distribution as log-probabilities: log-softmax of the logits, in float32."""
     return torch.log_softmax(logits.float(), dim=-1)
+
+
+def log_normalizer(logits: torch.Tensor) -> float:
+    """log Σ exp(logits). The raw distribution's log-probabilities are the logits minus this one
+    number, so a step can report the few probabilities it shows without a vocabulary-sized softmax."""
+    x = scores_array(logits)
+    top = float(x.max())
+    if not math.isfinite(top):
+        return top  # all -inf (nothing possible) or a NaN: nothing to normalise
+    shifted = np.subtract(x, top, dtype=np.float32)  # shifted by the largest score, so exp can't overflow
+    return top + math.log(float(np.exp(shifted, out=shifted).sum()))
 
 
 def distribution(logits: torch.Tensor) -> torch.Tensor:
@@ -97,7 +109,7 @@ def process(logits: torch.Tensor, sampler: Sampler) -> torch.Tensor:
 def pick(logits: torch.Tensor, sampler: Sampler, generator: torch.Generator | None = None) -> tuple[int, torch.Tensor | None]:
     """Pick an index of the support. Returns (index, processed distribution or None if greedy)."""
     if sampler.greedy:
-        return int(torch.argmax(logits)), None
+        return int(scores_array(logits).argmax()), None  # the first of the highest, as torch.argmax
     probs = process(logits, sampler)
     return int(torch.multinomial(probs, 1, generator=generator)), probs
 
@@ -106,6 +118,34 @@ def top(probs: torch.Tensor, k: int) -> tuple[list[int], list[float]]:
     """Indices and probabilities of the k most likely entries, most likely first."""
     values, indices = torch.topk(probs, min(k, probs.numel()))
     return indices.tolist(), values.tolist()
+
+
+def top_indices(scores: torch.Tensor, k: int) -> list[int]:
+    """Indices of the k highest scores, highest first, the lower index first among equals
+    (scores or probabilities: the order is the same).
+
+    Only scores near the highest can be among the top k, so one comparison pass finds those and
+    only they are sorted: a few times cheaper than torch.topk over a whole vocabulary."""
+    x = scores_array(scores)
+    k = min(k, x.size)
+    top = float(x.max()) if x.size else math.nan
+    margin = 4.0
+    while math.isfinite(top) and margin < 1e6:
+        near = np.flatnonzero(x >= top - margin)
+        if near.size >= k:
+            values = x[near]
+            if near.size > 4 * k:  # keep the k largest before sorting (linear time)
+                keep = np.sort(np.argpartition(-values, k - 1)[:k])  # back in index order, for the ties
+                near, values = near[keep], values[keep]
+            return near[np.argsort(-values, kind="stable")[:k]].tolist()
+        margin *= 8  # too few that close to the top: look further down
+    return torch.topk(scores, k).indices.tolist()  # NaNs, or fewer than k finite scores
+
+
+def scores_array(scores: torch.Tensor) -> np.ndarray:
+    """A 1-D float32 view of the scores for numpy: on a vector of one vocabulary, numpy's single
+    pass costs a few microseconds where a torch call costs tens (dispatch, and threads that meet)."""
+    return scores.detach().float().numpy()
 
 
 def make_generator(seed: int | None) -> torch.Generator | None:

@@ -207,6 +207,7 @@ class StaircaseResult:
     estimate: dict
     wall_s: float
     threads: int = 1  # torch CPU threads used
+    path: str = "transformers float32"  # how the model ran: engine and weights
 
     @property
     def points(self) -> int:
@@ -241,6 +242,7 @@ class StaircaseResult:
             "noise": self.noise(),
             "wall_s": self.wall_s,
             "threads": self.threads,
+            "path": self.path,
         }
 
 
@@ -297,7 +299,6 @@ def _measure(backend, max_len, points, repeats, on_progress, seed) -> StaircaseR
     fits = {"uncached": fit_uncached(xs, [min(p.uncached) for p in series]),
             "cached": fit_cached(xs, [min(p.cached) for p in series])}
     shape = model_numbers.Shape.from_config(backend.config)
-    dtype = str(next(backend.lm.parameters()).dtype)
-    estimate = model_numbers.estimate(shape, max_len, dtype)
+    estimate = model_numbers.estimate(shape, max_len, backend.kv_dtype)  # KV-cache bytes in what the cache holds
     return StaircaseResult(backend.model, max_len, repeats, series, fits, estimate, time.perf_counter() - start,
-                           torch.get_num_threads())
+                           torch.get_num_threads(), backend.path)

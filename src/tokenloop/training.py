@@ -32,7 +32,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from .errors import UsageError
-from .loop import candidates, raw_distribution
+from .loop import Distribution, candidates
 from .records import Candidate
 
 # An invented fact the model cannot know, and a probe whose next token is the fact's key token.
@@ -269,9 +269,8 @@ def probe_next(backend, model: torch.nn.Module | None, ids: Sequence[int], targe
     else:
         with torch.inference_mode():
             scores = Scores(model(torch.tensor([list(ids)]), use_cache=False, logits_to_keep=1).logits[0, -1])
-    probs, logprobs = raw_distribution(scores)
-    rank = int((probs > probs[target]).sum()) + 1
-    return candidates(backend, scores, probs, logprobs, k), float(probs[target]), rank
+    raw = Distribution.raw(scores)
+    return candidates(backend, scores, raw, k), raw.prob(target), raw.rank(target)
 
 
 # --- the loop ---------------------------------------------------------------------------------

@@ -155,3 +155,18 @@ class EmbeddedBackend:
             out = self.lm(torch.tensor([new]), past_key_values=cache.past if keep else None, use_cache=True, logits_to_keep=1)
             cache.past, cache.seen = out.past_key_values, list(ids)
             return Scores(out.logits[0, -1], tokens_in=len(new))
+
+    @torch.inference_mode()
+    def all_logits(self, ids: Sequence[int]) -> torch.Tensor:
+        """(T, V) logits at every position of `ids`, from one forward pass (score mode, the agreement check)."""
+        with self.lock:
+            return self.lm(torch.tensor([list(ids)]), use_cache=False).logits[0]
+
+    @property
+    def path(self) -> str:
+        return f"transformers {self.kv_dtype}"
+
+    @property
+    def kv_dtype(self) -> str:
+        """What the keys and values are stored in (the model's own dtype here)."""
+        return str(next(self.lm.parameters()).dtype).removeprefix("torch.")

@@ -280,6 +280,7 @@ class FastBackend(EmbeddedBackend):
 
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.model = self._model_name(model)
+        self.config = json.loads((self.folder / "config.json").read_text())  # the staircase's model numbers read it
         self.context_length = self.net.shape.context
         self.vocab_size = self.net.shape.vocab
         self.eos_ids = frozenset(self._eos_ids())
@@ -294,6 +295,8 @@ class FastBackend(EmbeddedBackend):
     @property
     def weight_bytes(self) -> int:
         return self.net.weight_bytes
+
+    kv_dtype = "float32"  # StaticCache keeps keys and values in float32, whatever the weights
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()

@@ -493,10 +493,9 @@ def _reason(error: Exception) -> str:
 
 def _step_records(backend: ServerBackend, scores: Scores, chosen_id: int, chosen_logprob: float, show: int):
     """(chosen, top) Candidates from a server's top-k, the same way the embedded loop makes them."""
-    from ..loop import candidates, raw_distribution
+    from ..loop import Distribution, candidates
 
-    probs, logprobs = raw_distribution(scores)
-    top = candidates(backend, scores, probs, logprobs, show)
+    top = candidates(backend, scores, Distribution.raw(scores), show)
     chosen = Candidate(chosen_id, backend.token_text(chosen_id), math.exp(chosen_logprob), chosen_logprob)
     return chosen, top
 

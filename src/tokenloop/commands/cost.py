@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object (the data the web lesson draws)")
     p.add_argument("--model", metavar="PATH", help="a local Hugging Face model folder or .gguf file (default: the embedded "
                    "SmolLM2-135M-Instruct); a server's costs are measured by `tokenloop latency --url`")
+    p.add_argument("--engine", choices=["transformers", "torch"], help="how the model runs: transformers (default) or torch, "
+                   "the fast path (its uncached staircase climbs the same way, several times faster)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "int8", "int4"], help="the weights: float32 (default), or "
+                   "bfloat16/int8/int4 on --engine torch (default there: int4)")
     p.set_defaults(func=cmd_staircase)
 
     p = sub.add_parser("latency", help="time to first token and between tokens on a server, or the budget for given numbers",
@@ -56,12 +60,12 @@ def progress_bar(what: str) -> Progress:
 # --- staircase ---------------------------------------------------------------------------------
 def cmd_staircase(args, console) -> int:
     from .. import charts, staircase
-    from ..backends import backend_class
+    from ..backends.paths import open_embedded
 
     if args.plot:
         charts.check_path(args.plot)
     staircase.check(args.max_len, args.points, args.repeats, context_length=args.max_len)  # what needs no model
-    backend = backend_class("embedded")(model=args.model)  # always in-process: it times the forward itself
+    backend = open_embedded(args.model, args.engine, args.dtype)  # in-process: it times the forward itself
     staircase.check(args.max_len, args.points, args.repeats, backend.context_length)
     busy = busy_warning(args.threads)
     if busy:
@@ -116,7 +120,7 @@ def _bytes(n: float) -> str:
 def show_staircase(console, data: dict, plot: str | None) -> None:
     from ..charts import staircase_bars
 
-    console.print(f"[bold]The staircase[/]: {data['model']}, {data['estimate']['dtype']}, {data['threads']} CPU thread(s)")
+    console.print(f"[bold]The staircase[/]: {data['model']}, {data.get('path', data['estimate']['dtype'])}, {data['threads']} CPU thread(s)")
     console.print(f"  {data['points']} lengths × {data['repeats']} repeats, shuffled and interleaved, {data['wall_s']:.0f} s")
     table = Table(box=None, header_style="bold")
     for column in ("n", "no cache, ms", "tokens run", "KV cache, ms", "tokens run", "ratio"):

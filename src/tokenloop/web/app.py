@@ -241,7 +241,7 @@ def add_routes(app: FastAPI) -> None:
     def score_(body: ScoreIn):
         b = local(app)
         if b is None:
-            raise UsageError("score mode needs the embedded model on its default engine (transformers): restart `tokenloop lesson` without --engine/--dtype, or with --url to keep the embedded model beside the server")
+            raise UsageError("score mode needs a model running in this process: start `tokenloop lesson` on the embedded model, or with --url to keep the embedded model beside the server")
         return score.score(b, body.text)
 
     @app.post("/api/teacher", responses={200: {"content": {"text/event-stream": {}}}, **ERRORS})

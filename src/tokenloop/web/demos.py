@@ -19,6 +19,11 @@ class Busy(TokenloopError):
 
 
 MODULES = {"training": "tokenloop.training", "staircase": "tokenloop.staircase"}
+# What each demo needs of the backend: training copies and trains transformers' model (`lm`); the
+# staircase times `forward` with and without a cache and reads the model's numbers (`config`).
+NEEDS = {"training": "lm", "staircase": "config"}
+HOW = {"training": "the transformers engine: restart `tokenloop lesson` without --engine/--dtype",
+       "staircase": "the embedded model on the transformers or torch engine"}
 
 
 def module(name: str):
@@ -39,8 +44,10 @@ class Demo:
         self._running = threading.Lock()
 
     def run(self, backend, **options) -> dict:
-        if backend is None or getattr(backend, "lm", None) is None:
+        if backend is None:
             raise Unavailable(f"the {self.name} demo needs a model running in this process (the embedded model)")
+        if getattr(backend, NEEDS[self.name], None) is None:
+            raise Unavailable(f"the {self.name} demo needs {HOW[self.name]}")
         code = module(self.name)
         if not self._running.acquire(blocking=False):
             raise Busy(f"the {self.name} demo is already running: wait for it to finish")

@@ -17,8 +17,8 @@ from ..errors import UsageError
 
 
 def can_score(backend) -> bool:
-    """Scoring needs the logits of every position: a model running in this process."""
-    return getattr(backend, "lm", None) is not None
+    """Scoring needs the logits of every position: a model running in this process, on any engine."""
+    return callable(getattr(backend, "all_logits", None))
 
 
 @torch.inference_mode()
@@ -32,8 +32,7 @@ def score(backend, text: str, max_tokens: int = 1024) -> dict:
     if len(ids) > min(max_tokens, backend.context_length):
         raise UsageError(f"the text is {len(ids)} tokens; score mode takes at most {min(max_tokens, backend.context_length)}: shorten it")
     t0 = time.perf_counter()
-    with backend.lock:
-        logits = backend.lm(torch.tensor([ids]), use_cache=False).logits[0]  # all positions at once
+    logits = backend.all_logits(ids)  # all positions at once
     logprobs = sampling.log_distribution(logits[:-1])  # position i predicts token i + 1
     actual = torch.tensor(ids[1:])
     picked = logprobs.gather(1, actual[:, None])[:, 0]
