@@ -88,17 +88,6 @@ def cache_file(backend) -> Path:
     return model_files.cache_root() / "agreement" / name
 
 
-class _Transformers:
-    """The default backend, giving logits at every position (for models the fast path can't load)."""
-
-    def __init__(self, backend):
-        self.backend, self.encode = backend, backend.encode
-
-    @torch.inference_mode()
-    def all_logits(self, ids):
-        return self.backend.lm(torch.tensor([list(ids)]), use_cache=False).logits[0]
-
-
 def float32_reference(backend, log=None):
     """The float32 model a path is measured against: the same weights through `fast.py` in float32
     (equal to the transformers model's logits), or the transformers model for other architectures."""
@@ -109,7 +98,7 @@ def float32_reference(backend, log=None):
     try:
         return FastBackend(backend.model_path, log=log, dtype="float32")
     except ModelError:
-        return _Transformers(EmbeddedBackend(backend.model_path, log=log))
+        return EmbeddedBackend(backend.model_path, log=log)
 
 
 def checked(backend, log=None) -> Agreement:
