@@ -17,6 +17,7 @@ from tokenloop import agreement
 from tokenloop.backends import llamacpp
 from tokenloop.backends.fast import FastBackend
 from tokenloop.backends.paths import choose
+from cli_runner import cli
 from tokenloop.cli import main
 from tokenloop.errors import ModelError, UsageError
 from tokenloop.loop import generate, prompt_ids
@@ -242,3 +243,38 @@ def test_fast_path_refuses_other_architectures(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{}")
     with pytest.raises(ModelError, match="plain Llama"):
         FastBackend(str(tmp_path), dtype="int8")
+
+
+# --- the lesson's in-process demos on the fast path -----------------------------------------------
+def test_score_and_staircase_run_on_the_fast_path_and_training_says_why_not(tiny_model_dir):
+    from fastapi.testclient import TestClient
+
+    from tokenloop.loop import next_token
+    from tokenloop.web import create_app
+
+    fast = FastBackend(str(tiny_model_dir), dtype="int8")
+    client = TestClient(create_app(fast, demo={"steps": 1, "max_len": 16, "points": 2, "repeats": 1, "teacher_max_new": 4}))
+    assert client.get("/api/info").json()["can_score"] is True
+    text = "Kubernetes pods are scheduled by the"
+    tokens = client.post("/api/score", json={"text": text}).json()["tokens"]
+    ids = fast.encode(text)
+    assert [t["id"] for t in tokens] == ids
+    for i in range(1, len(ids)):  # position i of the one pass is step i of the loop, on int8 weights too
+        probs = {c.id: c.prob for c in next_token(fast, ids[:i], 300).top}
+        assert tokens[i]["prob"] == pytest.approx(probs[ids[i]], abs=1e-4)
+    result = client.post("/api/staircase", json={"max_len": 16, "points": 2, "repeats": 1}).json()["result"]
+    assert result["path"] == "torch int8"
+    assert all(p["uncached_tokens_in"] == p["length"] and p["cached_tokens_in"] == 1 for p in result["series"])
+    refused = client.post("/api/training", json={"steps": 1})
+    assert refused.status_code == 503 and "transformers engine" in refused.json()["error"]
+
+
+def test_cli_staircase_on_the_fast_path(capsys, tiny_model_dir):
+    code, out, err = cli(capsys, "staircase", "--model", str(tiny_model_dir), "--engine", "torch", "--dtype", "float32",
+                         "--max-len", "24", "--points", "2", "--repeats", "1", "--threads", "1", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["path"] == "torch float32" and data["estimate"]["dtype"] == "float32"
+    assert [p["uncached_tokens_in"] for p in data["series"]] == [12, 24]
+    code, out, err = cli(capsys, "staircase", "--model", str(tiny_model_dir), "--engine", "transformers", "--dtype", "int4")
+    assert code == 2 and "--engine torch" in err and len(err.strip().splitlines()) == 1

@@ -98,3 +98,20 @@ def test_bad_prompts(tiny):
         prompt_ids(tiny, "   ")
     with pytest.raises(UsageError, match="shorten"):
         prompt_ids(tiny, "the scheduler places pods " * 50)
+
+
+def test_distribution_reports_the_softmax_without_building_it(tiny):
+    from tokenloop.backends import Scores
+    from tokenloop.loop import Distribution, candidates
+
+    logits = torch.randn(tiny.vocab_size, generator=torch.Generator().manual_seed(0)) * 5
+    raw = Distribution.raw(Scores(logits))
+    probs, logprobs = torch.softmax(logits, 0), torch.log_softmax(logits, 0)
+    top = candidates(tiny, Scores(logits), raw, 5)
+    assert [c.id for c in top] == torch.topk(probs, 5).indices.tolist()
+    assert [c.prob for c in top] == pytest.approx(torch.topk(probs, 5).values.tolist(), rel=1e-5)
+    assert raw.logprob(7) == pytest.approx(float(logprobs[7]), abs=1e-5) and raw.rank(int(probs.argmin())) == tiny.vocab_size
+    # A server's top-k is already log-probabilities over part of the vocabulary: kept as they are.
+    served = Scores(torch.tensor([-0.1, -2.5, -4.0]), ids=torch.tensor([42, 7, 9]))
+    picked = candidates(tiny, served, Distribution.raw(served), 2)
+    assert [(c.id, c.logprob) for c in picked] == [(42, pytest.approx(-0.1)), (7, pytest.approx(-2.5))]
