@@ -19,11 +19,10 @@ class Busy(TokenloopError):
 
 
 MODULES = {"training": "tokenloop.training", "staircase": "tokenloop.staircase"}
-# What each demo needs of the backend: training copies and trains transformers' model (`lm`); the
-# staircase times `forward` with and without a cache and reads the model's numbers (`config`).
-NEEDS = {"training": "lm", "staircase": "config"}
-HOW = {"training": "the transformers engine: restart `tokenloop lesson` without --engine/--dtype",
-       "staircase": "the embedded model on the transformers or torch engine"}
+# What the staircase needs of the backend: it times `forward` with and without a cache and reads
+# the model's numbers (`config`); the transformers and torch engines have both.
+NEEDS = {"training": "model_path", "staircase": "config"}
+HOW = {"training": "the embedded model", "staircase": "the embedded model on the transformers or torch engine"}
 
 
 def module(name: str):
@@ -42,6 +41,18 @@ class Demo:
         self.name = name
         self.last: dict | None = None
         self._running = threading.Lock()
+        self._trainable = None  # the transformers model that the training demo loads beside a fast path
+
+    def trainable(self, backend):
+        """Training needs gradients, which only the transformers model has. On the torch or
+        llama.cpp engine the same weights are loaded into it once, beside the fast path."""
+        if getattr(backend, "lm", None) is not None:
+            return backend
+        if self._trainable is None:
+            from ..backends.embedded import EmbeddedBackend
+
+            self._trainable = EmbeddedBackend(backend.model_path)
+        return self._trainable
 
     def run(self, backend, **options) -> dict:
         if backend is None:
@@ -53,7 +64,7 @@ class Demo:
             raise Busy(f"the {self.name} demo is already running: wait for it to finish")
         try:
             if self.name == "training":
-                result = code.train(backend, steps=options["steps"])
+                result = code.train(self.trainable(backend), steps=options["steps"])
             else:
                 result = code.measure(backend, max_len=options["max_len"], points=options["points"], repeats=options["repeats"])
             self.last = result.to_json()
