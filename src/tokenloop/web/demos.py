@@ -19,8 +19,9 @@ class Busy(TokenloopError):
 
 
 MODULES = {"training": "tokenloop.training", "staircase": "tokenloop.staircase"}
-# What the staircase needs of the backend: it times `forward` with and without a cache and reads
-# the model's numbers (`config`); the transformers and torch engines have both.
+# What each demo needs of the backend: training, where the weights are (`model_path`: it trains
+# them in transformers); the staircase, the model's numbers (`config`) beside `forward` with and
+# without a cache, which the transformers and torch engines have.
 NEEDS = {"training": "model_path", "staircase": "config"}
 HOW = {"training": "the embedded model", "staircase": "the embedded model on the transformers or torch engine"}
 
