@@ -114,12 +114,6 @@ def pick(logits: torch.Tensor, sampler: Sampler, generator: torch.Generator | No
     return int(torch.multinomial(probs, 1, generator=generator)), probs
 
 
-def top(probs: torch.Tensor, k: int) -> tuple[list[int], list[float]]:
-    """Indices and probabilities of the k most likely entries, most likely first."""
-    values, indices = torch.topk(probs, min(k, probs.numel()))
-    return indices.tolist(), values.tolist()
-
-
 def top_indices(scores: torch.Tensor, k: int) -> list[int]:
     """Indices of the k highest scores, highest first, the lower index first among equals
     (scores or probabilities: the order is the same).
