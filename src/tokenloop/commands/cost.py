@@ -120,7 +120,7 @@ def _bytes(n: float) -> str:
 def show_staircase(console, data: dict, plot: str | None) -> None:
     from ..charts import staircase_bars
 
-    console.print(f"[bold]The staircase[/]: {data['model']}, {data.get('path', data['estimate']['dtype'])}, {data['threads']} CPU thread(s)")
+    console.print(f"[bold]The staircase[/]: {data['model']}, {data['path']}, {data['threads']} CPU thread(s)")
     console.print(f"  {data['points']} lengths × {data['repeats']} repeats, shuffled and interleaved, {data['wall_s']:.0f} s")
     table = Table(box=None, header_style="bold")
     for column in ("n", "no cache, ms", "tokens run", "KV cache, ms", "tokens run", "ratio"):
