@@ -91,10 +91,6 @@ def instruments_ms(backend, ids: list[int], repeats: int = 200) -> float:
     return (time.perf_counter() - start) * 1000 / repeats
 
 
-def quality(reference, backend) -> agreement.Agreement:
-    return agreement.measure(reference, backend)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=64)
@@ -142,7 +138,7 @@ def main() -> None:
         if args.no_quality:
             top1 = kl = "-"
         else:
-            q = quality(reference, backend)
+            q = agreement.measure(reference, backend)
             top1, kl = f"{100 * q.top1:.1f}%", f"{q.kl:.4f}"
         ratio = f"{tps[path] / tps[DEFAULT]:.2f}" if DEFAULT in tps else "-"
         vs_llama = f"{tps[path] / tps['llama.cpp']:.2f}" if "llama.cpp" in tps else "-"

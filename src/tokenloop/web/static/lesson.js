@@ -171,7 +171,7 @@
     ], { xLabel: "tokens in the sequence", yLabel: "ms per step" });
     const last = r.series[r.series.length - 1];
     out.append(el("p", { class: "live", text:
-      `Measured on ${r.model}${r.path ? ` (${r.path})` : ""}: at ${last.length} tokens one step takes ${ms(last.uncached_ms)} without a cache and ` +
+      `Measured on ${r.model} (${r.path}): at ${last.length} tokens one step takes ${ms(last.uncached_ms)} without a cache and ` +
       `${ms(last.cached_ms)} with one. Fits: without ${r.fits.uncached.formula} (R² ${r.fits.uncached.r2.toFixed(2)}); ` +
       `with ${r.fits.cached.formula} (R² ${r.fits.cached.r2.toFixed(2)}).` }));
   }
