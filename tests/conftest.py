@@ -64,3 +64,20 @@ def smol():
 
 # Real OpenAI-compatible servers (llama-server, llama-cpp-python) for the server backend's tests.
 from servers import llama_python_url, llama_url  # noqa: E402,F401
+from servers import vllm_processed_url, vllm_url  # noqa: E402,F401
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """vLLM takes about a minute to start: launch the ones these tests need now, so they warm up
+    while the tests before them run."""
+    import servers
+
+    wanted = {name for item in items for name in getattr(item, "fixturenames", ())}
+    if wanted & set(servers.VLLM_SERVERS):
+        servers.launch_vllm_early(wanted)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import servers
+
+    servers.stop_vllm()

