@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import json
 import os
 import shutil
@@ -129,9 +130,7 @@ def install_llama_cpp_python(bin_dir: Path) -> None:
         run([sys.executable, "-m", "pip", "install", "-q", "typing-extensions>=4.5", "numpy>=1.20", "diskcache>=5.6.1",
              "jinja2>=2.11.3", "uvicorn>=0.22.0", "fastapi>=0.100.0", "pydantic-settings>=2.0.1", "sse-starlette>=1.6.1",
              "starlette-context>=0.3.6,<0.4", "PyYAML>=5.1"], BUILD / "pip-llama-cpp-python.log")
-    import llama_cpp  # noqa: F401 - only to find where it lies; its library is not loaded yet
-
-    lib = Path(llama_cpp.__path__[0]) / "lib"
+    lib = Path(importlib.util.find_spec("llama_cpp").submodule_search_locations[0]) / "lib"  # found, not imported
     lib.mkdir(exist_ok=True)
     copied = 0
     for so in bin_dir.glob("lib*.so*"):

@@ -51,7 +51,7 @@ def test_probe_finds_vllm_its_version_cap_and_raw_logprobs(vllm, vllm_url, capsy
     assert (caps.kind, caps.model, caps.context_length, caps.version) == ("vLLM", ALIAS, 2048, vllm_version())
     assert caps.prompt_ids and caps.endpoint == "/v1/completions" and caps.checks["detokenize_round_trip"]
     assert caps.max_logprobs == 20 and "max allowed: 20" in caps.checks["logprobs_refused"]
-    assert caps.checks["keyed_by"] == "id"
+    assert caps.checks["keyed_by"] == "token_id:N"  # return_tokens_as_token_ids
     greedy, warm = caps.checks["favourite_logprob_greedy_t05"]
     assert greedy == pytest.approx(warm, abs=1e-3) and caps.distribution.startswith("raw (measured")
     with pytest.raises(UsageError, match=f"it serves: {ALIAS}"):
