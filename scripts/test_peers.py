@@ -80,6 +80,16 @@ def llama_source() -> Path:
     return folder
 
 
+def cmake() -> str:
+    """The system's cmake, else PyPI's (installed into this venv)."""
+    found = shutil.which("cmake") or shutil.which("cmake", path=str(Path(sys.executable).parent))
+    if found is None:
+        say("no cmake on this machine: installing PyPI's cmake into the venv")
+        run([sys.executable, "-m", "pip", "install", "-q", "cmake>=3.21"], BUILD / "pip-cmake.log")
+        found = str(Path(sys.executable).parent / "cmake")
+    return found
+
+
 def build_llama(jobs: int) -> Path:
     """bin/ of a llama.cpp build for this CPU (built only if missing or made with other flags)."""
     source = llama_source() / "vendor" / "llama.cpp"
@@ -96,8 +106,8 @@ def build_llama(jobs: int) -> Path:
     LLAMA_BUILD.mkdir(parents=True)
     log = LLAMA_BUILD / "build.log"
     started = time.monotonic()
-    run(["cmake", "-S", str(source), "-B", str(LLAMA_BUILD), *CMAKE_OPTIONS, *flags], log)
-    command = ["cmake", "--build", str(LLAMA_BUILD), "--config", "Release", "-j", str(jobs), "--target", *TARGETS]
+    run([cmake(), "-S", str(source), "-B", str(LLAMA_BUILD), *CMAKE_OPTIONS, *flags], log)
+    command = [cmake(), "--build", str(LLAMA_BUILD), "--config", "Release", "-j", str(jobs), "--target", *TARGETS]
     with open(log, "ab") as out:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         shown = -1

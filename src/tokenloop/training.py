@@ -361,7 +361,7 @@ def measure_cost(backend, model, ids: list[int], trace: list[TrainStep], activat
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     kv = kv_cache_bytes(config.num_hidden_layers, getattr(config, "num_key_value_heads", heads), head_dim, len(ids), dtype_bytes)
     with backend.lock, torch.inference_mode():  # the served model's real KV cache for these tokens
-        cache = backend.lm(torch.tensor([ids]), use_cache=True, logits_to_keep=1).past_key_values
+        cache = backend.lm(torch.tensor([ids]), use_cache=True, logits_to_keep=1).cache
     # The first step also allocates the optimizer state: the warm steps after it are the fair figure.
     warm = trace[1:] or trace
     train_ms = statistics.median(s.ms for s in warm)

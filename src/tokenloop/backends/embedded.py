@@ -152,8 +152,8 @@ class EmbeddedBackend:
             if cache.past is not None and keep < len(cache.seen):
                 cache.past.crop(keep - len(cache.seen))  # negative: drop that many tokens
             new = list(ids[keep:])
-            out = self.lm(torch.tensor([new]), past_key_values=cache.past if keep else None, use_cache=True, logits_to_keep=1)
-            cache.past, cache.seen = out.past_key_values, list(ids)
+            out = self.lm(torch.tensor([new]), cache=cache.past if keep else None, use_cache=True, logits_to_keep=1)
+            cache.past, cache.seen = out.cache, list(ids)
             return Scores(out.logits[0, -1], tokens_in=len(new))
 
     @torch.inference_mode()
