@@ -73,7 +73,7 @@ def llama_source() -> Path:
         return folder
     BUILD.mkdir(exist_ok=True)
     say(f"downloading llama-cpp-python {LLAMA_CPP_PYTHON}'s source (76 MB)")
-    run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+    run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", "llama-cpp-python",
          "-d", str(BUILD), f"llama-cpp-python=={LLAMA_CPP_PYTHON}"], BUILD / "pip-download.log")
     with tarfile.open(BUILD / f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz") as tar:
         tar.extractall(BUILD, filter="data")
