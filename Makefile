@@ -32,7 +32,7 @@ test-servers: setup
 	$(PY) scripts/test_peers.py
 
 test: setup browser test-servers
-	TOKENLOOP_REQUIRE_BROWSER=1 TOKENLOOP_REQUIRE_SERVERS=1 $(PY) -m pytest -q
+	TOKENLOOP_REQUIRE_BROWSER=1 TOKENLOOP_REQUIRE_SERVERS=1 $(PY) -m pytest -q -m ""
 
 bench: setup
 	$(PY) bench/loop_speed.py

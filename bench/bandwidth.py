@@ -58,8 +58,8 @@ def matmuls(backend) -> list[tuple[object, torch.Tensor]] | None:
 
         net, narrow = backend.net, activation_dtype(backend.net.dtype)
         mats = [m for layer in net.layers for m in (layer.qkv, layer.wo, layer.gate_up, layer.down)] + [net.head]
-        s = net.shape
-        widths = [s.dim, s.heads * s.head_dim, s.dim, s.hidden] * s.layers + [s.dim]
+        s = net.config
+        widths = [s.dim, s.heads * s.head_dim, s.dim, s.intermediate] * s.layers + [s.dim]
         return [(m, torch.randn(1, n).to(narrow)) for m, n in zip(mats, widths)]
     if hasattr(backend, "lm"):  # transformers: every nn.Linear, the output head included
         linears = [m for m in backend.lm.modules() if isinstance(m, torch.nn.Linear)]

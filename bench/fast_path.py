@@ -25,9 +25,10 @@ import torch
 
 from tokenloop import agreement, sampling
 from tokenloop.backends import llamacpp
-from tokenloop.backends.paths import open_embedded
-from tokenloop.loop import Distribution, candidates, generate, prompt_ids
+from tokenloop.loop import generate, prompt_ids
+from tokenloop.paths import open_embedded
 from tokenloop.records import Step
+from tokenloop.scores import Distribution, candidates
 
 PROMPT = "Kubernetes pods are scheduled by the"
 PATHS = ("transformers-float32", "torch-float32", "torch-bfloat16", "torch-int8", "torch-int4", "llama.cpp")

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 import httpx
 
 from tokenloop.backends.server import ServerBackend
+from tokenloop.loop import generate
 from tokenloop.records import Done, Step
 
 PROMPT = "Kubernetes pods are scheduled by the"
@@ -66,7 +67,7 @@ def started_llama_server(threads: int):
 
 
 def run(backend: ServerBackend, n: int) -> tuple[list[Step], Done]:
-    records = list(backend.generate(backend.encode(PROMPT), max_new=n))
+    records = list(generate(backend, backend.encode(PROMPT), max_new=n))
     return [r for r in records if isinstance(r, Step)], records[-1]
 
 
@@ -83,7 +84,7 @@ def measure(url: str, n: int, repeats: int) -> dict:
     floor = []
     for _ in range(50):  # a request with no work behind it: what HTTP itself costs, both ends
         start = time.perf_counter()
-        kept.client.get("/health" if kept.caps.kind == "llama.cpp" else "/v1/models")
+        kept.client.http.get("/health" if kept.caps.kind == "llama.cpp" else "/v1/models")
         floor.append((time.perf_counter() - start) * 1000)
     loop_rates, stream_rates, ttft = [], [], []
     http_kept, http_fresh, own, server = [], [], [], []

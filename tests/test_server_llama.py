@@ -74,8 +74,8 @@ def test_same_tokens_and_same_distribution_as_the_embedded_model(llama, smol):
 def test_one_call_per_token_and_streaming_give_the_same_greedy_text(llama_url):
     looped, streamed = quiet(llama_url), quiet(llama_url, stream=True)
     for prompt in PROMPTS[:2]:
-        a = list(looped.generate(looped.encode(prompt), max_new=12))
-        b = list(streamed.generate(streamed.encode(prompt), max_new=12))
+        a = list(generate(looped, looped.encode(prompt), max_new=12))
+        b = list(generate(streamed, streamed.encode(prompt), max_new=12))
         assert a[-1].ids == b[-1].ids and a[-1].text == b[-1].text
         assert all(s.extra["mode"] == "stream" and s.ms > 0 for s in b[:-1])
         # one call per token: the server re-reads the prefix from its cache and computes one new token
@@ -93,7 +93,7 @@ def test_run_json_lines(capsys, llama_url):
     assert main(["run", PROMPTS[1], "--url", llama_url, "--max-new", "4", "--json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line.get("step") for line in lines[:-1]] == [1, 2, 3, 4] and lines[-1]["done"]
-    assert all(line["sent"] == "ids" and "server_ms" in line for line in lines[:-1])
+    assert all(line["extra"]["sent"] == "ids" and "server_ms" in line["extra"] for line in lines[:-1])
     assert lines[-1]["text"] == " Paris.\n\n" or lines[-1]["stop"] == "max_new"
 
 
@@ -155,8 +155,8 @@ def test_api_key(capsys, tmp_path):
 def impatient(backend: ServerBackend, seconds: float = 1.0) -> None:
     """Wait `seconds` for the requests sent from now on (the first steps had longer: a loaded test
     machine can be slow to start)."""
-    backend.timeout = seconds
-    backend.client.timeout = httpx.Timeout(seconds)
+    backend.timeout = backend.client.timeout = seconds
+    backend.client.http.timeout = httpx.Timeout(seconds)
 
 
 def test_server_stuck_or_dead_mid_run(tmp_path):
@@ -174,7 +174,7 @@ def test_server_stuck_or_dead_mid_run(tmp_path):
 
         streamer = quiet(served.url, stream=True)
         impatient(streamer, 3.0)  # the prompt is in the server's cache: the first token comes quickly
-        streamed = streamer.generate(backend.encode(PROMPTS[0]), max_new=400)
+        streamed = generate(streamer, backend.encode(PROMPTS[0]), max_new=400)
         got = [next(streamed)]
         served.pause()  # tokens the server sent before it stopped still arrive: the step is the one after them
         with pytest.raises(ServerError, match=r"sent nothing for 3 s") as stuck:

@@ -9,7 +9,7 @@ import pytest
 
 from tokenloop.backends.server import ServerBackend
 from tokenloop.cli import main
-from tokenloop.loop import next_token
+from tokenloop.loop import generate, next_token
 from tokenloop.records import Step
 
 PROMPTS = ["Kubernetes pods are scheduled by the", "The capital of France is", "def fibonacci(n):\n   "]
@@ -60,8 +60,8 @@ def test_one_call_per_token_and_streaming_give_the_same_greedy_text(llama_python
     looped = ServerBackend(llama_python_url, log=lambda m: None)
     streamed = ServerBackend(llama_python_url, log=lambda m: None, stream=True)
     for prompt in PROMPTS[:2]:
-        a = list(looped.generate(looped.encode(prompt), max_new=10))
-        b = list(streamed.generate(streamed.encode(prompt), max_new=10))
+        a = list(generate(looped, looped.encode(prompt), max_new=10))
+        b = list(generate(streamed, streamed.encode(prompt), max_new=10))
         assert len(b) == 11  # the stream was not cut short by a request of ours
         assert all(s.extra["sent"] == "text" for s in a[:-1] + b[:-1])
         ids, new = looped.encode(prompt), a[-1].ids
@@ -90,7 +90,7 @@ def test_server_sample_sends_the_sampler_and_shows_its_pick(llama_python_url):
     from tokenloop.sampling import Sampler
 
     backend = ServerBackend(llama_python_url, log=lambda m: None, server_sample=True)
-    records = list(backend.generate(backend.encode(PROMPTS[0]), max_new=3, sampler=Sampler(1.0, top_k=5), seed=7))
+    records = list(generate(backend, backend.encode(PROMPTS[0]), max_new=3, sampler=Sampler(1.0, top_k=5), seed=7))
     steps = [r for r in records if isinstance(r, Step)]
     assert all(s.sampler == "T=1 top_k=5 by the server" for s in steps)
     assert all(s.chosen.id in {c.id for c in s.top} for s in steps)  # top-k 5 on the server: one of the top 5

@@ -11,9 +11,7 @@ import math
 
 import pytest
 
-from tokenloop.backends import server_kinds as kinds
-from tokenloop.backends import server_shapes as shapes
-from tokenloop.backends.server import base_url
+from tokenloop.backends.server import base_url, kinds, shapes
 from tokenloop.errors import UsageError
 from tokenloop.sampling import Sampler
 

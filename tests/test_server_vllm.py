@@ -99,8 +99,8 @@ def test_asking_over_the_cap_lowers_it_with_a_note(vllm_url):
 
 def test_streaming_gives_the_same_greedy_tokens_as_one_call_per_token(vllm_url):
     looped, streamed = quiet(vllm_url), quiet(vllm_url, stream=True)
-    a = list(looped.generate(looped.encode(PROMPTS[1]), max_new=12))
-    b = list(streamed.generate(streamed.encode(PROMPTS[1]), max_new=12))
+    a = list(generate(looped, looped.encode(PROMPTS[1]), max_new=12))
+    b = list(generate(streamed, streamed.encode(PROMPTS[1]), max_new=12))
     assert a[-1].ids == b[-1].ids and a[-1].stop == b[-1].stop
     assert all(s.extra["mode"] == "stream" for s in b[:-1])
 
@@ -115,10 +115,10 @@ def test_chat_uses_the_servers_template_and_ends_on_the_end_token(vllm, smol):
 
 def test_sampling_here_is_labelled_and_the_server_can_pick(vllm_url):
     ours = quiet(vllm_url)
-    steps = [r for r in ours.generate(ours.encode("ab"), max_new=3, sampler=Sampler(0.8), show=5, seed=1) if isinstance(r, Step)]
+    steps = [r for r in generate(ours, ours.encode("ab"), max_new=3, sampler=Sampler(0.8), show=5, seed=1) if isinstance(r, Step)]
     assert all(s.sampler == "T=0.8 over the server's top-5, renormalised" for s in steps)
     theirs = quiet(vllm_url, server_sample=True)
-    runs = [list(theirs.generate(theirs.encode(PROMPTS[3]), max_new=6, sampler=Sampler(1.2), seed=7)) for _ in range(2)]
+    runs = [list(generate(theirs, theirs.encode(PROMPTS[3]), max_new=6, sampler=Sampler(1.2), seed=7)) for _ in range(2)]
     assert runs[0][0].sampler == "T=1.2 by the server"
     assert runs[0][-1].ids == runs[1][-1].ids  # the server's seeded sampler repeats itself
 

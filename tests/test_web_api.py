@@ -111,7 +111,7 @@ def test_branch_replaces_a_pick_and_the_loop_continues_from_it(client, tiny):
         client.post("/api/lab/step", json={"show": 4})
     second = client.get("/api/lab").json()["steps"][0]["top"][1]  # step 1's runner-up
     state = client.post("/api/lab/branch", json={"step": 1, "token_id": second["id"]}).json()
-    assert len(state["steps"]) == 1 and state["steps"][0]["chosen"]["id"] == second["id"] and state["steps"][0]["branched"]
+    assert len(state["steps"]) == 1 and state["steps"][0]["chosen"]["id"] == second["id"] and state["steps"][0]["extra"]["branched"]
     after = client.post("/api/lab/step", json={}).json()
     expected = next_token(tiny, prompt_ids(tiny, PROMPT) + [second["id"]], 1).top[0]
     assert after["step"] == 2 and after["chosen"]["id"] == expected.id
@@ -158,7 +158,7 @@ def test_export_is_json_lines_of_the_run(client):
 def test_reload_restores_a_run_the_server_forgot(client, tiny):
     want = greedy_ids(tiny, PROMPT, 3)
     state = client.post("/api/lab/start", json={"prompt": PROMPT, "resume": want[:2]}).json()
-    assert [s["chosen"]["id"] for s in state["steps"]] == want[:2] and state["steps"][0]["restored"]
+    assert [s["chosen"]["id"] for s in state["steps"]] == want[:2] and state["steps"][0]["extra"]["restored"]
     assert client.post("/api/lab/step", json={}).json()["chosen"]["id"] == want[2]
 
 

@@ -1,4 +1,5 @@
-"""Charts of the measurements: matplotlib files (PNG or SVG) and a small chart for the terminal.
+"""Charts of the measurements: matplotlib files (PNG or SVG) and a small chart for the terminal,
+drawn with `bar`, the one block bar every terminal view uses (candidates, training, timings).
 
 Every function takes the same JSON-ready dicts the commands print with --json (and the web page
 draws), so a chart never shows anything the data doesn't hold. matplotlib is imported only when a
@@ -7,12 +8,13 @@ file is drawn; the `Figure` API is used directly (no pyplot state), which is saf
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .errors import UsageError
 
 FORMATS = (".png", ".svg")
+EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")  # the full block's left 0/8 .. 7/8
 COLORS = {"uncached": "#d1495b", "cached": "#00798c", "stream": "#00798c", "loop": "#d1495b"}
 
 
@@ -97,6 +99,17 @@ def latency_chart(data: dict, path: str | Path) -> Path:
     return path
 
 
+def bar(fraction: float, width: int, fill: str = "█") -> str:
+    """`fraction` of `width` characters as a bar, never empty (a tiny value still shows).
+
+    The full block ends in eighths of a character, so that close values still differ; other fills
+    (▒, ░) have no eighths and round to whole characters."""
+    if fill != "█":
+        return fill * max(1, round(fraction * width))
+    eighths = max(1, round(fraction * width * 8))
+    return "█" * (eighths // 8) + EIGHTHS[eighths % 8]
+
+
 def bars(rows: Sequence[tuple[str, float, str]], width: int = 40) -> list[str]:
     """A horizontal bar per (label, value in ms, kind), scaled to the largest value."""
     top = max((value for _, value, _ in rows), default=0.0) or 1.0
@@ -104,8 +117,8 @@ def bars(rows: Sequence[tuple[str, float, str]], width: int = 40) -> list[str]:
     label_width = max((len(label) for label, _, _ in rows), default=0)
     lines = []
     for label, value, kind in rows:
-        length = max(1, round(width * value / top))
-        lines.append(f"{label:>{label_width}} {shade.get(kind, '█') * length} {value:,.{1 if value < 10 else 0}f} ms")
+        drawn = bar(value / top, width, shade.get(kind, "█"))
+        lines.append(f"{label:>{label_width}} {drawn} {value:,.{1 if value < 10 else 0}f} ms")
     return lines
 
 

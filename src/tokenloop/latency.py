@@ -18,15 +18,14 @@ without that cache every call would read the whole text again, the staircase onc
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
-import httpx
-
+from .backends.server import Client, ServerBackend, base_url
+from .backends.server.discover import discover
 from .errors import ServerError, UsageError
 from .staircase import r_squared
 
@@ -116,93 +115,52 @@ class Stream:
         return (self.arrivals_ms[-1] - self.arrivals_ms[0]) / gaps if gaps else None
 
 
-def _unreachable(url: str, e: Exception) -> ServerError:
-    return ServerError(f"{url} did not answer ({type(e).__name__}: {e}); is the server running? start it or fix --url")
+def model_name(client: Client) -> str:
+    return discover(client, None).model
 
 
-def _post(client: httpx.Client, url: str, body: dict) -> dict:
-    for attempt in (1, 2):  # a server may close a kept-alive connection just as we reuse it: retry once
-        try:
-            response = client.post(f"{url}/v1/completions", json=body)
-            break
-        except httpx.RemoteProtocolError as e:
-            if attempt == 2:
-                raise _unreachable(url, e) from e
-        except httpx.HTTPError as e:
-            raise _unreachable(url, e) from e
-    if response.status_code >= 400:
-        raise ServerError(f"{url}/v1/completions answered {response.status_code}: {response.text[:200]}")
-    return response.json()
-
-
-def model_name(client: httpx.Client, url: str) -> str:
-    try:
-        response = client.get(f"{url}/v1/models")
-        response.raise_for_status()
-        return response.json()["data"][0]["id"]
-    except httpx.HTTPError as e:
-        raise ServerError(f"{url} did not answer /v1/models ({type(e).__name__}: {e}); is it an OpenAI-compatible server?") from e
-    except (KeyError, IndexError, ValueError) as e:
-        raise ServerError(f"{url}/v1/models answered no model list; is it an OpenAI-compatible server?") from e
-
-
-def stream_once(client: httpx.Client, url: str, model: str, prompt: str, n: int) -> Stream:
+def stream_once(client: Client, model: str, prompt: str, n: int) -> Stream:
     """One streamed request for n tokens, timing every token chunk from the moment it's sent."""
     body = {"model": model, "prompt": prompt, "max_tokens": n, "stream": True, **EXTRA}
-    for attempt in (1, 2):  # retry once on a kept-alive connection closed under us (nothing received yet)
-        result = Stream(n)
-        try:
-            _read_stream(client, url, body, result)
-            break
-        except httpx.RemoteProtocolError as e:
-            if attempt == 2 or result.arrivals_ms:
-                raise _unreachable(url, e) from e
-        except httpx.HTTPError as e:
-            raise _unreachable(url, e) from e
-    if not result.arrivals_ms:
-        raise ServerError(f"{url} streamed no tokens for max_tokens={n}")
-    return result
-
-
-def _read_stream(client: httpx.Client, url: str, body: dict, result: Stream) -> None:
+    result = Stream(n)
     start = time.perf_counter()
-    with client.stream("POST", f"{url}/v1/completions", json=body) as response:
-        if response.status_code >= 400:
-            response.read()
-            raise ServerError(f"{url}/v1/completions answered {response.status_code}: {response.text[:200]}")
-        for line in response.iter_lines():
-            if not line.startswith("data:") or line.strip() == "data: [DONE]":
-                continue
+    with client.events("/v1/completions", body) as chunks:
+        for chunk in chunks:
             now = (time.perf_counter() - start) * 1000
-            chunk = json.loads(line[5:])
-            choice = (chunk.get("choices") or [{}])[0]
+            choices = chunk.get("choices")
+            choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
             # a token: some text, or an empty piece of a longer character before the end
             if choice.get("text") or (choice.get("finish_reason") is None and "text" in choice):
                 result.arrivals_ms.append(now)
-            result.server = chunk.get("timings") or result.server
+            timings = chunk.get("timings")
+            result.server = timings if isinstance(timings, dict) else result.server
+    if not result.arrivals_ms:
+        raise ServerError(f"{client.root} streamed no tokens for max_tokens={n}")
+    return result
 
 
-def loop_once(client: httpx.Client, url: str, model: str, prompt: str, n: int) -> list[float]:
-    """Our loop over HTTP: n requests of one token each. Returns the time after each request."""
-    text, done, start = prompt, [], time.perf_counter()
+def loop_once(backend: ServerBackend, prompt: str, n: int) -> list[float]:
+    """Our loop over HTTP: n requests of one token each, the prompt as token ids (as `tokenloop run
+    --url` sends it). Returns the time after each request."""
+    ids = backend.encode(prompt)
+    done, start = [], time.perf_counter()
     for _ in range(n):
-        answer = _post(client, url, {"model": model, "prompt": text, "max_tokens": 1, **EXTRA})
-        text += answer["choices"][0]["text"]
+        answer = backend.complete(ids, 1)
+        ids.append(answer.server_pick if answer.server_pick is not None else answer.scores.token_id(0))
         done.append((time.perf_counter() - start) * 1000)
     return done
 
 
 # --- measuring ---------------------------------------------------------------------------------
 def check(url: str, max_tokens: int, points: int, repeats: int) -> str:
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(f"--url {url}: give the server's base address, e.g. http://127.0.0.1:8080")
+    url = base_url(url)
     if points < 2:
         raise UsageError(f"--points must be at least 2 to draw a line, not {points}")
     if max_tokens < points:
         raise UsageError(f"--max-tokens {max_tokens} is less than --points {points}: ask for more tokens or fewer points")
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, not {repeats}")
-    return url.rstrip("/").removesuffix("/v1")
+    return url
 
 
 def measure(url: str, max_tokens: int = 64, points: int = 5, repeats: int = 2, prompt: str = PROMPT,
@@ -216,19 +174,22 @@ def measure(url: str, max_tokens: int = 64, points: int = 5, repeats: int = 2, p
     for _ in range(repeats):
         order += rng.sample(sizes, len(sizes))
     total_work = len(order) + repeats
-    with httpx.Client(timeout=timeout_s) as client:
-        model = model_name(client, url)
-        stream_once(client, url, model, f"0. {prompt}", 2)  # warm-up, not counted
+    backend = ServerBackend(url, timeout=timeout_s, log=lambda message: None)
+    client, model = backend.client, backend.model
+    try:
+        stream_once(client, model, f"0. {prompt}", 2)  # warm-up, not counted
         streams: dict[int, list[Stream]] = {n: [] for n in sizes}
         loops: list[list[float]] = []
         for done, item in enumerate(_interleave(order, repeats), 1):
             fresh = f"{done}. {prompt}"  # a prompt no cache has seen
             if item is None:
-                loops.append(loop_once(client, url, model, fresh, max_tokens))
+                loops.append(loop_once(backend, fresh, max_tokens))
             else:
-                streams[item].append(stream_once(client, url, model, fresh, item))
+                streams[item].append(stream_once(client, model, fresh, item))
             if on_progress:
                 on_progress(done, total_work)
+    finally:
+        backend.close()
     return summarize(url, model, max_tokens, repeats, streams, loops, sizes)
 
 

@@ -13,19 +13,16 @@
 
 from __future__ import annotations
 
-import math
+import itertools
 import time
-from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
-import numpy as np
-import torch
-
 from . import sampling
-from .backends import Backend, Scores
+from .backends import Backend
 from .errors import UsageError
-from .records import Candidate, Done, NextToken, Step
+from .records import Done, NextToken, Step
 from .sampling import GREEDY, Sampler
+from .scores import Distribution, candidates
 
 
 def prompt_ids(backend: Backend, prompt: str, chat: bool = False) -> list[int]:
@@ -43,53 +40,6 @@ def prompt_ids(backend: Backend, prompt: str, chat: bool = False) -> list[int]:
     return ids
 
 
-@dataclass(frozen=True)
-class Distribution:
-    """A distribution over a support, kept as its scores and their log-normaliser:
-    logprob(i) = scores[i] - log_z and prob(i) = exp(logprob(i)).
-
-    A step shows a handful of entries, so nothing the size of the vocabulary is built beyond the
-    scores the model already gave: one pass for log_z, one for the top-k."""
-
-    scores: torch.Tensor  # 1-D, over the support
-    log_z: float
-    values: np.ndarray = field(init=False, repr=False)  # the scores as numpy, for cheap reads of single entries
-
-    def __post_init__(self):
-        object.__setattr__(self, "values", sampling.scores_array(self.scores))
-
-    @classmethod
-    def raw(cls, scores: Scores) -> Distribution:
-        """The raw distribution: softmax of the logits. A server's top-k already holds log-probabilities."""
-        return cls(scores.logits, sampling.log_normalizer(scores.logits) if scores.ids is None else 0.0)
-
-    @classmethod
-    def of(cls, probs: torch.Tensor) -> Distribution:
-        """A distribution given as probabilities (the sampler's processed one)."""
-        return cls(probs.log(), 0.0)
-
-    def logprob(self, index: int) -> float:
-        return float(self.values[index]) - self.log_z
-
-    def prob(self, index: int) -> float:
-        return math.exp(self.logprob(index))
-
-    def rank(self, index: int) -> int:
-        """1 for the most likely entry; ties share the better rank."""
-        return int((self.values > self.values[index]).sum()) + 1
-
-    def candidate(self, backend: Backend, scores: Scores, index: int) -> Candidate:
-        """The entry at `index` of the support as a record with its token's text."""
-        token_id = scores.token_id(index)
-        logprob = self.logprob(index)
-        return Candidate(token_id, backend.token_text(token_id), math.exp(logprob), logprob)
-
-
-def candidates(backend: Backend, scores: Scores, dist: Distribution, k: int) -> list[Candidate]:
-    """The k most likely entries of a distribution, as records with token text."""
-    return [dist.candidate(backend, scores, index) for index in sampling.top_indices(dist.scores, k)]
-
-
 def next_token(backend: Backend, ids: Sequence[int], k: int = 8) -> NextToken:
     """One step only: the next-token distribution after `ids` (nothing is picked)."""
     if k < 1:
@@ -98,7 +48,7 @@ def next_token(backend: Backend, ids: Sequence[int], k: int = 8) -> NextToken:
     scores = backend.forward(ids, None, top_k=k)
     top = candidates(backend, scores, Distribution.raw(scores), k)
     ms = (time.perf_counter() - start) * 1000
-    return NextToken(backend.name, backend.model, list(ids), top, "raw", ms)
+    return NextToken(backend=backend.name, model=backend.model, prompt_ids=list(ids), top=top, distribution="raw", ms=ms)
 
 
 def one_step(backend: Backend, ids: Sequence[int], kv, sampler: Sampler, generator, show: int, number: int) -> Step:
@@ -110,8 +60,19 @@ def one_step(backend: Backend, ids: Sequence[int], kv, sampler: Sampler, generat
     top = candidates(backend, scores, raw, show)
     shaped = None if processed is None else candidates(backend, scores, Distribution.of(processed), show)
     chosen = raw.candidate(backend, scores, index)
+    label = sampler.describe()
+    if not backend.full_vocab and not sampler.greedy:  # sampled over what the server returned, not the vocabulary
+        label += f" over the server's top-{len(scores.logits)}, renormalised"
     ms = (time.perf_counter() - t0) * 1000
-    return Step(number, len(ids), chosen, top, ms, kv is not None, scores.tokens_in, shaped, sampler.describe(), scores.extra)
+    return Step(step=number, position=len(ids), chosen=chosen, top=top, ms=ms, cache=kv is not None,
+                tokens_in=scores.tokens_in, processed=shaped, sampler=label, extra=scores.extra)
+
+
+def sampler_picks(backend: Backend, ids: list[int], kv, sampler: Sampler, generator, *, seed, show, first, max_new) -> Iterator[Step]:
+    """tokenloop's own picker: one forward pass per step, the pick made here by the sampler.
+    (A server backend may bring its own picker instead: the server samples, or streams.)"""
+    for number in itertools.count(first):
+        yield one_step(backend, ids, kv, sampler, generator, show, number)
 
 
 def generate(
@@ -122,27 +83,47 @@ def generate(
     cache: bool = True,
     show: int = 8,
     seed: int | None = None,
+    *,
+    kv=None,
+    generator=None,
+    first: int = 1,
+    limit: int | None = None,
 ) -> Iterator[Step | Done]:
-    """The loop: yields a `Step` per generated token, then a `Done` saying why it stopped."""
+    """The loop: yields a `Step` per generated token, then a `Done` saying why it stopped.
+
+    `kv`, `generator` and `first` continue a run that paused (the lab): its cache, its random
+    stream and the number of its next step. `limit` caps the sequence below the context."""
     if max_new < 1:
         raise UsageError(f"--max-new must be at least 1, not {max_new}")
     if show < 1:
         raise UsageError(f"--show must be at least 1, not {show}")
     prompt, ids = list(ids), list(ids)
-    kv = backend.new_cache() if cache else None
-    generator = sampling.make_generator(seed)
+    kv = kv if kv is not None else (backend.new_cache() if cache else None)
+    generator = generator if generator is not None else sampling.make_generator(seed)
+    limit = min(limit or backend.context_length, backend.context_length)
+    picks = (backend.picker or sampler_picks)(backend, ids, kv, sampler, generator, seed=seed, show=show, first=first, max_new=max_new)
     stop, start = "max_new", time.perf_counter()
-    for step in range(1, max_new + 1):
-        if len(ids) >= backend.context_length:
-            stop = "context"
-            break
-        record = one_step(backend, ids, kv, sampler, generator, show, step)  # forward, distribution, pick
-        yield record
-        next_id = record.chosen.id
-        ids.append(next_id)  # append, and go round again with the longer sequence
-        if next_id in backend.eos_ids:
-            stop = "eos"
-            break
-    seconds = time.perf_counter() - start
-    new = ids[len(prompt):]
-    yield Done(backend.decode(new), new, stop, len(new) / seconds if seconds > 0 else 0.0, seconds, prompt)
+    try:
+        while len(ids) - len(prompt) < max_new:
+            if len(ids) >= limit:
+                stop = "context"
+                break
+            record = next(picks, None)  # forward, distribution, pick
+            if record is None:  # the server ended the run itself (a stream that finished)
+                stop = "eos" if ids[len(prompt):] and ids[-1] in backend.eos_ids else "context"
+                break
+            yield record
+            ids.append(record.chosen.id)  # append, and go round again with the longer sequence
+            if record.chosen.id in backend.eos_ids:
+                stop = "eos"
+                break
+    finally:
+        picks.close()  # a stream stops here, even when the reader stopped early
+    yield finish(backend, prompt, ids[len(prompt):], stop, time.perf_counter() - start)
+
+
+def finish(backend: Backend, prompt: Sequence[int], new: Sequence[int], stop: str, seconds: float) -> Done:
+    """The record that ends a run: the new text and why it stopped."""
+    new = list(new)
+    return Done(text=backend.decode(new), ids=new, stop=stop, tokens_per_s=len(new) / seconds if seconds > 0 else 0.0,
+                seconds=seconds, prompt_ids=list(prompt))

@@ -1,13 +1,16 @@
 """A model's numbers, computed from its config alone: parameters, work per step, KV cache size.
 
-These are the estimates the staircase puts beside its measured times. All pure functions of a
-`Shape` (read from a transformers config or a plain dict), so they can be checked by hand:
+These are the estimates the staircase puts beside its measured times, and the costs training
+puts beside its measured ones. All pure functions of a `Shape` (model_config.py: read from a
+transformers config or a plain dict) or of a parameter count, so they can be checked by hand:
 
     parameters      embeddings + layers × (attention + MLP + 2 norms) + final norm (+ output head if untied)
     FLOPs per step  2 × (weights a token passes through) × tokens processed      (one multiply + one add)
                     + 4 × layers × heads × head_dim × (query, key) pairs         (scores Q·K and mix with V)
                     + 2 × hidden × vocab                                         (logits for the last position only)
     KV bytes/token  2 (K and V) × layers × kv_heads × head_dim × bytes per value
+    training        per token 6N FLOPs (forward 2N, backward 4N) against inference's 2N; memory: weights,
+                    a gradient per weight, AdamW's two moments per weight, and the saved activations
 
 A decoder-only Llama is assumed (the embedded model and most open models): attention projections
 q, k, v, o; a gated MLP of three matrices; RMSNorm with one weight vector.
@@ -15,48 +18,19 @@ q, k, v, o; a gated MLP of three matrices; RMSNorm with one weight vector.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping
+from .model_config import Shape
 
 BYTES_PER_VALUE = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
 
-@dataclass(frozen=True)
-class Shape:
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    intermediate: int
-    vocab: int
-    tied_embeddings: bool
-
-    @classmethod
-    def from_config(cls, config: Any) -> "Shape":
-        """From a transformers config object or its dict (config.json)."""
-        get = config.get if isinstance(config, Mapping) else (lambda key, default=None: getattr(config, key, default))
-        hidden, heads = int(get("hidden_size")), int(get("num_attention_heads"))
-        return cls(
-            layers=int(get("num_hidden_layers")),
-            hidden=hidden,
-            heads=heads,
-            kv_heads=int(get("num_key_value_heads") or heads),
-            head_dim=int(get("head_dim") or hidden // heads),
-            intermediate=int(get("intermediate_size")),
-            vocab=int(get("vocab_size")),
-            tied_embeddings=bool(get("tie_word_embeddings", False)),
-        )
-
-
 def attention_weights(s: Shape) -> int:
     """q and o are hidden × (heads·head_dim); k and v are hidden × (kv_heads·head_dim)."""
-    return 2 * s.hidden * s.heads * s.head_dim + 2 * s.hidden * s.kv_heads * s.head_dim
+    return 2 * s.dim * s.heads * s.head_dim + 2 * s.dim * s.kv_heads * s.head_dim
 
 
 def mlp_weights(s: Shape) -> int:
     """gate, up (hidden → intermediate) and down (intermediate → hidden)."""
-    return 3 * s.hidden * s.intermediate
+    return 3 * s.dim * s.intermediate
 
 
 def layer_weights(s: Shape) -> int:
@@ -65,10 +39,10 @@ def layer_weights(s: Shape) -> int:
 
 
 def parameters(s: Shape) -> int:
-    embeddings = s.vocab * s.hidden
-    per_layer = layer_weights(s) + 2 * s.hidden  # + two RMSNorm weight vectors
-    head = 0 if s.tied_embeddings else s.vocab * s.hidden
-    return embeddings + s.layers * per_layer + s.hidden + head  # + final norm
+    embeddings = s.vocab * s.dim
+    per_layer = layer_weights(s) + 2 * s.dim  # + two RMSNorm weight vectors
+    head = 0 if s.tied else s.vocab * s.dim
+    return embeddings + s.layers * per_layer + s.dim + head  # + final norm
 
 
 def attention_pairs(new: int, past: int) -> int:
@@ -83,13 +57,18 @@ def flops_per_step(s: Shape, new: int, past: int = 0) -> float:
     Only the last position's logits are computed (what the loop needs)."""
     linear = 2 * s.layers * layer_weights(s) * new
     attention = 4 * s.layers * s.heads * s.head_dim * attention_pairs(new, past)
-    logits = 2 * s.hidden * s.vocab
+    logits = 2 * s.dim * s.vocab
     return float(linear + attention + logits)
 
 
+def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, tokens: int, dtype_bytes: int) -> int:
+    """A key and a value vector per layer, per key/value head, per token."""
+    return 2 * layers * kv_heads * head_dim * tokens * dtype_bytes
+
+
 def kv_bytes_per_token(s: Shape, dtype: str = "float32") -> int:
-    """What the KV cache holds per token: a key and a value vector per kv head, per layer."""
-    return 2 * s.layers * s.kv_heads * s.head_dim * bytes_per_value(dtype)
+    """What the KV cache holds per token, in `dtype`."""
+    return kv_cache_bytes(s.layers, s.kv_heads, s.head_dim, 1, bytes_per_value(dtype))
 
 
 def bytes_per_value(dtype: str) -> int:
@@ -122,3 +101,36 @@ def estimate(s: Shape, max_len: int, dtype: str = "float32") -> dict:
         "total_flops_cached": generation_flops(s, max_len, cached=True),
         "dtype": str(dtype).removeprefix("torch."),
     }
+
+
+# --- training vs inference, from the parameter count N ------------------------------------------
+def matmul_params(total: int, embedding: int, tied: bool) -> int:
+    """Parameters that take part in a matrix multiply for every token.
+
+    The input embedding is a table lookup, not a multiply; with tied weights the same matrix is
+    also the output layer (a multiply), so then every parameter counts."""
+    return total if tied else total - embedding
+
+
+def forward_flops(params: int, tokens: int) -> float:
+    """About 2 FLOPs per parameter per token: one multiply and one add."""
+    return 2.0 * params * tokens
+
+
+def train_step_flops(params: int, tokens: int) -> float:
+    """Forward (2N) + backward (4N: gradients for the activations and for the weights) per token."""
+    return 6.0 * params * tokens
+
+
+def train_memory(params: int, dtype_bytes: int, activations: int = 0) -> dict[str, int]:
+    """Weights + a gradient per weight + AdamW's two moments per weight (+ saved activations)."""
+    weights = params * dtype_bytes
+    out = {"weights": weights, "gradients": weights, "optimizer": 2 * weights, "activations": activations}
+    out["total"] = sum(out.values())
+    return out
+
+
+def inference_memory(params: int, dtype_bytes: int, kv_cache: int) -> dict[str, int]:
+    """Weights + the KV cache of the tokens seen so far. No gradients, no optimizer state."""
+    weights = params * dtype_bytes
+    return {"weights": weights, "kv_cache": kv_cache, "total": weights + kv_cache}

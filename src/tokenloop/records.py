@@ -1,8 +1,10 @@
 """The records that every part of tokenloop passes around.
 
 The loop yields `Step` records and ends with a `Done`; `next` produces one `NextToken`. The
-terminal view, `--json`, the web page and the benchmarks all read these, and their JSON shapes
-(`to_json`) are a contract: add fields, never rename or remove them.
+terminal view, `--json`, the web page (whose response schemas are derived from these classes) and
+the benchmarks all read these, and their JSON shapes (`to_json`) are a contract: add fields, never
+rename or remove them. A backend's own numbers (a server's timings, cached tokens) sit under one
+key, `extra`, so they can never overwrite a field of the record.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 
 
 def _finite(x: float) -> float | None:
-    """JSON has no infinity: a probability of exactly zero has logprob None."""
+    """JSON has no infinity: a probability of exactly zero has logprob None (and an unknown one, NaN, too)."""
     return x if math.isfinite(x) else None
 
 
@@ -26,10 +28,16 @@ class Candidate:
     logprob: float
 
     def to_json(self) -> dict:
-        return {"id": self.id, "token": self.token, "prob": self.prob, "logprob": _finite(self.logprob)}
+        return {"id": self.id, "token": self.token, "prob": _finite(self.prob), "logprob": _finite(self.logprob)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Candidate:
+        prob, logprob = data.get("prob"), data.get("logprob")
+        return cls(int(data["id"]), str(data["token"]), math.nan if prob is None else float(prob),
+                   (-math.inf if prob is not None else math.nan) if logprob is None else float(logprob))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NextToken:
     """One step only: the next-token distribution for a prompt."""
 
@@ -57,7 +65,7 @@ class NextToken:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Step:
     """One turn of the loop: the distribution, the pick, the append."""
 
@@ -69,8 +77,8 @@ class Step:
     cache: bool  # whether a KV cache was used
     tokens_in: int = 0  # tokens the model processed in this step (whole sequence without a cache)
     processed: list[Candidate] | None = None  # top of the distribution after the sampler, if sampling
-    sampler: str = "greedy"  # how the pick was made, e.g. "greedy" or "T=0.8 top_p=0.9"
-    extra: dict = field(default_factory=dict)  # backend-specific timings (server ms, cached tokens)
+    sampler: str = "greedy"  # how the pick was made, e.g. "greedy", "T=0.8 top_p=0.9", "restored", "your pick"
+    extra: dict = field(default_factory=dict)  # backend-specific numbers (server ms, cached tokens), under "extra"
 
     @property
     def other(self) -> float:
@@ -89,12 +97,22 @@ class Step:
             "tokens_in": self.tokens_in,
             "sampler": self.sampler,
             "processed": None if self.processed is None else [c.to_json() for c in self.processed],
+            "extra": dict(self.extra),
         }
-        out.update(self.extra)
         return out
 
+    @classmethod
+    def from_json(cls, data: dict) -> Step:
+        """A step back from its JSON (a lab run the browser kept across a reload)."""
+        processed = data.get("processed")
+        return cls(step=int(data["step"]), position=int(data["position"]), chosen=Candidate.from_json(data["chosen"]),
+                   top=[Candidate.from_json(c) for c in data.get("top") or []], ms=float(data.get("ms") or 0.0),
+                   cache=bool(data.get("cache", True)), tokens_in=int(data.get("tokens_in") or 0),
+                   processed=None if processed is None else [Candidate.from_json(c) for c in processed],
+                   sampler=str(data.get("sampler", "greedy")), extra=dict(data.get("extra") or {}))
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class Done:
     """The end of a loop: the generated text and why it stopped."""
 

@@ -19,50 +19,25 @@ every step (the lesson's pseudo-code); `generate_cached` splits into `prefill` a
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 
-from .errors import ModelError
+from .model_config import ModelConfig
+from .weights import read_safetensors
 
 
 # --- what the config says --------------------------------------------------------------------
-@dataclass(frozen=True)
-class Config:
-    vocab: int  # V
-    dim: int  # D
-    layers: int
-    heads: int  # H
-    kv_heads: int  # G
-    head_dim: int  # d
-    hidden: int  # F
-    eps: float  # RMSNorm's guard against dividing by zero
-    rope_theta: float  # the base of the rotary angles (100000 for SmolLM2)
-    tied: bool  # the output head reuses the embedding matrix
-    stop_ids: frozenset[int] = frozenset()
+class Config(ModelConfig):
+    """The config's numbers (model_config.py): vocab V, dim D, layers, heads H, kv_heads G, head_dim d,
+    intermediate F, eps, rope_theta, tied, stop_ids. Only the plain Llama is computed here."""
 
     @classmethod
     def from_folder(cls, folder: Path) -> Config:
-        c = json.loads((folder / "config.json").read_text())
-        if c.get("model_type") != "llama" or c.get("attention_bias") or c.get("mlp_bias"):
-            raise ModelError(f"{folder}: scratch.py only knows the plain Llama architecture (no biases)")
-        rope = c.get("rope_parameters") or {}
-        if rope.get("rope_type", "default") != "default":
-            raise ModelError(f"{folder}: scratch.py only knows the default rotary positions, not {rope['rope_type']!r}")
-        eos = c.get("eos_token_id")
-        eos = [eos] if isinstance(eos, int) else (eos or [])
-        heads = c["num_attention_heads"]
-        return cls(
-            vocab=c["vocab_size"], dim=c["hidden_size"], layers=c["num_hidden_layers"], heads=heads,
-            kv_heads=c.get("num_key_value_heads", heads), head_dim=c.get("head_dim") or c["hidden_size"] // heads,
-            hidden=c["intermediate_size"], eps=c["rms_norm_eps"],
-            rope_theta=rope.get("rope_theta", c.get("rope_theta", 10000.0)),
-            tied=c.get("tie_word_embeddings", False), stop_ids=frozenset(eos),
-        )
+        return cls.plain_llama(folder, "scratch.py")
 
 
 # --- the weights -----------------------------------------------------------------------------
@@ -91,19 +66,13 @@ class Model:
 
 def load(folder: str | Path | None = None) -> Model:
     """Read the weights from a model folder (default: the embedded model's cached folder)."""
-    from safetensors.torch import load_file
-
     from . import model_files
 
     folder = model_files.resolve(None) if folder is None else Path(folder)
     config = Config.from_folder(folder)
-    w: dict[str, torch.Tensor] = {}
-    for file in sorted(folder.glob("*.safetensors")):
-        w.update(load_file(file))
+    w = read_safetensors(folder, "scratch.py")  # a missing tensor is a one-line ModelError
 
     def get(name: str) -> torch.Tensor:
-        if name not in w:
-            raise ModelError(f"{folder}: the weights have no {name}; scratch.py expects a Llama checkpoint")
         return w[name].float()
 
     def layer(i: int) -> Layer:

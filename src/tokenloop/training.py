@@ -13,7 +13,7 @@ tokens:
 
 `training` yields one `TrainStep` per update and ends with a `TrainResult` (before/after
 distributions of a probe prompt, losses, measured and computed costs); `train` collects them.
-The cost formulas at the top are pure functions of parameter counts and sizes.
+The computed costs are pure functions of parameter counts and sizes, in `model_numbers.py`.
 """
 
 from __future__ import annotations
@@ -25,15 +25,24 @@ import math
 import shutil
 import statistics
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import torch
 
 from .errors import UsageError
-from .loop import Distribution, candidates
+from .model_numbers import (
+    Shape,
+    forward_flops,
+    inference_memory,
+    kv_cache_bytes,
+    matmul_params,
+    train_memory,
+    train_step_flops,
+)
 from .records import Candidate
+from .scores import Distribution, candidates
 
 # An invented fact the model cannot know, and a probe whose next token is the fact's key token.
 DEFAULT_TEXT = "The tokenloop mascot is an otter named Pebble."
@@ -43,44 +52,6 @@ DEFAULT_LR = 1e-4
 MAX_STEPS = 100
 MAX_TOKENS = 256  # training runs on the CPU: keep the text short
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
-
-
-# --- cost formulas (pure) ---------------------------------------------------------------------
-def matmul_params(total: int, embedding: int, tied: bool) -> int:
-    """Parameters that take part in a matrix multiply for every token.
-
-    The input embedding is a table lookup, not a multiply; with tied weights the same matrix is
-    also the output layer (a multiply), so then every parameter counts."""
-    return total if tied else total - embedding
-
-
-def forward_flops(params: int, tokens: int) -> float:
-    """About 2 FLOPs per parameter per token: one multiply and one add."""
-    return 2.0 * params * tokens
-
-
-def train_step_flops(params: int, tokens: int) -> float:
-    """Forward (2N) + backward (4N: gradients for the activations and for the weights) per token."""
-    return 6.0 * params * tokens
-
-
-def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, tokens: int, dtype_bytes: int) -> int:
-    """A key and a value vector per layer, per key/value head, per token."""
-    return 2 * layers * kv_heads * head_dim * tokens * dtype_bytes
-
-
-def train_memory(params: int, dtype_bytes: int, activations: int = 0) -> dict[str, int]:
-    """Weights + a gradient per weight + AdamW's two moments per weight (+ saved activations)."""
-    weights = params * dtype_bytes
-    out = {"weights": weights, "gradients": weights, "optimizer": 2 * weights, "activations": activations}
-    out["total"] = sum(out.values())
-    return out
-
-
-def inference_memory(params: int, dtype_bytes: int, kv_cache: int) -> dict[str, int]:
-    """Weights + the KV cache of the tokens seen so far. No gradients, no optimizer state."""
-    weights = params * dtype_bytes
-    return {"weights": weights, "kv_cache": kv_cache, "total": weights + kv_cache}
 
 
 # --- records ----------------------------------------------------------------------------------
@@ -262,7 +233,7 @@ def probe_next(backend, model: torch.nn.Module | None, ids: Sequence[int], targe
     """(top-k, target probability, target rank) of the next token after `ids`.
 
     model None: the served model through the backend; else the trained copy."""
-    from .backends import Scores
+    from .scores import Scores
 
     if model is None:
         scores = backend.forward(ids, None, top_k=k)
@@ -285,7 +256,7 @@ def training(
 ) -> Iterator[TrainStep | TrainResult]:
     """Train a copy of the backend's model on `text`; yields a `TrainStep` per update, then a `TrainResult`."""
     check_numbers(steps, lr)
-    if not isinstance(getattr(backend, "lm", None), torch.nn.Module):
+    if not backend.can_train:
         raise UsageError(f"training needs the model's weights in this process; the {backend.name} backend only returns scores")
     ids, probe_ids, target = plan(backend, text, probe_text)
     probe_text = default_probe(text) if probe_text is None else probe_text
@@ -351,15 +322,13 @@ def training(
 
 def measure_cost(backend, model, ids: list[int], trace: list[TrainStep], activations: int, measured: dict) -> dict:
     """Time, FLOPs and bytes of one training step vs one inference forward over the same tokens."""
-    config = model.config
+    shape = Shape.from_config(model.config)
     params = sum(p.numel() for p in model.parameters())
     embedding = model.get_input_embeddings().weight.numel()
     tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
     dtype_bytes = next(model.parameters()).element_size()
     n = matmul_params(params, embedding, tied)
-    heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    kv = kv_cache_bytes(config.num_hidden_layers, getattr(config, "num_key_value_heads", heads), head_dim, len(ids), dtype_bytes)
+    kv = kv_cache_bytes(shape.layers, shape.kv_heads, shape.head_dim, len(ids), dtype_bytes)
     with backend.lock, torch.inference_mode():  # the served model's real KV cache for these tokens
         cache = backend.lm(torch.tensor([ids]), use_cache=True, logits_to_keep=1).cache
     # The first step also allocates the optimizer state: the warm steps after it are the fair figure.

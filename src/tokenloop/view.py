@@ -9,6 +9,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
+from .charts import bar
 from .records import Candidate, Done, NextToken, Step
 
 BAR_WIDTH = 30
@@ -33,12 +34,11 @@ def bars(candidates: list[Candidate], chosen_id: int | None, other: float | None
         text.append(mark, style="bold green")
         text.append(f"{visible(c.token):<{width}} ", style=style or "cyan")
         text.append(f"{percent(c.prob)} ", style=style)
-        cells = round(c.prob * BAR_WIDTH)
-        text.append("█" * cells if cells else "▏", style="green" if style else "blue")
+        text.append(bar(c.prob, BAR_WIDTH), style="green" if style else "blue")
         text.append(f"  id {c.id}\n", style="dim")
     if other is not None and other > 0.0005:
         text.append(f"  {'(other)':<{width}} {percent(other)} ", style="dim")
-        text.append("░" * round(other * BAR_WIDTH) + "\n", style="dim")
+        text.append(bar(other, BAR_WIDTH, "░") + "\n", style="dim")
     return text
 
 

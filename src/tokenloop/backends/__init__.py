@@ -2,34 +2,21 @@
 
 Each backend lives in its own file behind the small `Backend` protocol below and is found
 through the `BACKENDS` registry (name -> "module:Class"), imported only when used. What a
-backend can do is data (`full_vocab`, `max_top_k`), not `if` chains elsewhere.
+backend can do is declared on it (`full_vocab`, `max_top_k`, `can_score`, `can_train`,
+`can_chat`, `picker`) and read elsewhere, never probed. Nothing here imports torch, so the CLI
+can list the engines without loading it.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
-import torch
+if TYPE_CHECKING:
+    from ..scores import Scores
 
-
-@dataclass
-class Scores:
-    """What one forward pass says about the next token.
-
-    `logits` are scores over a support: the whole vocabulary when `ids` is None (index == token
-    id), or only the candidates in `ids` (a server's top-k), in which case the values are the
-    server's log-probabilities and the mass outside them is unknown.
-    """
-
-    logits: torch.Tensor
-    ids: torch.Tensor | None = None
-    tokens_in: int = 0  # tokens the model processed to produce these scores
-    extra: dict[str, Any] = field(default_factory=dict)  # backend timings, cached tokens, ...
-
-    def token_id(self, index: int) -> int:
-        return index if self.ids is None else int(self.ids[index])
+ENGINES = ("transformers", "torch", "llama.cpp")  # --engine: ways to run the embedded model
+DTYPES = ("float32", "bfloat16", "int8", "int4")  # --dtype: weight formats of the torch engine
 
 
 class Backend(Protocol):
@@ -37,8 +24,15 @@ class Backend(Protocol):
     model: str  # what the user sees as the model's name
     context_length: int
     eos_ids: frozenset[int]
+    vocab_size: int | None  # None where the backend doesn't know it (a server)
     full_vocab: bool  # True: scores cover the whole vocabulary; False: top-k only
     max_top_k: int | None  # the most candidates it can return (None: no limit)
+    can_score: bool  # has `all_logits(ids)`: every position's logits in one pass (score mode)
+    can_train: bool  # holds a torch module whose weights a training step can change (`lm`)
+    can_chat: bool  # can turn a conversation into a prompt (a chat template, or a server's chat endpoint)
+    picker: Callable[..., Any] | None  # how a run picks: None is tokenloop's own sampler (see loop.generate)
+    model_path: str | None  # the model's folder or file, for demos that load it again
+    config: Any  # the model's config (a dict or a transformers config), for the model numbers; None if unknown
 
     def encode(self, text: str, chat: bool = False) -> list[int]: ...
 

@@ -18,7 +18,7 @@ import torch
 
 from .. import model_files
 from ..errors import ModelError, UsageError
-from . import Scores
+from ..scores import Scores
 
 
 @dataclass
@@ -42,13 +42,20 @@ class EmbeddedBackend:
     name = "embedded"
     full_vocab = True
     max_top_k = None
+    can_score = True  # all_logits: every position in one pass
+    can_train = True  # `lm` is a torch module whose weights a training step changes
+    picker = None  # the loop's own sampler picks
+
+    @property
+    def can_chat(self) -> bool:
+        return bool(self.chat_template)
 
     def __init__(self, model: str | None = None, log=None, dtype: torch.dtype = torch.float32):
         model_files.offline()
         self.folder: Path = model_files.resolve(model, log)
         self.model_path = str(self.folder)
-        from tokenizers import Tokenizer
         import transformers
+        from tokenizers import Tokenizer
         from transformers import AutoModelForCausalLM
 
         transformers.utils.logging.set_verbosity_error()

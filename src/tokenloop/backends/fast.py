@@ -19,37 +19,25 @@ its model small), so a decode step is about 25 tensor operations a layer and not
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .. import model_files
 from ..errors import ModelError, UsageError
-from . import Scores, quantized
+from ..model_config import ModelConfig
+from ..scores import Scores
+from ..weights import read_safetensors
+from . import quantized
 from .embedded import EmbeddedBackend, common_prefix
 
 
 # --- the model -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Shape:
-    vocab: int
-    dim: int  # D
-    layers: int
-    heads: int  # H query heads
-    kv_heads: int  # G key/value heads
-    head_dim: int  # d
-    hidden: int  # F, the MLP's inner size
-    eps: float
-    rope_theta: float
-    context: int
-
-
 @dataclass
 class Layer:
     attn_norm: torch.Tensor
@@ -62,7 +50,7 @@ class Layer:
 
 @dataclass
 class Model:
-    shape: Shape
+    config: ModelConfig  # sizes, norm eps, rotary base, context, end tokens (model_config.py)
     layers: list[Layer]
     norm: torch.Tensor
     head: quantized.Linear  # (V, D): the output head
@@ -77,40 +65,14 @@ class Model:
         return per_layer + self.head.nbytes
 
 
-def read_shape(folder: Path) -> Shape:
-    c = json.loads((folder / "config.json").read_text())
-    rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
-    plain = (c.get("model_type") == "llama" and not c.get("attention_bias") and not c.get("mlp_bias")
-             and c.get("hidden_act", "silu") == "silu" and rope.get("rope_type", rope.get("type", "default")) == "default")
-    if not plain:
-        raise ModelError(f"{folder}: the fast path knows only the plain Llama architecture; leave out --dtype/--engine")
-    heads = c["num_attention_heads"]
-    return Shape(
-        vocab=c["vocab_size"], dim=c["hidden_size"], layers=c["num_hidden_layers"], heads=heads,
-        kv_heads=c.get("num_key_value_heads") or heads, head_dim=c.get("head_dim") or c["hidden_size"] // heads,
-        hidden=c["intermediate_size"], eps=c["rms_norm_eps"], rope_theta=rope.get("rope_theta", c.get("rope_theta", 10000.0)),
-        context=c.get("max_position_embeddings", 2048),
-    )
-
-
 def head_format(dtype: str) -> str:
     return "int8" if dtype == "int4" else dtype  # the output head stays int8: int4 costs it too much
 
 
-def stored_weights(folder: Path, shape: Shape, dtype: str) -> dict[str, torch.Tensor]:
+def stored_weights(folder: Path, config: ModelConfig, dtype: str) -> dict[str, torch.Tensor]:
     """Every tensor of the model in `dtype`'s stored form, by name (fused matrices included)."""
-    from safetensors.torch import load_file
-
-    w: dict[str, torch.Tensor] = {}
-    for file in sorted(folder.glob("*.safetensors")):
-        w.update(load_file(file))
-    if not w:
-        raise ModelError(f"{folder}: the fast path reads .safetensors weights and found none")
-
-    def get(name: str) -> torch.Tensor:
-        if name not in w:
-            raise ModelError(f"{folder}: no {name} in the weights; the fast path expects a Llama checkpoint")
-        return w[name]
+    w = read_safetensors(folder, "the fast path")
+    get = w.__getitem__  # a tensor the checkpoint lacks is a one-line ModelError
 
     out: dict[str, torch.Tensor] = {"norm": get("model.norm.weight").float()}
 
@@ -120,7 +82,7 @@ def stored_weights(folder: Path, shape: Shape, dtype: str) -> dict[str, torch.Te
         except ValueError as e:  # e.g. rows that int4's groups of 32 don't divide
             raise ModelError(f"{folder}: {e}; try another --dtype") from e
 
-    for i in range(shape.layers):
+    for i in range(config.layers):
         p = f"model.layers.{i}."
         out[f"{i}.attn_norm"] = get(p + "input_layernorm.weight").float()
         out[f"{i}.mlp_norm"] = get(p + "post_attention_layernorm.weight").float()
@@ -147,13 +109,13 @@ def load(folder: Path, dtype: str = "float32") -> Model:
     """Read a Llama checkpoint with its matrices in `dtype` (int8/int4: quantized once, then cached)."""
     from safetensors.torch import load_file, save_file
 
-    shape = read_shape(folder)
+    config = ModelConfig.plain_llama(folder, "the fast path", hint="; leave out --dtype/--engine")
     cached = packed_file(folder, dtype) if dtype in ("int8", "int4") else None
     if cached is not None and cached.is_file():
         # Copied out of the file's buffer: the quantized kernels want their operands freshly allocated (aligned).
         w = {name: t.clone() for name, t in load_file(cached).items()}
     else:
-        w = stored_weights(folder, shape, dtype)
+        w = stored_weights(folder, config, dtype)
         if cached is not None:
             try:
                 cached.parent.mkdir(parents=True, exist_ok=True)
@@ -172,12 +134,12 @@ def load(folder: Path, dtype: str = "float32") -> Model:
         return quantized.linear(parts[name], fmt)
 
     layers = [Layer(w[f"{i}.attn_norm"], matrix(f"{i}.qkv", dtype), matrix(f"{i}.wo", dtype), w[f"{i}.mlp_norm"],
-                    matrix(f"{i}.gate_up", dtype), matrix(f"{i}.down", dtype)) for i in range(shape.layers)]
+                    matrix(f"{i}.gate_up", dtype), matrix(f"{i}.down", dtype)) for i in range(config.layers)]
     head = matrix("head", head_format(dtype))
     embed = quantized.Dense(w["embed.weight"]) if "embed.weight" in w else head
-    d = shape.head_dim
-    inv_freq = 1.0 / (shape.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
-    return Model(shape, layers, w["norm"], head, embed, dtype, inv_freq)
+    d = config.head_dim
+    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
+    return Model(config, layers, w["norm"], head, embed, dtype, inv_freq)
 
 
 class StaticCache:
@@ -187,11 +149,11 @@ class StaticCache:
     wants, so a step writes its slot and reads `k[i][:, :, :S]` without any reshaping.
     """
 
-    def __init__(self, shape: Shape, capacity: int = 256):
-        self.shape, self.length, self.seen = shape, 0, []
-        size = (1, shape.kv_heads, capacity, shape.head_dim)
-        self.k = [torch.zeros(size) for _ in range(shape.layers)]
-        self.v = [torch.zeros(size) for _ in range(shape.layers)]
+    def __init__(self, config: ModelConfig, capacity: int = 256):
+        self.config, self.length, self.seen = config, 0, []
+        size = (1, config.kv_heads, capacity, config.head_dim)
+        self.k = [torch.zeros(size) for _ in range(config.layers)]
+        self.v = [torch.zeros(size) for _ in range(config.layers)]
 
     @property
     def capacity(self) -> int:
@@ -229,7 +191,7 @@ def forward(model: Model, ids: Sequence[int], start: int = 0, cache: StaticCache
     With a cache, the keys and values of positions < start are read from it and those of `ids`
     written into it; without, `ids` must be the whole sequence (start = 0).
     """
-    s, T = model.shape, len(ids)
+    s, T = model.config, len(ids)
     H, G, d = s.heads, s.kv_heads, s.head_dim
     narrow = quantized.activation_dtype(model.dtype)  # what the matmuls take
     x = model.embed.rows(torch.tensor(list(ids)))  # (T, D) float32: the running sum of each token
@@ -250,7 +212,7 @@ def forward(model: Model, ids: Sequence[int], start: int = 0, cache: StaticCache
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=True)  # (1, H, T, d)
         x = x + layer.wo(out[0].transpose(0, 1).reshape(T, H * d).to(narrow))
         h = F.rms_norm(x, (s.dim,), layer.mlp_norm, s.eps).to(narrow)
-        gate, up = layer.gate_up(h).split(s.hidden, dim=-1)
+        gate, up = layer.gate_up(h).split(s.intermediate, dim=-1)
         x = x + layer.down(F.silu(gate) * up)
     if last_only:
         x = x[-1:]
@@ -264,6 +226,7 @@ class FastBackend(EmbeddedBackend):
 
     name = "embedded"
     engine = "torch"
+    can_train = False  # no autograd here: the training demo loads the same weights into transformers
 
     def __init__(self, model: str | None = None, log=None, dtype: str = "int8"):
         if dtype not in quantized.DTYPES:
@@ -280,10 +243,10 @@ class FastBackend(EmbeddedBackend):
 
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.model = self._model_name(model)
-        self.config = json.loads((self.folder / "config.json").read_text())  # the staircase's model numbers read it
-        self.context_length = self.net.shape.context
-        self.vocab_size = self.net.shape.vocab
-        self.eos_ids = frozenset(self._eos_ids())
+        self.config = self.net.config  # the staircase's model numbers read it
+        self.context_length = self.net.config.context
+        self.vocab_size = self.net.config.vocab
+        self.eos_ids = self.net.config.stop_ids  # config.json's end tokens and generation_config.json's
         self.chat_template = self._chat_template()
         self._token_text: dict[int, str] = {}
         self.lock = threading.Lock()
@@ -298,16 +261,8 @@ class FastBackend(EmbeddedBackend):
 
     kv_dtype = "float32"  # StaticCache keeps keys and values in float32, whatever the weights
 
-    def _eos_ids(self) -> set[int]:
-        ids: set[int] = set()
-        for name in ("config.json", "generation_config.json"):
-            file = self.folder / name
-            value = json.loads(file.read_text()).get("eos_token_id") if file.is_file() else None
-            ids.update([value] if isinstance(value, int) else (value or []))
-        return ids
-
     def new_cache(self) -> StaticCache:
-        return StaticCache(self.net.shape)
+        return StaticCache(self.net.config)
 
     def forward(self, ids: Sequence[int], cache: StaticCache | None = None, top_k: int = 8) -> Scores:
         """Scores for the token after `ids`, over the whole vocabulary."""

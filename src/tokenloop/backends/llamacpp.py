@@ -25,7 +25,8 @@ import torch
 
 from .. import model_files
 from ..errors import ModelError, UsageError
-from . import Scores, llamacpp_build
+from ..scores import Scores
+from . import llamacpp_build
 from .embedded import common_prefix
 
 INSTALL_HINT = "pip install llama-cpp-python"  # llamacpp_build.rebuild_command() adds flags for this CPU
@@ -52,6 +53,14 @@ class LlamaCppBackend:
     engine = "llama.cpp"
     full_vocab = True
     max_top_k = None
+    can_score = True  # all_logits
+    can_train = False
+    picker = None
+    config = None  # no transformers config: the staircase's model numbers need the torch engines
+
+    @property
+    def can_chat(self) -> bool:
+        return bool(self.chat_template)
 
     def __init__(self, model: str | None = None, log=None, n_ctx: int | None = None):
         if not available():

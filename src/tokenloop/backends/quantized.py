@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-DTYPES = ("float32", "bfloat16", "int8", "int4")
+from . import DTYPES  # declared in backends/__init__, where the CLI reads them without torch
+
 INT4_GROUP = 32  # weights that share one scale and zero (the size of a GGUF Q4_1 block)
 VERSION = 2  # bump when a stored form changes: cached int8/int4 weights and agreement results are keyed by it
 

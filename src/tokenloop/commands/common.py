@@ -1,4 +1,4 @@
-"""Options and helpers shared by the commands: choosing the backend, reading options."""
+"""Options and helpers shared by the commands: choosing the backend, reading options, showing sizes."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import json
 import os
 import sys
 
+from ..backends import DTYPES, ENGINES
 from ..errors import UsageError
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", metavar="PATH", help="a local Hugging Face model folder or .gguf file (default: the embedded SmolLM2-135M-Instruct)")
-    group.add_argument("--engine", choices=["transformers", "torch", "llama.cpp"], help="how the embedded model runs: transformers (default), "
+    group.add_argument("--engine", choices=ENGINES, help="how the embedded model runs: transformers (default), "
                        "torch (the fast path: a compact forward with a static KV cache), llama.cpp (the GGUF file, needs llama-cpp-python)")
-    group.add_argument("--dtype", choices=["float32", "bfloat16", "int8", "int4"], help="the embedded model's weights: float32 (default), or "
+    group.add_argument("--dtype", choices=DTYPES, help="the embedded model's weights: float32 (default), or "
                        "bfloat16/int8/int4 on --engine torch, each printing its measured agreement with float32 (default with --engine torch: int4)")
     server = parser.add_argument_group("your own server (OpenAI-compatible: vLLM, SGLang, llama.cpp, Ollama)")
     server.add_argument("--url", metavar="URL", help="use this server instead of the embedded model, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)")
@@ -38,7 +39,7 @@ def open_backend(args: argparse.Namespace, log=None):
     if name != "server" and (getattr(args, "stream", False) or getattr(args, "server_sample", False)):
         raise UsageError("--stream and --server-sample need a server: add --url http://host:8000/v1")
     if name == "embedded":
-        from ..backends.paths import open_embedded
+        from ..paths import open_embedded
 
         return open_embedded(args.model, getattr(args, "engine", None), getattr(args, "dtype", None), log=log)
     if getattr(args, "engine", None) or getattr(args, "dtype", None):
@@ -82,3 +83,13 @@ def emit_json(record: dict) -> None:
     """One JSON object per line, flushed, so a reader sees each step as it happens."""
     sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def byte_size(n: float | None) -> str:
+    """Bytes in decimal units, as the README's tables: 46.1 KB, 538.1 MB, 1.08 GB ("n/a" for None)."""
+    if n is None:
+        return "n/a"
+    for unit, scale, digits in (("GB", 1e9, 2), ("MB", 1e6, 1), ("KB", 1e3, 1)):
+        if abs(n) >= scale:
+            return f"{n / scale:,.{digits}f} {unit}"
+    return f"{n:,.0f} B"

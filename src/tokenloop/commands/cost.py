@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import UsageError
-from .common import emit_json, number, positive_int
+from .common import byte_size, emit_json, number, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +60,7 @@ def progress_bar(what: str) -> Progress:
 # --- staircase ---------------------------------------------------------------------------------
 def cmd_staircase(args, console) -> int:
     from .. import charts, staircase
-    from ..backends.paths import open_embedded
+    from ..paths import open_embedded
 
     if args.plot:
         charts.check_path(args.plot)
@@ -109,14 +109,6 @@ def _si(x: float, unit: str) -> str:
     return f"{x:,.0f} {unit}"
 
 
-def _bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.1f} {unit}" if unit != "B" else f"{n:,.0f} B"
-        n /= 1024
-    return ""
-
-
 def show_staircase(console, data: dict, plot: str | None) -> None:
     from ..charts import staircase_bars
 
@@ -138,7 +130,7 @@ def show_staircase(console, data: dict, plot: str | None) -> None:
                   f"{noise['cached_max_spread_pct']:.0f} % (cache)")
     console.print()
     for line in staircase_bars(data):
-        console.print("  " + line, style="red" if "█" in line else "cyan", highlight=False)
+        console.print("  " + line, style="cyan" if "▒" in line else "red", highlight=False)
     console.print("  █ no cache   ▒ KV cache")
     console.print()
     est, pred, n = data["estimate"], data["predicted"], data["max_len"]
@@ -153,8 +145,8 @@ def show_staircase(console, data: dict, plot: str | None) -> None:
                     _si(est["flops_per_step_cached"], "FLOP"))
     numbers.add_row("time of that step (measured)", f"{last['uncached_ms']:,.1f} ms", f"{last['cached_ms']:,.1f} ms")
     numbers.add_row("FLOP rate reached", _si(pred["gflops_uncached_at_max"] * 1e9, "FLOP/s"), _si(pred["gflops_cached_at_max"] * 1e9, "FLOP/s"))
-    numbers.add_row("KV cache held", "none", f"{_bytes(est['kv_bytes_per_token'])}/token")
-    numbers.add_row("", "", f"{_bytes(est['kv_bytes_at_max'])} at n")
+    numbers.add_row("KV cache held", "none", f"{byte_size(est['kv_bytes_per_token'])}/token")
+    numbers.add_row("", "", f"{byte_size(est['kv_bytes_at_max'])} at n")
     numbers.add_row(f"{n}-token generation: FLOPs", _si(est["total_flops_uncached"], "FLOP"), _si(est["total_flops_cached"], "FLOP"))
     numbers.add_row(f"{n}-token generation: time (fits)", f"{pred['generation_s_uncached']:,.1f} s", f"{pred['generation_s_cached']:,.1f} s")
     console.print(numbers)

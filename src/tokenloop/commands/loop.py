@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from functools import partial
 
 from .common import add_backend_options, emit_json, number, open_backend, positive_int, read_prompt
 
@@ -60,9 +59,8 @@ def cmd_run(args, console) -> int:
     backend = open_backend(args)
     ids = prompt_ids(backend, prompt, args.chat)
     view = LoopView(console, backend.decode(ids) if args.chat else prompt)
-    run = getattr(backend, "generate", None)  # a backend with its own loops (the server: --stream ...)
-    records = (run or partial(generate, backend))(ids, args.max_new, sampler, cache=not args.no_cache, show=args.show, seed=args.seed)
-    for record in records:
+    # one loop for every backend; a server may pick or stream for it (--server-sample, --stream)
+    for record in generate(backend, ids, args.max_new, sampler, cache=not args.no_cache, show=args.show, seed=args.seed):
         if args.json:
             emit_json(record.to_json())
         elif isinstance(record, Done):

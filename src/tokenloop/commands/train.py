@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from .common import emit_json, number, positive_int
+from .common import byte_size, emit_json, number, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,12 +47,6 @@ def cmd_train(args, console) -> int:
         else:
             view.step(record)
     return 0
-
-
-def mb(n: int | None) -> str:
-    if n is None:
-        return "n/a"
-    return f"{n / 1e6:,.1f} MB" if n < 1e9 else f"{n / 1e9:,.2f} GB"
 
 
 def flops(n: float) -> str:
@@ -115,7 +109,7 @@ class TrainView:
         self.cost(r.cost)
         out.print()
         disk = "unchanged" if r.disk_unchanged else "CHANGED"
-        plain = dict(markup=False, highlight=False, soft_wrap=True)
+        plain = {"markup": False, "highlight": False, "soft_wrap": True}
         out.print(f"weights on disk: {disk} (sha256 {r.checksum[:16]}… before and after, {r.folder})", **plain)
         out.print("served model: frozen; it answers under torch.inference_mode and never gets a gradient", **plain)
         if r.saved:
@@ -134,29 +128,25 @@ class TrainView:
         table.add_row("  forward/backward/AdamW", f"{c['train_forward_ms']:,.0f}/{c['train_backward_ms']:,.0f}/{c['train_optimizer_ms']:,.0f}", "", "")
         table.add_row("FLOPs: 6N·T vs 2N·T", flops(c["flops_train_step"]), flops(c["flops_inference_forward"]),
                       f"{c['flops_train_step'] / c['flops_inference_forward']:.0f}×")
-        table.add_row("weights", mb(t["weights"]), mb(i["weights"]), "")
-        table.add_row("gradients (1 per weight)", mb(t["gradients"]), "—", "")
-        table.add_row("AdamW state (2 per weight)", mb(t["optimizer"]), "—", "")
-        table.add_row("activations kept for backward", mb(t["activations"]), "—", "")
-        table.add_row("KV cache", "—", mb(i["kv_cache"]), "")
-        table.add_row("total", mb(t["total"]), mb(i["total"]), f"{t['total'] / i['total']:.1f}×")
+        table.add_row("weights", byte_size(t["weights"]), byte_size(i["weights"]), "")
+        table.add_row("gradients (1 per weight)", byte_size(t["gradients"]), "—", "")
+        table.add_row("AdamW state (2 per weight)", byte_size(t["optimizer"]), "—", "")
+        table.add_row("activations kept for backward", byte_size(t["activations"]), "—", "")
+        table.add_row("KV cache", "—", byte_size(i["kv_cache"]), "")
+        table.add_row("total", byte_size(t["total"]), byte_size(i["total"]), f"{t['total'] / i['total']:.1f}×")
         self.console.print(table)
         self.console.print(
-            f"measured: gradients {mb(m['gradients'])}, AdamW state {mb(m['optimizer'])}, activations {mb(m['activations'])}, "
-            f"KV cache {mb(m['kv_cache'])} (sums of the real tensors); process RSS grew {mb(m['rss_growth'])} (psutil)",
+            f"measured: gradients {byte_size(m['gradients'])}, AdamW state {byte_size(m['optimizer'])}, "
+            f"activations {byte_size(m['activations'])}, KV cache {byte_size(m['kv_cache'])} (sums of the real tensors); "
+            f"process RSS grew {byte_size(m['rss_growth'])} (psutil)",
             style="dim", highlight=False, soft_wrap=True)
-
-
-def bar(p: float, width: int) -> str:
-    """A bar in eighths of a character, so small probabilities still differ."""
-    eighths = max(1, round(p * width * 8))
-    return "█" * (eighths // 8) + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[eighths % 8]
 
 
 def compact(candidates, target_id: int, width: int = 12):
     """Short bars for two columns side by side; the target token is marked."""
     from rich.text import Text
 
+    from ..charts import bar
     from ..view import percent, visible
 
     text = Text()

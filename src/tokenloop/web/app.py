@@ -180,7 +180,7 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/api/info", response_model=InfoOut)
     def info(request: Request):
         b, other, chat = app.state.backend, app.state.compare, chatty(app)
-        return {"backend": b.name, "model": b.model, "context_length": b.context_length, "vocab_size": getattr(b, "vocab_size", None),
+        return {"backend": b.name, "model": b.model, "context_length": b.context_length, "vocab_size": b.vocab_size,
                 "full_vocab": b.full_vocab, "compare": other.model if other is not None else None,
                 "can_score": local(app) is not None, "can_chat": chat is not None, "teacher_model": chat.model if chat else None,
                 "server_url": app.state.server_url, "curl": curl(app, request), "lessons": content.available(), "demo": app.state.demo}

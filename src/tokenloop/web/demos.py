@@ -47,7 +47,7 @@ class Demo:
     def trainable(self, backend):
         """Training needs gradients, which only the transformers model has. On the torch or
         llama.cpp engine the same weights are loaded into it once, beside the fast path."""
-        if getattr(backend, "lm", None) is not None:
+        if backend.can_train:
             return backend
         if self._trainable is None:
             from ..backends.embedded import EmbeddedBackend
@@ -58,7 +58,7 @@ class Demo:
     def run(self, backend, **options) -> dict:
         if backend is None:
             raise Unavailable(f"the {self.name} demo needs a model running in this process (the embedded model)")
-        if getattr(backend, NEEDS[self.name], None) is None:
+        if getattr(backend, NEEDS[self.name]) is None:  # declared on every backend (None where it has none)
             raise Unavailable(f"the {self.name} demo needs {HOW[self.name]}")
         code = module(self.name)
         if not self._running.acquire(blocking=False):

@@ -1,20 +1,23 @@
 """The lab's logic as plain functions over a `Session`: start, one step, a run, a branch.
 
-`step` is one turn of the loop from `tokenloop.loop.generate` (forward, raw distribution, pick,
-append), written against the session's own token ids and KV cache so the loop can pause
-between requests and resume where it stopped, or from a token the learner clicked.
+A step and a run are `tokenloop.loop.generate` itself, continued from the session's own token
+ids, KV cache and random stream, so the loop can pause between requests and resume where it
+stopped, or from a token the learner clicked. The session keeps `Step` records; they become
+JSON only here, at the edge.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
 from typing import Iterator
 
 from .. import sampling
 from ..errors import UsageError
-from ..loop import one_step, prompt_ids
-from ..records import Done, Step
+from ..loop import finish, generate, prompt_ids
+from ..records import Candidate, Step
 from ..sampling import Sampler
 from .schemas import MAX_LAB_TOKENS, SamplerIn
 from .sessions import Session
@@ -31,7 +34,7 @@ def state(backend, session: Session) -> dict:
         "prompt": session.prompt,
         "chat": session.chat,
         "prompt_tokens": [{"id": i, "token": backend.token_text(i)} for i in session.prompt_ids],
-        "steps": session.steps,
+        "steps": [s.to_json() for s in session.steps],
         "text": backend.decode(session.ids[len(session.prompt_ids):]) if session.started else "",
         "limit": limit(backend),
     }
@@ -47,7 +50,7 @@ def start(backend, session: Session, prompt: str, chat: bool = False, resume: li
     ids = prompt_ids(backend, prompt, chat)
     if len(ids) + len(resume) >= limit(backend):
         raise UsageError(f"the prompt is {len(ids)} tokens; the lab takes at most {limit(backend) - 1}: shorten it")
-    vocab = getattr(backend, "vocab_size", None)
+    vocab = backend.vocab_size
     if vocab is not None and any(i >= vocab for i in resume):
         raise UsageError(f"a resumed token id is outside the vocabulary of {backend.model} ({vocab} tokens): start again")
     with session.lock:
@@ -60,10 +63,11 @@ def start(backend, session: Session, prompt: str, chat: bool = False, resume: li
     return state(backend, session)
 
 
-def restored(backend, step: int, position: int, token_id: int) -> dict:
+def restored(backend, step: int, position: int, token_id: int) -> Step:
     """The record of a step that came back from the browser: its token, not its candidates."""
-    return {"step": step, "position": position, "chosen": {"id": token_id, "token": backend.token_text(token_id), "prob": None, "logprob": None},
-            "top": [], "processed": None, "ms": 0.0, "tokens_in": 0, "sampler": "restored", "restored": True}
+    chosen = Candidate(token_id, backend.token_text(token_id), math.nan, math.nan)  # not kept: shown as unknown
+    return Step(step=step, position=position, chosen=chosen, top=[], ms=0.0, cache=True, sampler="restored",
+                extra={"restored": True})
 
 
 def generator_for(session: Session, seed: int | None):
@@ -73,20 +77,26 @@ def generator_for(session: Session, seed: int | None):
     return session.generator
 
 
+def _steps(backend, session: Session, options: SamplerIn, show: int, max_new: int):
+    """The loop, continued from where this session's run stands."""
+    return generate(backend, session.ids, max_new, to_sampler(options), show=show, kv=session.cache,
+                    generator=generator_for(session, options.seed), first=len(session.steps) + 1, limit=limit(backend))
+
+
+def _append(session: Session, record: Step) -> None:
+    session.ids = session.ids + [record.chosen.id]  # append: the next step sees the longer sequence
+    session.steps.append(record)
+
+
 def step(backend, session: Session, options: SamplerIn, show: int = 8) -> Step | None:
     """One turn of the loop on the session: forward, distribution, pick, append. None at the limit."""
     if not session.started:
         raise UsageError("the lab has no prompt yet: type one and press Start")
-    sampler = to_sampler(options)
     with session.lock:
-        ids = session.ids
-        if len(ids) >= limit(backend):
-            return None
-        # one turn of the loop (forward, distribution, pick) with the session's own cache
-        record = one_step(backend, ids, session.cache, sampler, generator_for(session, options.seed), show, len(session.steps) + 1)
-        next_id = record.chosen.id
-        session.ids = ids + [next_id]  # append: the next step sees the longer sequence
-        session.steps.append(record.to_json())
+        record = next(_steps(backend, session, options, show, 1))
+        if not isinstance(record, Step):
+            return None  # the loop ended at once: the lab's limit
+        _append(session, record)
         return record
 
 
@@ -95,22 +105,30 @@ def run(backend, session: Session, options: SamplerIn, show: int, max_new: int) 
     Yields ("step", record) per token, then ("done", summary)."""
     session.stop.clear()
     start_at, made, stop = time.perf_counter(), [], "max_new"
-    for _ in range(max_new):
-        if session.stop.is_set():
-            stop = "stopped"
-            break
-        record = step(backend, session, options, show)
-        if record is None:
-            stop = "context"
-            break
-        made.append(record.chosen.id)
-        yield "step", record.to_json()
-        if record.chosen.id in backend.eos_ids:
-            stop = "eos"
-            break
-    seconds = time.perf_counter() - start_at
-    done = Done(backend.decode(made), made, stop, len(made) / seconds if seconds > 0 else 0.0, seconds, session.prompt_ids)
-    yield "done", done.to_json()
+    records, follows = None, None  # the loop, and the token ids it continues from
+    try:
+        while len(made) < max_new:
+            if session.stop.is_set():
+                stop = "stopped"
+                break
+            with session.lock:  # one step at a time: a Branch or Step between two of them waits
+                if session.ids != follows:  # the first step, or the run changed under us: continue from it
+                    if records is not None:
+                        records.close()
+                    records = _steps(backend, session, options, show, max_new - len(made))
+                record = next(records)
+                if isinstance(record, Step):
+                    _append(session, record)
+                    follows = session.ids
+            if not isinstance(record, Step):
+                stop = record.stop
+                break
+            made.append(record.chosen.id)
+            yield "step", record.to_json()
+    finally:
+        if records is not None:
+            records.close()
+    yield "done", finish(backend, session.prompt_ids, made, stop, time.perf_counter() - start_at).to_json()
 
 
 def branch(backend, session: Session, step_no: int, token_id: int) -> dict:
@@ -119,14 +137,15 @@ def branch(backend, session: Session, step_no: int, token_id: int) -> dict:
         if not 1 <= step_no <= len(session.steps):
             raise UsageError(f"there is no step {step_no} in this run (it has {len(session.steps)}): click a token of the run")
         record = session.steps[step_no - 1]
-        shown = {c["id"]: c for c in record["top"]}
-        for c in record.get("processed") or []:
-            shown.setdefault(c["id"], c)
+        shown = {c.id: c for c in record.top}
+        for c in record.processed or []:
+            shown.setdefault(c.id, c)
         if token_id not in shown:
             raise UsageError(f"token {token_id} was not among step {step_no}'s candidates: click one of the bars shown for that step")
         keep = len(session.prompt_ids) + step_no - 1
         session.ids = session.ids[:keep] + [token_id]  # the cache crops itself to the shared prefix
-        session.steps = session.steps[:step_no - 1] + [{**record, "chosen": shown[token_id], "sampler": "your pick", "branched": True}]
+        mine = dataclasses.replace(record, chosen=shown[token_id], sampler="your pick", extra={**record.extra, "branched": True})
+        session.steps = session.steps[:step_no - 1] + [mine]
     return state(backend, session)
 
 
@@ -134,4 +153,4 @@ def export(session: Session) -> Iterator[str]:
     """The run as JSON lines: one object per step, like `tokenloop run --json`."""
     yield json.dumps({"prompt": session.prompt, "chat": session.chat, "prompt_ids": session.prompt_ids}, ensure_ascii=False) + "\n"
     for record in session.steps:
-        yield json.dumps(record, ensure_ascii=False) + "\n"
+        yield json.dumps(record.to_json(), ensure_ascii=False) + "\n"

@@ -97,10 +97,12 @@ class ErrorOut(BaseModel):
     error: str
 
 
+# The responses below mirror the records' JSON (`tokenloop.records`): tests/test_records.py checks
+# that each one lists exactly the fields its record writes.
 class CandidateOut(Out):
     id: int
     token: str
-    prob: float
+    prob: float | None  # None only for a step restored after a reload (its probability is not kept)
     logprob: float | None
 
 
@@ -120,9 +122,23 @@ class StepOut(Out):
     chosen: CandidateOut
     top: list[CandidateOut]
     ms: float
+    cache: bool
+    distribution: str
+    other: float
     tokens_in: int
     sampler: str
     processed: list[CandidateOut] | None
+    extra: dict  # the backend's own numbers; in the lab also "restored" or "branched"
+
+
+class DoneOut(Out):
+    done: bool
+    text: str
+    ids: list[int]
+    stop: str
+    tokens_per_s: float
+    seconds: float
+    prompt_ids: list[int]
 
 
 class TokenOut(Out):
@@ -137,7 +153,7 @@ class LabOut(Out):
     prompt: str
     chat: bool
     prompt_tokens: list[TokenOut]
-    steps: list[StepOut | dict]
+    steps: list[StepOut]
     text: str
     limit: int
 

@@ -14,6 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..records import Step
+
 COOKIE = "tokenloop_session"
 
 
@@ -26,7 +28,7 @@ class Session:
     chat: bool = False
     prompt_ids: list[int] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)  # prompt ids followed by the generated ids
-    steps: list[dict] = field(default_factory=list)  # Step.to_json() of every generated token
+    steps: list[Step] = field(default_factory=list)  # the record of every generated token (JSON only at the edge)
     cache: Any = None  # the backend's KV cache for `ids` (None: no run yet)
     seed: int | None = None
     generator: Any = None  # torch.Generator for seeded sampling

@@ -3,12 +3,9 @@ the lesson's context as the system message, streamed a piece of text at a time."
 
 from __future__ import annotations
 
-import json
 from typing import Iterator
 
-import httpx
-
-from ..errors import ServerError, UsageError
+from ..errors import UsageError
 from ..loop import generate
 from ..records import Done
 from ..sampling import Sampler
@@ -23,8 +20,8 @@ def messages(lesson: dict, question: str, history: list[dict]) -> list[dict]:
 
 
 def can_chat(backend) -> bool:
-    """A server has a chat endpoint; a model in this process needs its chat template."""
-    return backend.name == "server" or bool(getattr(backend, "chat_template", None))
+    """A server has a chat endpoint; a model in this process needs its chat template (declared: `can_chat`)."""
+    return backend.can_chat
 
 
 def prepare(backend, conversation: list[dict], max_new: int) -> Iterator[str]:
@@ -62,20 +59,11 @@ def server_pieces(backend, conversation: list[dict], max_new: int) -> Iterator[s
     """The server applies its own chat template: /v1/chat/completions, streamed."""
     body = {"model": backend.model, "messages": conversation, "max_tokens": max_new, "stream": True,
             "temperature": TEACHER_SAMPLER.temperature, "top_p": TEACHER_SAMPLER.top_p}
-    try:
-        with backend.client.stream("POST", "/v1/chat/completions", json=body) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise ServerError(f"the server refused the chat request ({response.status_code}): {response.text[:200]}")
-            for line in response.iter_lines():
-                payload = line.removeprefix("data:").strip()
-                if not line.startswith("data:") or not payload:
-                    continue
-                if payload == "[DONE]":
-                    break
-                choices = json.loads(payload).get("choices") or [{}]
-                piece = (choices[0].get("delta") or {}).get("content")
-                if piece:
-                    yield piece
-    except (httpx.HTTPError, json.JSONDecodeError) as e:
-        raise ServerError(f"the chat stream from {backend.root} failed ({type(e).__name__}): is the server still up?") from e
+    with backend.client.events("/v1/chat/completions", body) as chunks:
+        for chunk in chunks:
+            choices = chunk.get("choices")
+            choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+            delta = choice.get("delta")
+            piece = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(piece, str) and piece:
+                yield piece

@@ -41,7 +41,7 @@
     for (const t of run.prompt_tokens) text.append(el("span", { class: "tok prompt", text: t.token, title: `prompt token ${t.id}` }));
     run.steps.forEach((s, i) => {
       const span = el("span", {
-        class: "tok gen" + (i === run.selected ? " selected" : "") + (s.branched ? " branched" : ""),
+        class: "tok gen" + (i === run.selected ? " selected" : "") + (s.extra && s.extra.branched ? " branched" : ""),
         text: s.chosen.token, style: { background: tint(s.chosen.prob) }, dataset: { step: s.step, prob: s.chosen.prob ?? "" },
         tabindex: 0,
       });
@@ -64,7 +64,7 @@
     $("dist-title").textContent = `Distributions at step ${s.step} (position ${s.position})`;
     const pickAt = (c) => branch(s.step, c.id);
     bars($("raw-bars"), s.top, { chosen: s.chosen.id, other: s.other, onPick: s.top.length ? pickAt : null,
-      label: s.restored ? "restored from this browser: step again to see candidates" : "Raw distribution (softmax of the logits)" });
+      label: s.extra && s.extra.restored ? "restored from this browser: step again to see candidates" : "Raw distribution (softmax of the logits)" });
     if (s.processed) bars($("processed-bars"), s.processed, { chosen: s.chosen.id, onPick: pickAt, label: `After the sampler (${s.sampler})` });
     else {
       $("processed-bars").replaceChildren(el("div", { class: "bars-label", text: `After the sampler (${s.sampler})` }),
@@ -94,7 +94,7 @@
 
   function load(state, local) {
     Object.assign(run, { started: state.started, prompt: state.prompt, chat: state.chat, prompt_tokens: state.prompt_tokens, steps: state.steps });
-    if (local) run.steps = run.steps.map((s, i) => (s.restored && local[i] && local[i].chosen.id === s.chosen.id ? local[i] : s));
+    if (local) run.steps = run.steps.map((s, i) => (s.extra && s.extra.restored && local[i] && local[i].chosen.id === s.chosen.id ? local[i] : s));
     run.selected = run.steps.length ? run.steps.length - 1 : null;
     draw();
     remember();

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import UsageError
-from . import backend_class, quantized
+from .backends import DTYPES, ENGINES, backend_class
+from .errors import UsageError
 
-ENGINES = ("transformers", "torch", "llama.cpp")
-DTYPES = quantized.DTYPES
+__all__ = ["DTYPES", "ENGINES", "choose", "open_embedded"]
 
 
 def choose(engine: str | None, dtype: str | None) -> tuple[str, str | None]:
@@ -42,7 +41,7 @@ def open_embedded(model: str | None, engine: str | None = None, dtype: str | Non
     else:
         backend = backend_class("llama.cpp")(model=model, log=log)
     if guard and backend.path != "torch float32":
-        from ..agreement import checked
+        from .agreement import checked
 
         say = log or (lambda message: print(f"tokenloop: {message}", file=sys.stderr))
         say(checked(backend, say).line())

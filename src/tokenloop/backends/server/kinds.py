@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..sampling import Sampler
+from ...sampling import Sampler
 
 
 @dataclass(frozen=True)

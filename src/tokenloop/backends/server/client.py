@@ -1,0 +1,212 @@
+"""The one HTTP client for every server call: JSON requests, server-sent-event streams, and the
+errors a user sees when a server is unreachable, refuses, stalls or breaks off.
+
+`timeout` is a deadline for a whole answer (and, in a stream, for each event), not for each
+read: a server that trickles a byte a second can't hold a request open past it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import httpx
+
+from ...errors import ServerError, UsageError
+from . import shapes
+
+
+def base_url(url: str) -> str:
+    """The server's root: 'http://host:8000/v1/' -> 'http://host:8000' (OpenAI paths add /v1)."""
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--url {url}: give an http(s) URL, e.g. http://localhost:8000/v1")
+    try:
+        parsed = httpx.URL(url)
+        parsed.port  # noqa: B018 - a port that is not a number fails here
+    except (httpx.InvalidURL, ValueError) as e:
+        raise UsageError(f"--url {url}: not a valid URL ({reason(e)}); e.g. http://localhost:8000/v1") from None
+    if not parsed.host:
+        raise UsageError(f"--url {url}: the URL names no host; e.g. http://localhost:8000/v1")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+def reason(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:120]
+
+
+class Refused(ServerError):
+    """The server answered with an HTTP error; `status` and the server's own `message` kept."""
+
+    def __init__(self, message: str, status: int, server_message: str, step: int | None = None):
+        super().__init__(message, step)
+        self.status, self.server_message = status, server_message
+
+
+class Client:
+    """One kept-alive connection to a server's root URL."""
+
+    def __init__(self, root: str, api_key: str | None = None, timeout: float = 60.0, keep_alive: bool = True):
+        if not (timeout > 0) or timeout != timeout or timeout == float("inf"):
+            raise UsageError(f"--server-timeout must be a number of seconds above 0, not {timeout}")
+        self.root, self.timeout = root, timeout
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        limits = httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0)  # off: only to measure it
+        self.http = httpx.Client(base_url=root, headers=headers, limits=limits,
+                                 timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- plain requests ------------------------------------------------------------------------
+    def call(self, method: str, path: str, body: dict | None = None, step: int | None = None) -> Any:
+        """The JSON answer to one request; an HTTP error is `Refused`, anything else a `ServerError`."""
+        status, data, text = self._request(method, path, body, step)
+        if status >= 400:
+            raise self.refused(status, data, text, path, step)
+        if data is _NOT_JSON:
+            raise ServerError(f"{self.root}{path} answered something that is not JSON: is --url an OpenAI-compatible server?", step)
+        return data
+
+    def quiet(self, method: str, path: str, body: dict | None = None) -> Any:
+        """A call whose failure only means "not this kind of server" (used while finding out)."""
+        try:
+            status, data, _ = self._request(method, path, body, None)
+        except ServerError:
+            return None
+        return None if status >= 400 or data is _NOT_JSON else data
+
+    def _request(self, method: str, path: str, body: dict | None, step: int | None) -> tuple[int, Any, str]:
+        for attempt in range(2):
+            try:
+                with self.http.stream(method, path, json=body) as response:
+                    raw = _read_all(response, time.monotonic() + self.timeout)
+                break
+            except httpx.RemoteProtocolError:  # a kept-alive connection the server had closed: once more, anew
+                if attempt:
+                    raise self._broken(path, step, "the connection closed") from None
+            except _Late:
+                raise self._late(path, step) from None
+            except httpx.TimeoutException:
+                raise self._late(path, step) from None
+            except httpx.ConnectError as e:
+                raise ServerError(f"can't reach {self.root} ({reason(e)}): is the server running? check --url", step) from None
+            except httpx.HTTPError as e:
+                raise self._broken(path, step, reason(e)) from None
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = _NOT_JSON
+        return response.status_code, data, text
+
+    # --- streams --------------------------------------------------------------------------------
+    @contextmanager
+    def events(self, path: str, body: dict, step=lambda: None) -> Iterator[Iterator[dict]]:
+        """A server-sent-events stream: `with client.events(...) as chunks: for chunk in chunks`.
+        Each `data:` line is one JSON object; the stream ends at `data: [DONE]` (a stream that
+        closes without it raises). Leaving the block closes the connection, so a reader that
+        stops early stops the server's work too. `step()` names the step an error is at."""
+        try:
+            # One stream per connection: some servers close it after the stream, so it is not reused.
+            with self.http.stream("POST", path, json=body, headers={"Connection": "close"}) as response:
+                if response.status_code >= 400:
+                    raw = _read_all(response, time.monotonic() + self.timeout)
+                    text = raw.decode("utf-8", errors="replace")
+                    try:
+                        data = json.loads(text)
+                    except ValueError:
+                        data = _NOT_JSON
+                    raise self.refused(response.status_code, data, text, path, step())
+                yield self._chunks(response, path, step)
+        except _Late:
+            raise ServerError(f"{self.root} sent nothing for {self.timeout:g} s: the server is stuck or overloaded "
+                              "(raise --server-timeout to wait longer)", step()) from None
+        except httpx.TimeoutException:
+            raise ServerError(f"{self.root} sent nothing for {self.timeout:g} s: the server is stuck or overloaded "
+                              "(raise --server-timeout to wait longer)", step()) from None
+        except httpx.ConnectError as e:
+            raise ServerError(f"can't reach {self.root} ({reason(e)}): is the server running? check --url", step()) from None
+        except httpx.HTTPError as e:
+            raise ServerError(f"the stream from {self.root} broke off ({reason(e)}): the server may have crashed", step()) from None
+
+    def _chunks(self, response: httpx.Response, path: str, step) -> Iterator[dict]:
+        for line in _lines(response, self.timeout):
+            if not line.startswith(("data:", "error:")):
+                continue
+            payload = line.split(":", 1)[1].strip()
+            if payload == "[DONE]":
+                return
+            try:
+                chunk = json.loads(payload)
+            except ValueError:
+                raise ServerError(f"the stream sent something that is not JSON: {payload[:80]!r}", step()) from None
+            if line.startswith("error:") or (isinstance(chunk, dict) and "error" in chunk):
+                error = chunk.get("error", chunk) if isinstance(chunk, dict) else chunk
+                raise ServerError(f"the server stopped the stream: {shapes.error_message(0, {'error': error})}", step())
+            if not isinstance(chunk, dict):
+                raise ServerError(f"the stream sent a {type(chunk).__name__} where an object belongs: {payload[:80]!r}", step())
+            yield chunk
+        raise ServerError(f"the stream from {self.root} ended without its closing [DONE]: the server may have crashed", step())
+
+    # --- errors ---------------------------------------------------------------------------------
+    def refused(self, status: int, data: Any, text: str, path: str, step: int | None) -> Refused:
+        said = shapes.error_message(status, None if data is _NOT_JSON else data, text if data is _NOT_JSON else "")
+        if status in (401, 403):
+            message = f"the server refused the request ({status}: {said}): pass its key with --api-key or OPENAI_API_KEY"
+        elif status == 404:
+            message = f"{self.root}{path} not found (404): check --url; give the server's base URL, e.g. http://localhost:8000/v1"
+        else:
+            message = f"the server answered {status} on {path}: {said}"
+        return Refused(message, status, said, step)
+
+    def _late(self, path: str, step: int | None) -> ServerError:
+        return ServerError(f"{self.root} gave no answer within {self.timeout:g} s on {path}: the server is stuck or "
+                           "overloaded (raise --server-timeout to wait longer)", step)
+
+    def _broken(self, path: str, step: int | None, why: str) -> ServerError:
+        return ServerError(f"the server at {self.root} stopped answering on {path} ({why}): it may have crashed", step)
+
+
+_NOT_JSON = object()
+MAX_ANSWER = 64 << 20  # no answer the loop needs is near this: a larger one is refused, not held in memory
+
+
+class _Late(Exception):
+    """The deadline passed while bytes were still trickling in."""
+
+
+def _read_all(response: httpx.Response, deadline: float) -> bytes:
+    parts, size = [], 0
+    for part in response.iter_bytes():
+        parts.append(part)
+        size += len(part)
+        if size > MAX_ANSWER:
+            raise httpx.DecodingError(f"the answer is over {MAX_ANSWER >> 20} MB")
+        if time.monotonic() > deadline:
+            raise _Late()
+    if time.monotonic() > deadline:
+        raise _Late()
+    return b"".join(parts)
+
+
+def _lines(response: httpx.Response, timeout: float) -> Iterator[str]:
+    """The stream's lines, each within `timeout` of the one before (a trickle can't stretch it)."""
+    buffer = b""
+    deadline = time.monotonic() + timeout
+    for part in response.iter_bytes():
+        buffer += part
+        if len(buffer) > MAX_ANSWER:
+            raise httpx.DecodingError(f"a stream line is over {MAX_ANSWER >> 20} MB")
+        *lines, buffer = buffer.split(b"\n")
+        if lines:
+            deadline = time.monotonic() + timeout
+            for line in lines:
+                yield line.rstrip(b"\r").decode("utf-8", errors="replace")
+        elif time.monotonic() > deadline:
+            raise _Late()
+    if buffer:
+        yield buffer.decode("utf-8", errors="replace")

@@ -1,0 +1,83 @@
+"""What one forward pass says about the next token, and the distributions read from it.
+
+`Scores` is what every backend returns; `Distribution` keeps a distribution as its scores and
+their log-normaliser, so a step never builds a vocabulary-sized softmax; `candidates` turns the
+top of one into records with token text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import sampling
+from .records import Candidate
+
+
+@dataclass
+class Scores:
+    """What one forward pass says about the next token.
+
+    `logits` are scores over a support: the whole vocabulary when `ids` is None (index == token
+    id), or only the candidates in `ids` (a server's top-k), in which case the values are the
+    server's log-probabilities and the mass outside them is unknown.
+    """
+
+    logits: torch.Tensor
+    ids: torch.Tensor | None = None
+    tokens_in: int = 0  # tokens the model processed to produce these scores
+    extra: dict[str, Any] = field(default_factory=dict)  # backend timings, cached tokens, ...
+
+    def token_id(self, index: int) -> int:
+        return index if self.ids is None else int(self.ids[index])
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A distribution over a support, kept as its scores and their log-normaliser:
+    logprob(i) = scores[i] - log_z and prob(i) = exp(logprob(i)).
+
+    A step shows a handful of entries, so nothing the size of the vocabulary is built beyond the
+    scores the model already gave: one pass for log_z, one for the top-k."""
+
+    scores: torch.Tensor  # 1-D, over the support
+    log_z: float
+    values: np.ndarray = field(init=False, repr=False)  # the scores as numpy, for cheap reads of single entries
+
+    def __post_init__(self):
+        object.__setattr__(self, "values", sampling.scores_array(self.scores))
+
+    @classmethod
+    def raw(cls, scores: Scores) -> Distribution:
+        """The raw distribution: softmax of the logits. A server's top-k already holds log-probabilities."""
+        return cls(scores.logits, sampling.log_normalizer(scores.logits) if scores.ids is None else 0.0)
+
+    @classmethod
+    def of(cls, probs: torch.Tensor) -> Distribution:
+        """A distribution given as probabilities (the sampler's processed one)."""
+        return cls(probs.log(), 0.0)
+
+    def logprob(self, index: int) -> float:
+        return float(self.values[index]) - self.log_z
+
+    def prob(self, index: int) -> float:
+        return math.exp(self.logprob(index))
+
+    def rank(self, index: int) -> int:
+        """1 for the most likely entry; ties share the better rank."""
+        return int((self.values > self.values[index]).sum()) + 1
+
+    def candidate(self, backend, scores: Scores, index: int) -> Candidate:
+        """The entry at `index` of the support as a record with its token's text."""
+        token_id = scores.token_id(index)
+        logprob = self.logprob(index)
+        return Candidate(token_id, backend.token_text(token_id), math.exp(logprob), logprob)
+
+
+def candidates(backend, scores: Scores, dist: Distribution, k: int) -> list[Candidate]:
+    """The k most likely entries of a distribution, as records with token text."""
+    return [dist.candidate(backend, scores, index) for index in sampling.top_indices(dist.scores, k)]
