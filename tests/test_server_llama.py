@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli_runner import one_line_error
 from servers import free_port, llama_server
 from tokenloop.backends.server import ServerBackend
 from tokenloop.cli import main
@@ -110,13 +111,6 @@ def test_end_token_by_id(llama):
 
 
 # --- bad input and faults -----------------------------------------------------------------------
-
-def one_line_error(capsys, argv, code):
-    assert main(argv) == code
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("tokenloop: ") and "Traceback" not in err
-    return err
-
 
 def test_unreachable_url(capsys):
     err = one_line_error(capsys, ["next", "hi", "--url", f"http://127.0.0.1:{free_port()}/v1"], 1)

@@ -18,7 +18,7 @@ from ..errors import UsageError
 
 def can_score(backend) -> bool:
     """Scoring needs the logits of every position: a model running in this process, on any engine."""
-    return backend.can_score
+    return backend is not None and backend.can_score
 
 
 @torch.inference_mode()
