@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo test bench clean browser test-servers
+.PHONY: setup demo test bench clean browser test-servers format
 
 setup: $(VENV)/.installed
 
@@ -31,8 +31,15 @@ browser:
 test-servers: setup
 	$(PY) scripts/test_peers.py
 
+# The code's format and lint come first (quick); then every test, the real model, servers and browser included.
 test: setup browser test-servers
+	$(VENV)/bin/ruff format --check --quiet src tests bench scripts main.py
+	$(VENV)/bin/ruff check --quiet src tests bench scripts main.py
 	TOKENLOOP_REQUIRE_BROWSER=1 TOKENLOOP_REQUIRE_SERVERS=1 $(PY) -m pytest -q -m ""
+
+format: setup
+	$(VENV)/bin/ruff format src tests bench scripts main.py
+	$(VENV)/bin/ruff check --fix src tests bench scripts main.py
 
 bench: setup
 	$(PY) bench/loop_speed.py

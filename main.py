@@ -1,6 +1,6 @@
 """The demo: watch the embedded model write, one token at a time.
 
-    python3 main.py ["your prompt"] [--max-new N]
+python3 main.py ["your prompt"] [--max-new N]
 """
 
 import os
@@ -24,7 +24,9 @@ def main(argv: list[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description="Watch a real language model generate one token at a time.")
-    parser.add_argument("prompt", nargs="?", default=DEFAULT_PROMPT, help=f"the text to continue (default: {DEFAULT_PROMPT!r})")
+    parser.add_argument(
+        "prompt", nargs="?", default=DEFAULT_PROMPT, help=f"the text to continue (default: {DEFAULT_PROMPT!r})"
+    )
     parser.add_argument("--max-new", default="16", help="how many tokens to generate (default 16)")
     args = parser.parse_args(argv)
     print("Each step: the model scores every token of its vocabulary; the bars are the top 8 (raw softmax).")

@@ -99,8 +99,10 @@ def main() -> None:
         del backend
     copy = max(copy, stream_gbs())  # measured again after the paths: the better of the two is the machine's
     print(f"copy again after the paths, the better one counts: {copy:5.1f} GB/s\n")
-    print(f"{'path':22} {'MB/token':>8} {'bound tok/s':>11} {'tok/s':>7} {'share':>6} {'GB/s reached':>12} "
-          f"{'kernels GB/s':>12} {'kernels/bound':>13} {'matmuls/step':>12}")
+    print(
+        f"{'path':22} {'MB/token':>8} {'bound tok/s':>11} {'tok/s':>7} {'share':>6} {'GB/s reached':>12} "
+        f"{'kernels GB/s':>12} {'kernels/bound':>13} {'matmuls/step':>12}"
+    )
     for path, mb, tps, kernels in rows:
         bound = copy * 1e3 / mb
         if kernels is None:
@@ -109,9 +111,11 @@ def main() -> None:
             gbs = mb / 1e3 / kernels
             parts = f"{gbs:12.1f} {100 * gbs / copy:12.0f}% {100 * kernels * tps:11.0f}%"
         print(f"{path:22} {mb:8.0f} {bound:11.0f} {tps:7.1f} {100 * tps / bound:5.0f}% {tps * mb / 1e3:12.1f} {parts}")
-    print("\nbound = copy bandwidth / MB a token reads; share = tok/s / bound; kernels GB/s = the step's matrix multiplies "
-          "alone, back to back; kernels/bound = that over the copy bandwidth (the most a path with these kernels could "
-          "reach); matmuls/step = their share of a whole step (the rest is norms, attention, casts, Python)")
+    print(
+        "\nbound = copy bandwidth / MB a token reads; share = tok/s / bound; kernels GB/s = the step's matrix multiplies "
+        "alone, back to back; kernels/bound = that over the copy bandwidth (the most a path with these kernels could "
+        "reach); matmuls/step = their share of a whole step (the rest is norms, attention, casts, Python)"
+    )
 
 
 if __name__ == "__main__":

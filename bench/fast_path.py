@@ -96,7 +96,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--paths", default=",".join(available_paths()), help="comma-separated, from: " + ", ".join(PATHS))
+    parser.add_argument(
+        "--paths", default=",".join(available_paths()), help="comma-separated, from: " + ", ".join(PATHS)
+    )
     parser.add_argument("--no-quality", action="store_true", help="skip the agreement check (speed only)")
     args = parser.parse_args()
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
@@ -106,8 +108,10 @@ def main() -> None:
 
     from bandwidth import stream_gbs  # noqa: E402 (a sibling script)
 
-    print(f"threads: torch {torch.get_num_threads()} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
-          f"llama.cpp the same · load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"threads: torch {torch.get_num_threads()} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
+        f"llama.cpp the same · load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     starts = {path: warm_start_s(path) for path in paths}
     backends = {path: open_path(path) for path in paths}
     for backend in backends.values():
@@ -126,9 +130,13 @@ def main() -> None:
     reference = backends.get("torch-float32") or open_path("torch-float32")
     ref_tokens = tokens.get("torch-float32") or greedy(reference, ids, args.tokens)[1]
 
-    print(f"memory bandwidth (large-array copy, read + write): {bandwidth:.1f} GB/s · {args.tokens} tokens, median of {args.repeats}\n")
-    print(f"{'path':22} {'start s':>7} {'tok/s':>7} {'x default':>9} {'x llama':>7} {'MB/tok':>7} {'bound':>6} {'share':>6} "
-          f"{'instr':>6} {'top-1':>6} {'KL':>7} {'greedy=f32':>10}")
+    print(
+        f"memory bandwidth (large-array copy, read + write): {bandwidth:.1f} GB/s · {args.tokens} tokens, median of {args.repeats}\n"
+    )
+    print(
+        f"{'path':22} {'start s':>7} {'tok/s':>7} {'x default':>9} {'x llama':>7} {'MB/tok':>7} {'bound':>6} {'share':>6} "
+        f"{'instr':>6} {'top-1':>6} {'KL':>7} {'greedy=f32':>10}"
+    )
     for path in paths:
         backend = backends[path]
         mb = weight_bytes(backend) / 1e6
@@ -144,11 +152,15 @@ def main() -> None:
         ratio = f"{tps[path] / tps[DEFAULT]:.2f}" if DEFAULT in tps else "-"
         vs_llama = f"{tps[path] / tps['llama.cpp']:.2f}" if "llama.cpp" in tps else "-"
         start = f"{starts[path]:.2f}" if starts[path] else "-"
-        print(f"{path:22} {start:>7} {tps[path]:7.1f} {ratio:>9} {vs_llama:>7} {mb:7.0f} {bound:6.0f} {100 * tps[path] / bound:5.0f}% "
-              f"{100 * inst / step_ms:5.1f}% {top1:>6} {kl:>7} {same:>4}/{len(ref_tokens)}")
-    print("\nstart s = a fresh `tokenloop run` until its first step is printed; bound = bandwidth / MB a token reads; share = tok/s / bound; instr = softmax + pick + top-8 + token text, "
-          "as a share of a step; top-1 and KL against float32 over the fixed text set; greedy=f32: tokens equal "
-          "to float32's before the first difference")
+        print(
+            f"{path:22} {start:>7} {tps[path]:7.1f} {ratio:>9} {vs_llama:>7} {mb:7.0f} {bound:6.0f} {100 * tps[path] / bound:5.0f}% "
+            f"{100 * inst / step_ms:5.1f}% {top1:>6} {kl:>7} {same:>4}/{len(ref_tokens)}"
+        )
+    print(
+        "\nstart s = a fresh `tokenloop run` until its first step is printed; bound = bandwidth / MB a token reads; share = tok/s / bound; instr = softmax + pick + top-8 + token text, "
+        "as a share of a step; top-1 and KL against float32 over the fixed text set; greedy=f32: tokens equal "
+        "to float32's before the first difference"
+    )
     if FAST in tps and "llama.cpp" in tps:
         print(f"fast path ({FAST}) / llama.cpp: {tps[FAST] / tps['llama.cpp']:.2f} (target >= 0.5)")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

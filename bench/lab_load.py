@@ -25,8 +25,14 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-PROMPTS = ["Kubernetes pods are scheduled by the", "A token is not a word but", "The model predicts the next",
-           "Training and inference are", "The KV cache keeps the", "Every request follows the same"]
+PROMPTS = [
+    "Kubernetes pods are scheduled by the",
+    "A token is not a word but",
+    "The model predicts the next",
+    "Training and inference are",
+    "The KV cache keeps the",
+    "Every request follows the same",
+]
 
 
 def free_port() -> int:
@@ -36,7 +42,9 @@ def free_port() -> int:
 
 
 def start_app(port: int, model: str | None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "tokenloop.cli", "lesson", "--port", str(port)] + (["--model", model] if model else [])
+    command = [sys.executable, "-m", "tokenloop.cli", "lesson", "--port", str(port)] + (
+        ["--model", model] if model else []
+    )
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -72,7 +80,10 @@ def phase(base: str, clients: int, seconds: float) -> tuple[list[float], list[st
     latencies: list[float] = []
     errors: list[str] = []
     until = time.monotonic() + seconds
-    threads = [threading.Thread(target=learner, args=(base, PROMPTS[i % len(PROMPTS)], until, latencies, errors)) for i in range(clients)]
+    threads = [
+        threading.Thread(target=learner, args=(base, PROMPTS[i % len(PROMPTS)], until, latencies, errors))
+        for i in range(clients)
+    ]
     start = time.perf_counter()
     for t in threads:
         t.start()
@@ -105,19 +116,27 @@ def main() -> int:
         app.wait(10)
 
     rows = [("1 client", single, single_errors, single_s), (f"{args.clients} clients", many, many_errors, many_s)]
-    print(f"lab steps against 127.0.0.1, {args.seconds:g} s per phase (one step = one forward with the session's KV cache)")
+    print(
+        f"lab steps against 127.0.0.1, {args.seconds:g} s per phase (one step = one forward with the session's KV cache)"
+    )
     print(f"{'':12} {'steps':>6} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'steps/s':>8}")
     for name, latencies, errors, seconds in rows:
-        print(f"{name:12} {len(latencies):6d} {len(errors):6d} {percentile(latencies, 50):8.1f} {percentile(latencies, 99):8.1f} "
-              f"{len(latencies) / seconds:8.1f}")
+        print(
+            f"{name:12} {len(latencies):6d} {len(errors):6d} {percentile(latencies, 50):8.1f} {percentile(latencies, 99):8.1f} "
+            f"{len(latencies) / seconds:8.1f}"
+        )
     p50 = percentile(many, 50) / percentile(single, 50)
     p99 = percentile(many, 99) / percentile(single, 99)
     throughput = (len(many) / many_s) / (len(single) / single_s)
-    print(f"ratio {args.clients} clients / 1 client: p50 {p50:.1f}x, p99 {p99:.1f}x, throughput {throughput:.2f}x "
-          f"(one model, one forward at a time: latency grows with clients, throughput should not drop)")
+    print(
+        f"ratio {args.clients} clients / 1 client: p50 {p50:.1f}x, p99 {p99:.1f}x, throughput {throughput:.2f}x "
+        f"(one model, one forward at a time: latency grows with clients, throughput should not drop)"
+    )
     for error in (single_errors + many_errors)[:5]:
         print(f"error: {error}")
-    print(f"mean step: 1 client {statistics.mean(single):.1f} ms, {args.clients} clients {statistics.mean(many):.1f} ms")
+    print(
+        f"mean step: 1 client {statistics.mean(single):.1f} ms, {args.clients} clients {statistics.mean(many):.1f} ms"
+    )
     return 1 if single_errors or many_errors else 0
 
 

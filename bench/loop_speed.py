@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import torch
+from fast_path import instruments_ms  # the same instruments measure as the fast-path bench (bench/ is on sys.path)
 
 from tokenloop.backends.embedded import EmbeddedBackend
-from fast_path import instruments_ms  # the same instruments measure as the fast-path bench (bench/ is on sys.path)
 from tokenloop.loop import generate, prompt_ids
 from tokenloop.records import Step
 
@@ -32,7 +32,7 @@ PROMPT = "Kubernetes pods are scheduled by the"
 def hf_generate(backend, ids, n):
     with torch.inference_mode():
         out = backend.lm.generate(torch.tensor([ids]), max_new_tokens=n, min_new_tokens=n, do_sample=False, num_beams=1)
-    return out[0, len(ids):].tolist()
+    return out[0, len(ids) :].tolist()
 
 
 def ours(backend, ids, n):
@@ -48,7 +48,9 @@ def timed(fn, *args):
 def warm_start_s():
     """Seconds from process start to the first step line of the demo (the model already converted)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--max-new", "1"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "--max-new", "1"], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     first = None
     for line in proc.stdout:
         if line.startswith("step 1"):
@@ -82,7 +84,9 @@ def main():
     print(f"tokenloop KV-cache loop     : {our_tps:6.1f} tokens/s  (softmax + top-8 + token text every step)")
     print(f"ratio tokenloop / generate  : {our_tps / hf_tps:6.3f}   (target >= 0.98)")
     print(f"same tokens                 : {hf_ids == our_ids}")
-    print(f"instruments per step        : {inst:6.2f} ms = {100 * inst / step_ms:.2f}% of a {step_ms:.1f} ms step (target < 2%)")
+    print(
+        f"instruments per step        : {inst:6.2f} ms = {100 * inst / step_ms:.2f}% of a {step_ms:.1f} ms step (target < 2%)"
+    )
     print(f"warm start to first step    : {warm:6.2f} s  (python main.py, model already converted; target < 2.5 s)")
 
 

@@ -47,8 +47,23 @@ def started_llama_server(threads: int):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [str(binary), "-m", str(default_gguf()), "--host", "127.0.0.1", "--port", str(port),
-               "-t", str(threads), "-c", "2048", "-np", "1", "-a", "SmolLM2-135M-Instruct"]
+    command = [
+        str(binary),
+        "-m",
+        str(default_gguf()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-t",
+        str(threads),
+        "-c",
+        "2048",
+        "-np",
+        "1",
+        "-a",
+        "SmolLM2-135M-Instruct",
+    ]
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     root = f"http://127.0.0.1:{port}"
@@ -80,7 +95,11 @@ def median(values):
 
 def measure(url: str, n: int, repeats: int) -> dict:
     quiet = dict(log=lambda note: None)
-    kept, fresh, streamed = ServerBackend(url, **quiet), ServerBackend(url, keep_alive=False, **quiet), ServerBackend(url, stream=True, **quiet)
+    kept, fresh, streamed = (
+        ServerBackend(url, **quiet),
+        ServerBackend(url, keep_alive=False, **quiet),
+        ServerBackend(url, stream=True, **quiet),
+    )
     for backend in (kept, fresh, streamed):
         backend.eos_ids = frozenset()  # the same number of tokens everywhere (the server may still stop)
         run(backend, 4)  # warm-up, not counted
@@ -103,16 +122,25 @@ def measure(url: str, n: int, repeats: int) -> dict:
         stream_rates.append(done.tokens_per_s)
         ttft.append(steps[0].extra["ttft_ms"])
     return {
-        "tokens": len(steps), "loop_tps": median(loop_rates), "stream_tps": median(stream_rates), "ttft_ms": median(ttft),
-        "server_ms": median(server), "http_kept_ms": median(http_kept), "http_fresh_ms": median(http_fresh), "own_ms": median(own),
+        "tokens": len(steps),
+        "loop_tps": median(loop_rates),
+        "stream_tps": median(stream_rates),
+        "ttft_ms": median(ttft),
+        "server_ms": median(server),
+        "http_kept_ms": median(http_kept),
+        "http_fresh_ms": median(http_fresh),
+        "own_ms": median(own),
         "floor_ms": median(floor),
-        "kind": kept.caps.kind, "model": kept.model,
+        "kind": kept.caps.kind,
+        "model": kept.model,
     }
 
 
 def report(r: dict, where: str) -> None:
     print(f"{r['kind']} server ({where}), {r['model']}, {r['tokens']} tokens, median of the runs\n")
-    print(f"one call per token   {r['loop_tps']:6.1f} tokens/s   the server computed {r['server_ms']:.1f} ms of each step")
+    print(
+        f"one call per token   {r['loop_tps']:6.1f} tokens/s   the server computed {r['server_ms']:.1f} ms of each step"
+    )
     print(f"one streaming call   {r['stream_tps']:6.1f} tokens/s   first token after {r['ttft_ms']:.1f} ms")
     print(f"streaming / one-call {r['stream_tps'] / r['loop_tps']:6.2f}x\n")
     print("client overhead per step (one call per token):")
@@ -121,7 +149,9 @@ def report(r: dict, where: str) -> None:
     print(f"  of which a bare request with no work behind it (HTTP alone) takes     {r['floor_ms']:5.2f} ms")
     print(f"  tokenloop's own work (parse, sort, candidates, pick)                   {r['own_ms']:5.2f} ms")
     client = r["floor_ms"] + r["own_ms"]
-    print(f"  the client's share: HTTP alone + tokenloop's work = {client:.2f} ms ({'under' if client < 2 else 'OVER'} 2 ms); the rest of the")
+    print(
+        f"  the client's share: HTTP alone + tokenloop's work = {client:.2f} ms ({'under' if client < 2 else 'OVER'} 2 ms); the rest of the"
+    )
     print("  round trip is the server's own queueing and JSON, which its timings leave out")
 
 

@@ -20,7 +20,9 @@ from tokenloop.backends.embedded import EmbeddedBackend
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, nargs="+", default=[1, 4, 16], help="copies of the default text (its length grows)")
+    parser.add_argument(
+        "--repeat", type=int, nargs="+", default=[1, 4, 16], help="copies of the default text (its length grows)"
+    )
     parser.add_argument("--steps", type=int, default=3, help="training steps per length; the first is warm-up")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     args = parser.parse_args()
@@ -34,10 +36,13 @@ def main() -> None:
         text = " ".join([training.DEFAULT_TEXT] * k)
         c = training.train(backend, text, training.DEFAULT_PROBE, steps=args.steps).cost
         tokens = c["tokens"]
-        print(f"{tokens:>6} {c['train_step_ms']:>8,.0f} ms {c['inference_forward_ms']:>7,.0f} ms {c['ratio']:>5.1f}× "
-              f"{c['flops_train_step'] / c['flops_inference_forward']:>10.0f}× "
-              f"{tokens / c['train_step_ms'] * 1000:>11,.0f} {tokens / c['inference_forward_ms'] * 1000:>11,.0f} "
-              f"{c['train_bytes']['total'] / 1e9:>9.2f} GB {c['inference_bytes']['total'] / 1e9:>9.2f} GB", flush=True)
+        print(
+            f"{tokens:>6} {c['train_step_ms']:>8,.0f} ms {c['inference_forward_ms']:>7,.0f} ms {c['ratio']:>5.1f}× "
+            f"{c['flops_train_step'] / c['flops_inference_forward']:>10.0f}× "
+            f"{tokens / c['train_step_ms'] * 1000:>11,.0f} {tokens / c['inference_forward_ms'] * 1000:>11,.0f} "
+            f"{c['train_bytes']['total'] / 1e9:>9.2f} GB {c['inference_bytes']['total'] / 1e9:>9.2f} GB",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

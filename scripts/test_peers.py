@@ -41,11 +41,19 @@ VLLM_VENV = ROOT / ".venv-vllm"
 # The server; it links the libraries llama-cpp-python loads (ggml, llama, mtmd), so they come along.
 TARGETS = ["llama-server"]
 CMAKE_OPTIONS = [
-    "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON",
-    "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON", "-DCMAKE_INSTALL_RPATH=$ORIGIN",  # the libraries find each other wherever they lie
-    "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=ON",
-    "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF",  # no web UI, nothing fetched
-    "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DBUILD_SHARED_LIBS=ON",
+    "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON",
+    "-DCMAKE_INSTALL_RPATH=$ORIGIN",  # the libraries find each other wherever they lie
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_TOOLS=ON",
+    "-DLLAMA_BUILD_SERVER=ON",
+    "-DLLAMA_BUILD_APP=OFF",
+    "-DLLAMA_BUILD_UI=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",  # no web UI, nothing fetched
+    "-DLLAMA_CURL=OFF",
+    "-DLLAMA_OPENSSL=OFF",
 ]
 
 
@@ -61,10 +69,13 @@ def run(command: list, log: Path | None = None, **kw) -> None:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, **kw)
     if done.returncode:
         tail = log.read_text(errors="replace")[-3000:]
-        sys.exit(f"test-servers: `{' '.join(map(str, command[:4]))} ...` failed (exit {done.returncode}); the end of {log}:\n{tail}")
+        sys.exit(
+            f"test-servers: `{' '.join(map(str, command[:4]))} ...` failed (exit {done.returncode}); the end of {log}:\n{tail}"
+        )
 
 
 # --- llama.cpp -----------------------------------------------------------------------------------
+
 
 def llama_source() -> Path:
     """llama-cpp-python's sdist, unpacked (it vendors the llama.cpp it binds)."""
@@ -73,8 +84,22 @@ def llama_source() -> Path:
         return folder
     BUILD.mkdir(exist_ok=True)
     say(f"downloading llama-cpp-python {LLAMA_CPP_PYTHON}'s source (76 MB)")
-    run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", "llama-cpp-python",
-         "-d", str(BUILD), f"llama-cpp-python=={LLAMA_CPP_PYTHON}"], BUILD / "pip-download.log")
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            "llama-cpp-python",
+            "-d",
+            str(BUILD),
+            f"llama-cpp-python=={LLAMA_CPP_PYTHON}",
+        ],
+        BUILD / "pip-download.log",
+    )
     with tarfile.open(BUILD / f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz") as tar:
         tar.extractall(BUILD, filter="data")
     return folder
@@ -100,8 +125,10 @@ def build_llama(jobs: int) -> Path:
         say(f"llama.cpp already built for this CPU in {LLAMA_BUILD.relative_to(ROOT)}")
         return binary.parent
     on = [f.split("=")[0].removeprefix("-DGGML_") for f in flags if f.endswith("=ON")]
-    say(f"building llama.cpp for this CPU ({' '.join(on) or 'no SIMD'}; no -march=native, no AMX): "
-        f"llama-server and its libraries, about 5-6 minutes on 2 cores; log in {LLAMA_BUILD.relative_to(ROOT)}/build.log")
+    say(
+        f"building llama.cpp for this CPU ({' '.join(on) or 'no SIMD'}; no -march=native, no AMX): "
+        f"llama-server and its libraries, about 5-6 minutes on 2 cores; log in {LLAMA_BUILD.relative_to(ROOT)}/build.log"
+    )
     shutil.rmtree(LLAMA_BUILD, ignore_errors=True)
     LLAMA_BUILD.mkdir(parents=True)
     log = LLAMA_BUILD / "build.log"
@@ -120,7 +147,9 @@ def build_llama(jobs: int) -> Path:
                     shown = percent
                     say(f"  llama.cpp {percent:3d}% after {time.monotonic() - started:.0f} s")
         if process.wait():
-            sys.exit(f"test-servers: building llama.cpp failed; the end of {log}:\n{log.read_text(errors='replace')[-3000:]}")
+            sys.exit(
+                f"test-servers: building llama.cpp failed; the end of {log}:\n{log.read_text(errors='replace')[-3000:]}"
+            )
     stamp_file.write_text(json.dumps(stamp))
     say(f"llama.cpp built in {time.monotonic() - started:.0f} s")
     return binary.parent
@@ -133,13 +162,45 @@ def install_llama_cpp_python(bin_dir: Path) -> None:
     except importlib.metadata.PackageNotFoundError:
         installed = None
     if installed != LLAMA_CPP_PYTHON:
-        say(f"installing llama-cpp-python {LLAMA_CPP_PYTHON} (Python part and server extras; the libraries come from our build)")
+        say(
+            f"installing llama-cpp-python {LLAMA_CPP_PYTHON} (Python part and server extras; the libraries come from our build)"
+        )
         env = dict(os.environ, CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF")
-        run([sys.executable, "-m", "pip", "install", "-q", "--no-cache-dir", "--force-reinstall", "--no-deps", str(llama_source())],
-            BUILD / "pip-llama-cpp-python.log", env=env)
-        run([sys.executable, "-m", "pip", "install", "-q", "typing-extensions>=4.5", "numpy>=1.20", "diskcache>=5.6.1",
-             "jinja2>=2.11.3", "uvicorn>=0.22.0", "fastapi>=0.100.0", "pydantic-settings>=2.0.1", "sse-starlette>=1.6.1",
-             "starlette-context>=0.3.6,<0.4", "PyYAML>=5.1"], BUILD / "pip-llama-cpp-python.log")
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-cache-dir",
+                "--force-reinstall",
+                "--no-deps",
+                str(llama_source()),
+            ],
+            BUILD / "pip-llama-cpp-python.log",
+            env=env,
+        )
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "typing-extensions>=4.5",
+                "numpy>=1.20",
+                "diskcache>=5.6.1",
+                "jinja2>=2.11.3",
+                "uvicorn>=0.22.0",
+                "fastapi>=0.100.0",
+                "pydantic-settings>=2.0.1",
+                "sse-starlette>=1.6.1",
+                "starlette-context>=0.3.6,<0.4",
+                "PyYAML>=5.1",
+            ],
+            BUILD / "pip-llama-cpp-python.log",
+        )
     lib = Path(importlib.util.find_spec("llama_cpp").submodule_search_locations[0]) / "lib"  # found, not imported
     lib.mkdir(exist_ok=True)
     copied = 0
@@ -150,7 +211,11 @@ def install_llama_cpp_python(bin_dir: Path) -> None:
                 target.unlink(missing_ok=True)
                 target.symlink_to(os.readlink(so))
             continue
-        if target.exists() and target.stat().st_size == so.stat().st_size and target.stat().st_mtime_ns == so.stat().st_mtime_ns:
+        if (
+            target.exists()
+            and target.stat().st_size == so.stat().st_size
+            and target.stat().st_mtime_ns == so.stat().st_mtime_ns
+        ):
             continue
         target.unlink(missing_ok=True)
         shutil.copy2(so, target)
@@ -160,6 +225,7 @@ def install_llama_cpp_python(bin_dir: Path) -> None:
 
 
 # --- vLLM -----------------------------------------------------------------------------------------
+
 
 def start_vllm_install() -> subprocess.Popen | None:
     stamp = VLLM_VENV / ".installed"

@@ -42,12 +42,22 @@ def build_tiny_model(folder, context: int = 64, seed: int = 0):
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tokenizer.train_from_iterator([TINY_TEXT], trainer)
     vocab = tokenizer.get_vocab_size()
     config = LlamaConfig(
-        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=context, eos_token_id=0, bos_token_id=0, tie_word_embeddings=True,
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=context,
+        eos_token_id=0,
+        bos_token_id=0,
+        tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
@@ -76,8 +86,7 @@ def smol():
 
 
 # Real OpenAI-compatible servers (llama-server, llama-cpp-python) for the server backend's tests.
-from servers import llama_python_url, llama_url  # noqa: E402,F401
-from servers import vllm_processed_url, vllm_url  # noqa: E402,F401
+from servers import llama_python_url, llama_url, vllm_processed_url, vllm_url  # noqa: E402,F401  # noqa: E402,F401
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by these marks

@@ -86,7 +86,9 @@ def _wait_ready(served: Served, path: str, seconds: float = 90) -> None:
     while time.monotonic() < deadline:
         if served.process.poll() is not None:
             tail = served.log.read_text(errors="replace")[-1500:]
-            pytest.fail(f"the server exited with {served.process.returncode} before it was ready:\n{tail}", pytrace=False)
+            pytest.fail(
+                f"the server exited with {served.process.returncode} before it was ready:\n{tail}", pytrace=False
+            )
         try:
             if httpx.get(served.root + path, timeout=2).status_code == 200:
                 return
@@ -94,7 +96,10 @@ def _wait_ready(served: Served, path: str, seconds: float = 90) -> None:
             pass
         time.sleep(0.2)
     served.kill()
-    pytest.fail(f"the server was not ready after {seconds:.0f} s: {served.log.read_text(errors='replace')[-1500:]}", pytrace=False)
+    pytest.fail(
+        f"the server was not ready after {seconds:.0f} s: {served.log.read_text(errors='replace')[-1500:]}",
+        pytrace=False,
+    )
 
 
 def _launch(command: list[str], tmp: Path, env: dict | None = None) -> Served:
@@ -102,8 +107,13 @@ def _launch(command: list[str], tmp: Path, env: dict | None = None) -> Served:
     command = [part.replace("{port}", str(port)) for part in command]
     log = tmp / f"server-{port}.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env=None if env is None else {**os.environ, **env})
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=None if env is None else {**os.environ, **env},
+        )
     root = f"http://127.0.0.1:{port}"
     return Served(root + "/v1", root, process, log)
 
@@ -145,8 +155,26 @@ def llama_server(tmp: Path, *extra: str, context: int = 2048):
     binary = LLAMA_SERVER
     if not binary.is_file():
         missing(f"llama-server is not built ({binary} is missing)")
-    command = [str(binary), "-m", gguf(), "--host", "127.0.0.1", "--port", "{port}", "-t", THREADS,
-               "-c", str(context), "-np", "1", "--poll", "0", "-a", ALIAS, *extra]
+    command = [
+        str(binary),
+        "-m",
+        gguf(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "-t",
+        THREADS,
+        "-c",
+        str(context),
+        "-np",
+        "1",
+        "--poll",
+        "0",
+        "-a",
+        ALIAS,
+        *extra,
+    ]
     with _running(command, "/health", tmp) as served:
         yield served
 
@@ -156,9 +184,26 @@ def llama_python_server(tmp: Path, context: int = 2048):
     """llama-cpp-python's server on a free port, ready when /v1/models answers."""
     for module in ("llama_cpp", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
         if importlib.util.find_spec(module) is None:
-            missing(f"llama-cpp-python's server is not installed (no module {module}); pip install 'llama-cpp-python[server]'")
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", gguf(), "--host", "127.0.0.1", "--port", "{port}",
-               "--n_threads", THREADS, "--n_ctx", str(context), "--model_alias", ALIAS]
+            missing(
+                f"llama-cpp-python's server is not installed (no module {module}); pip install 'llama-cpp-python[server]'"
+            )
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        gguf(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--n_threads",
+        THREADS,
+        "--n_ctx",
+        str(context),
+        "--model_alias",
+        ALIAS,
+    ]
     with _running(command, "/v1/models", tmp) as served:
         yield served
 
@@ -188,9 +233,27 @@ def vllm_command(*extra: str) -> list[str]:
     (no torch.compile warm-up: about 50 s to start instead of 2-2.5 min)."""
     from tokenloop.model_files import resolve
 
-    return [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(resolve()),
-            "--served-model-name", ALIAS, "--host", "127.0.0.1", "--port", "{port}", "--max-model-len", "2048",
-            "--dtype", "float32", "--enforce-eager", "--max-num-seqs", "8", *extra]
+    return [
+        str(VLLM_PYTHON),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(resolve()),
+        "--served-model-name",
+        ALIAS,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--max-model-len",
+        "2048",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-num-seqs",
+        "8",
+        *extra,
+    ]
 
 
 VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
@@ -240,6 +303,7 @@ def vllm_processed_url():
 
 # --- vLLM's shapes, from its documentation ------------------------------------------------------
 
+
 @dataclass
 class FakeVLLM:
     """A stand-in for vLLM, which needs a GPU and can't run here. It answers with vLLM's documented
@@ -277,8 +341,14 @@ class FakeVLLM:
     def completion(self, body: dict) -> tuple[int, dict]:
         k = body.get("logprobs") or 0
         if k > self.max_logprobs:
-            return 400, {"error": {"message": f"Requested sample logprobs of {k}, which is greater than max allowed: {self.max_logprobs}",
-                                   "type": "BadRequestError", "param": "logprobs", "code": 400}}
+            return 400, {
+                "error": {
+                    "message": f"Requested sample logprobs of {k}, which is greater than max allowed: {self.max_logprobs}",
+                    "type": "BadRequestError",
+                    "param": "logprobs",
+                    "code": 400,
+                }
+            }
         prompt = body["prompt"]
         ids = list(prompt) if isinstance(prompt, list) else [ord(c) for c in prompt]
         n = body.get("max_tokens", 16)
@@ -299,17 +369,44 @@ class FakeVLLM:
                 finish = "stop"
                 break
             choices_text += chr(sampled)
-        logprobs = None if self.mode == "no_logprobs" else {"text_offset": list(range(len(new))), "token_logprobs": lps, "tokens": tokens, "top_logprobs": tops}
+        logprobs = (
+            None
+            if self.mode == "no_logprobs"
+            else {"text_offset": list(range(len(new))), "token_logprobs": lps, "tokens": tokens, "top_logprobs": tops}
+        )
         choice = {"index": 0, "text": choices_text, "logprobs": logprobs, "finish_reason": finish, "stop_reason": None}
         if body.get("return_token_ids"):
             choice["token_ids"] = new
-        usage = {"prompt_tokens": len(ids), "completion_tokens": len(new), "total_tokens": len(ids) + len(new), "prompt_tokens_details": None}
-        return 200, {"id": "cmpl-fake", "object": "text_completion", "created": 0, "model": body.get("model"), "choices": [choice], "usage": usage}
+        usage = {
+            "prompt_tokens": len(ids),
+            "completion_tokens": len(new),
+            "total_tokens": len(ids) + len(new),
+            "prompt_tokens_details": None,
+        }
+        return 200, {
+            "id": "cmpl-fake",
+            "object": "text_completion",
+            "created": 0,
+            "model": body.get("model"),
+            "choices": [choice],
+            "usage": usage,
+        }
 
     def answer(self, method: str, path: str, body: dict) -> tuple[int, dict]:
         self.requests.append((method, path, body))
         if path == "/v1/models":
-            return 200, {"object": "list", "data": [{"id": "org/big-model", "object": "model", "owned_by": "vllm", "root": "org/big-model", "max_model_len": 4096}]}
+            return 200, {
+                "object": "list",
+                "data": [
+                    {
+                        "id": "org/big-model",
+                        "object": "model",
+                        "owned_by": "vllm",
+                        "root": "org/big-model",
+                        "max_model_len": 4096,
+                    }
+                ],
+            }
         if path == "/version":
             return 200, {"version": "0.11.0"}
         if path == "/tokenize":
@@ -359,9 +456,24 @@ def fake_vllm(fake: FakeVLLM):
             lp = choice["logprobs"]
             for i, token in enumerate(lp["tokens"]):
                 last = i == len(lp["tokens"]) - 1
-                part = {"text_offset": [i], "token_logprobs": [lp["token_logprobs"][i]], "tokens": [token], "top_logprobs": [lp["top_logprobs"][i]]}
-                chunk = {"id": "cmpl-fake", "object": "text_completion", "choices": [{"index": 0, "text": "", "logprobs": part,
-                         "finish_reason": choice["finish_reason"] if last else None}]}
+                part = {
+                    "text_offset": [i],
+                    "token_logprobs": [lp["token_logprobs"][i]],
+                    "tokens": [token],
+                    "top_logprobs": [lp["top_logprobs"][i]],
+                }
+                chunk = {
+                    "id": "cmpl-fake",
+                    "object": "text_completion",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "text": "",
+                            "logprobs": part,
+                            "finish_reason": choice["finish_reason"] if last else None,
+                        }
+                    ],
+                }
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
             self.wfile.write(b"data: [DONE]\n\n")

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cli_runner import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +25,9 @@ def test_next_json_shape(capsys, tiny_model_dir):
 
 
 def test_run_json_lines_shape(capsys, tiny_model_dir):
-    code, out, err = cli(capsys, "run", "The model", "--model", str(tiny_model_dir), "--max-new", "5", "--json", "--no-cache")
+    code, out, err = cli(
+        capsys, "run", "The model", "--model", str(tiny_model_dir), "--max-new", "5", "--json", "--no-cache"
+    )
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     steps, done = lines[:-1], lines[-1]
@@ -41,7 +42,21 @@ def test_run_json_lines_shape(capsys, tiny_model_dir):
 
 
 def test_sampled_run_reports_processed_distribution(capsys, tiny_model_dir):
-    args = ("run", "The model", "--model", str(tiny_model_dir), "--max-new", "3", "--json", "--temperature", "0.9", "--top-p", "0.9", "--seed", "5")
+    args = (
+        "run",
+        "The model",
+        "--model",
+        str(tiny_model_dir),
+        "--max-new",
+        "3",
+        "--json",
+        "--temperature",
+        "0.9",
+        "--top-p",
+        "0.9",
+        "--seed",
+        "5",
+    )
     code, out, _ = cli(capsys, *args)
     again = cli(capsys, *args)[1]
     steps = [json.loads(line) for line in out.splitlines()][:-1]
@@ -123,9 +138,16 @@ def test_missing_model_package_names_the_install_command(capsys, monkeypatch, tm
 
 @pytest.mark.model
 def test_console_script_and_main_py_on_the_real_model():
-    out = subprocess.run([str(TOKENLOOP), "next", "Kubernetes pods are scheduled by the", "--json"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(TOKENLOOP), "next", "Kubernetes pods are scheduled by the", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["top"][0]["token"] == " Ku"
-    demo = subprocess.run([sys.executable, str(ROOT / "main.py"), "--max-new", "3"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    demo = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--max-new", "3"], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert demo.returncode == 0, demo.stderr
     assert "step 3" in demo.stdout and "tokens/s" in demo.stdout

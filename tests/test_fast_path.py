@@ -12,15 +12,15 @@ import os
 
 import pytest
 import torch
+from cli_runner import cli
 
 from tokenloop import agreement
 from tokenloop.backends import llamacpp
 from tokenloop.backends.fast import FastBackend
-from tokenloop.paths import choose
-from cli_runner import cli
 from tokenloop.cli import main
 from tokenloop.errors import ModelError, UsageError
 from tokenloop.loop import generate, prompt_ids
+from tokenloop.paths import choose
 from tokenloop.records import Step
 
 REQUIRE = os.environ.get("TOKENLOOP_REQUIRE_SERVERS") == "1"
@@ -104,7 +104,10 @@ def test_cache_reuses_the_shared_prefix(tiny_model_dir, dtype):
 def test_cache_grows_past_its_first_allocation(tiny_model_dir):
     fast = FastBackend(str(tiny_model_dir), dtype="float32")
     cache = fast.new_cache()
-    cache.k, cache.v = [k[:, :, :4].clone() for k in cache.k], [v[:, :, :4].clone() for v in cache.v]  # a tiny first allocation
+    cache.k, cache.v = (
+        [k[:, :, :4].clone() for k in cache.k],
+        [v[:, :, :4].clone() for v in cache.v],
+    )  # a tiny first allocation
     ids = prompt_ids(fast, "The model predicts the next token, appends it, and repeats")
     assert len(ids) > 8
     cached = [fast.forward(ids[:n], cache).logits for n in range(2, len(ids) + 1)]
@@ -144,7 +147,9 @@ def test_torch_float32_equals_transformers(paths):
     expected = paths["transformers float32"].forward(ids).logits
     assert torch.allclose(paths["torch float32"].forward(ids).logits, expected, atol=1e-4)
     for prompt in PROMPTS:
-        assert [s.chosen.id for s in steps(paths["torch float32"], prompt, 8)] == [s.chosen.id for s in steps(paths["transformers float32"], prompt, 8)]
+        assert [s.chosen.id for s in steps(paths["torch float32"], prompt, 8)] == [
+            s.chosen.id for s in steps(paths["transformers float32"], prompt, 8)
+        ]
 
 
 @pytest.mark.model
@@ -154,7 +159,9 @@ def test_cached_and_uncached_agree(paths, name):
         need_llamacpp()
     backend = paths[name]
     for prompt in PROMPTS:
-        assert [s.chosen.id for s in steps(backend, prompt, 8)] == [s.chosen.id for s in steps(backend, prompt, 8, cache=False)], prompt
+        assert [s.chosen.id for s in steps(backend, prompt, 8)] == [
+            s.chosen.id for s in steps(backend, prompt, 8, cache=False)
+        ], prompt
 
 
 @pytest.mark.model
@@ -214,13 +221,16 @@ def test_cli_fast_path_prints_its_agreement_once(capsys, tiny_model_dir, tmp_pat
     assert (tmp_path / "torch int8.json").is_file()
 
 
-@pytest.mark.parametrize("options", [
-    ["--engine", "transformers", "--dtype", "int8"],
-    ["--engine", "llama.cpp", "--dtype", "int4"],
-    ["--dtype", "int9"],
-    ["--engine", "vllm"],
-    ["--url", "http://127.0.0.1:9/v1", "--dtype", "int8"],
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--engine", "transformers", "--dtype", "int8"],
+        ["--engine", "llama.cpp", "--dtype", "int4"],
+        ["--dtype", "int9"],
+        ["--engine", "vllm"],
+        ["--url", "http://127.0.0.1:9/v1", "--dtype", "int8"],
+    ],
+)
 def test_cli_refuses_bad_paths(capsys, options):
     try:
         code = main(["next", "The model", *options])
@@ -253,7 +263,9 @@ def test_score_staircase_and_training_run_on_the_fast_path(tiny_model_dir):
     from tokenloop.web import create_app
 
     fast = FastBackend(str(tiny_model_dir), dtype="int8")
-    client = TestClient(create_app(fast, demo={"steps": 1, "max_len": 16, "points": 2, "repeats": 1, "teacher_max_new": 4}))
+    client = TestClient(
+        create_app(fast, demo={"steps": 1, "max_len": 16, "points": 2, "repeats": 1, "teacher_max_new": 4})
+    )
     assert client.get("/api/info").json()["can_score"] is True
     text = "Kubernetes pods are scheduled by the"
     tokens = client.post("/api/score", json={"text": text}).json()["tokens"]
@@ -272,11 +284,30 @@ def test_score_staircase_and_training_run_on_the_fast_path(tiny_model_dir):
 
 
 def test_cli_staircase_on_the_fast_path(capsys, tiny_model_dir):
-    code, out, err = cli(capsys, "staircase", "--model", str(tiny_model_dir), "--engine", "torch", "--dtype", "float32",
-                         "--max-len", "24", "--points", "2", "--repeats", "1", "--threads", "1", "--json")
+    code, out, err = cli(
+        capsys,
+        "staircase",
+        "--model",
+        str(tiny_model_dir),
+        "--engine",
+        "torch",
+        "--dtype",
+        "float32",
+        "--max-len",
+        "24",
+        "--points",
+        "2",
+        "--repeats",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+    )
     assert code == 0, err
     data = json.loads(out)
     assert data["path"] == "torch float32" and data["estimate"]["dtype"] == "float32"
     assert [p["uncached_tokens_in"] for p in data["series"]] == [12, 24]
-    code, out, err = cli(capsys, "staircase", "--model", str(tiny_model_dir), "--engine", "transformers", "--dtype", "int4")
+    code, out, err = cli(
+        capsys, "staircase", "--model", str(tiny_model_dir), "--engine", "transformers", "--dtype", "int4"
+    )
     assert code == 2 and "--engine torch" in err and len(err.strip().splitlines()) == 1

@@ -5,14 +5,12 @@ the server's own `timings`."""
 import json
 
 import pytest
-
+from cli_runner import cli
 from servers import free_port
+
 from tokenloop import latency
 from tokenloop.backends.server import Client
-from cli_runner import cli
 from tokenloop.errors import UsageError
-
-
 
 
 # --- the budget (no server) --------------------------------------------------------------------
@@ -31,19 +29,29 @@ def test_budget_arithmetic():
 def test_fit_total_recovers_ttft_and_itl():
     runs = [[150 + (k - 1) * 12.5 for k in range(1, n + 1)] for n in (1, 16, 32)]
     fit = latency.fit_total(runs)
-    assert fit["ttft_ms"] == pytest.approx(150) and fit["itl_ms"] == pytest.approx(12.5) and fit["r2"] == pytest.approx(1)
+    assert (
+        fit["ttft_ms"] == pytest.approx(150) and fit["itl_ms"] == pytest.approx(12.5) and fit["r2"] == pytest.approx(1)
+    )
 
 
 def test_fit_total_is_not_tilted_by_one_slow_start():
     # the same decode speed in every run; one run waited 400 ms longer for its first token
-    runs = [[100 + (k - 1) * 10 for k in range(1, 9)], [500 + (k - 1) * 10 for k in range(1, 17)], [100 + (k - 1) * 10 for k in range(1, 5)]]
+    runs = [
+        [100 + (k - 1) * 10 for k in range(1, 9)],
+        [500 + (k - 1) * 10 for k in range(1, 17)],
+        [100 + (k - 1) * 10 for k in range(1, 5)],
+    ]
     fit = latency.fit_total(runs)
     assert fit["itl_ms"] == pytest.approx(10) and fit["ttft_ms"] == 100 and fit["r2"] < 1
 
 
 def test_curve_is_the_median_arrival_of_each_token():
     runs = [[100, 110, 120], [90, 130], [95]]
-    assert latency.curve(runs) == [{"tokens": 1, "total_ms": 95}, {"tokens": 2, "total_ms": 120}, {"tokens": 3, "total_ms": 120}]
+    assert latency.curve(runs) == [
+        {"tokens": 1, "total_ms": 95},
+        {"tokens": 2, "total_ms": 120},
+        {"tokens": 3, "total_ms": 120},
+    ]
 
 
 def test_output_lengths_start_at_one():
@@ -66,16 +74,19 @@ def test_cli_budget(capsys):
     assert code == 0 and "500-token answer" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "give --url URL"),
-    (["--ttft", "100"], "both --ttft MS and --itl MS"),
-    (["--url", "http://127.0.0.1:9", "--ttft", "1", "--itl", "1"], "not both"),
-    (["--ttft", "100", "--itl", "0"], "--itl must be more than 0"),
-    (["--url", "127.0.0.1:8080"], "give an http(s) URL"),
-    (["--url", "http://127.0.0.1:9", "--points", "1"], "--points must be at least 2"),
-    (["--url", "http://127.0.0.1:9", "--plot", "x.jpg"], ".png or .svg"),
-    (["--itl", "fast"], "--itl takes a number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "give --url URL"),
+        (["--ttft", "100"], "both --ttft MS and --itl MS"),
+        (["--url", "http://127.0.0.1:9", "--ttft", "1", "--itl", "1"], "not both"),
+        (["--ttft", "100", "--itl", "0"], "--itl must be more than 0"),
+        (["--url", "127.0.0.1:8080"], "give an http(s) URL"),
+        (["--url", "http://127.0.0.1:9", "--points", "1"], "--points must be at least 2"),
+        (["--url", "http://127.0.0.1:9", "--plot", "x.jpg"], ".png or .svg"),
+        (["--itl", "fast"], "--itl takes a number"),
+    ],
+)
 def test_cli_bad_values_get_one_line(capsys, args, message):
     code, out, err = cli(capsys, "latency", *args)
     assert code == 2
@@ -83,7 +94,9 @@ def test_cli_bad_values_get_one_line(capsys, args, message):
 
 
 def test_unreachable_server_is_one_line(capsys):
-    code, out, err = cli(capsys, "latency", "--url", f"http://127.0.0.1:{free_port()}", "--max-tokens", "4", "--points", "2")
+    code, out, err = cli(
+        capsys, "latency", "--url", f"http://127.0.0.1:{free_port()}", "--max-tokens", "4", "--points", "2"
+    )
     assert code == 1
     assert "can't reach" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
@@ -106,8 +119,21 @@ def test_one_stream_matches_the_servers_timings(llama_url):
 
 def test_cli_latency_against_llama_server(capsys, llama_url, tmp_path):
     png = tmp_path / "latency.png"
-    code, out, err = cli(capsys, "latency", "--url", llama_url, "--max-tokens", "12", "--points", "2", "--repeats", "2",
-                         "--json", "--plot", str(png))
+    code, out, err = cli(
+        capsys,
+        "latency",
+        "--url",
+        llama_url,
+        "--max-tokens",
+        "12",
+        "--points",
+        "2",
+        "--repeats",
+        "2",
+        "--json",
+        "--plot",
+        str(png),
+    )
     assert code == 0, err
     data = json.loads(out)
     assert [p["tokens"] for p in data["series"]] == [1, 12]

@@ -11,7 +11,10 @@ LAYERS = [
     ("foundations", ["errors", "records", "sampling", "model_files", "model_config", "weights", "scores", "backends"]),
     ("backends", ["backends.*"]),
     ("choosing a backend", ["agreement", "paths"]),
-    ("the loop and its measurements", ["loop", "model_numbers", "scratch", "staircase", "latency", "training", "charts", "view"]),
+    (
+        "the loop and its measurements",
+        ["loop", "model_numbers", "scratch", "staircase", "latency", "training", "training_cost", "charts", "view"],
+    ),
     ("the edges", ["web", "web.*", "commands", "commands.*"]),
     ("the entry point", ["cli", "__main__"]),
 ]
@@ -53,11 +56,19 @@ def imports(path: Path) -> set[str]:
         else:
             continue
         for name in names:
-            name = name.removeprefix("tokenloop.") if name.startswith("tokenloop.") else (name if node.__class__ is ast.ImportFrom and node.level else None)
+            name = (
+                name.removeprefix("tokenloop.")
+                if name.startswith("tokenloop.")
+                else (name if node.__class__ is ast.ImportFrom and node.level else None)
+            )
             if not name:
                 continue
             # `from . import kinds` names a module; `from .loop import generate` names a function in one
-            while name and not (SRC / (name.replace(".", "/") + ".py")).exists() and not (SRC / name.replace(".", "/") / "__init__.py").exists():
+            while (
+                name
+                and not (SRC / (name.replace(".", "/") + ".py")).exists()
+                and not (SRC / name.replace(".", "/") / "__init__.py").exists()
+            ):
                 name = name.rpartition(".")[0]
             if name:
                 found.add(name)
@@ -73,7 +84,9 @@ def test_imports_run_down_the_layers():
     for module, targets in graph().items():
         for target in targets:
             if layer_of(target) > layer_of(module):
-                wrong.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})")
+                wrong.append(
+                    f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
+                )
     assert not wrong, "\n".join(sorted(wrong))
 
 

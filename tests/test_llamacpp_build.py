@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from test_fast_path import need_llamacpp
+
 from tokenloop.backends import llamacpp_build
 from tokenloop.backends.llamacpp_build import cmake_args
 
@@ -36,7 +37,11 @@ def test_flags_follow_the_cpu_but_never_native_and_never_amx():
 
 def test_the_rebuild_command_carries_this_cpus_flags():
     command = llamacpp_build.rebuild_command()
-    assert command.startswith('CMAKE_ARGS="-DGGML_NATIVE=OFF') and "--no-cache-dir" in command and "llama-cpp-python" in command
+    assert (
+        command.startswith('CMAKE_ARGS="-DGGML_NATIVE=OFF')
+        and "--no-cache-dir" in command
+        and "llama-cpp-python" in command
+    )
 
 
 def run_tokenloop(*args, env=None):
@@ -49,7 +54,11 @@ def test_a_build_that_crashes_on_this_cpu_is_one_line_with_the_fix(tmp_path):
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGILL)\n")
     (fake / "lib").mkdir()
-    env = dict(os.environ, PYTHONPATH=f"{fake.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", TOKENLOOP_CACHE=str(tmp_path / "cache"))
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{fake.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        TOKENLOOP_CACHE=str(tmp_path / "cache"),
+    )
     done = run_tokenloop("run", "The cat", "--engine", "llama.cpp", "--max-new", "2", env=env)
     assert done.returncode == 2, done.stderr
     err = done.stderr.strip()
@@ -76,7 +85,9 @@ def test_a_good_build_passes_the_check_once_and_runs(tmp_path, monkeypatch):
 def test_the_engine_runs_after_the_check(tmp_path):
     need_llamacpp()
     env = dict(os.environ, TOKENLOOP_CACHE=str(tmp_path))
-    done = run_tokenloop("run", "The capital of France is", "--engine", "llama.cpp", "--max-new", "3", "--json", env=env)
+    done = run_tokenloop(
+        "run", "The capital of France is", "--engine", "llama.cpp", "--max-new", "3", "--json", env=env
+    )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line.get("step") for line in lines[:3]] == [1, 2, 3] and lines[-1]["stop"] == "max_new"

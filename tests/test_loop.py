@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from tokenloop.errors import UsageError
 from tokenloop.loop import generate, next_token, prompt_ids
 from tokenloop.records import Done, Step
 from tokenloop.sampling import Sampler
-from tokenloop.errors import UsageError
 
 
 def run(backend, ids, **kw):
@@ -105,7 +105,10 @@ def test_distribution_reports_the_softmax_without_building_it(tiny):
     top = candidates(tiny, Scores(logits), raw, 5)
     assert [c.id for c in top] == torch.topk(probs, 5).indices.tolist()
     assert [c.prob for c in top] == pytest.approx(torch.topk(probs, 5).values.tolist(), rel=1e-5)
-    assert raw.logprob(7) == pytest.approx(float(logprobs[7]), abs=1e-5) and raw.rank(int(probs.argmin())) == tiny.vocab_size
+    assert (
+        raw.logprob(7) == pytest.approx(float(logprobs[7]), abs=1e-5)
+        and raw.rank(int(probs.argmin())) == tiny.vocab_size
+    )
     # A server's top-k is already log-probabilities over part of the vocabulary: kept as they are.
     served = Scores(torch.tensor([-0.1, -2.5, -4.0]), ids=torch.tensor([42, 7, 9]))
     picked = candidates(tiny, served, Distribution.raw(served), 2)

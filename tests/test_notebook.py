@@ -48,10 +48,14 @@ def test_the_notebook_runs_top_to_bottom(venv_kernel):
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     # Any exception in a cell (the notebook asserts its own checks too) fails the test here.
-    NotebookClient(nb, timeout=600, kernel_name=venv_kernel, resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name=venv_kernel, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
     for cell in code_cells(nb):
         assert cell.execution_count is not None
-        printed = "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream" and out.name == "stdout")
+        printed = "".join(
+            out.get("text", "") for out in cell.outputs if out.output_type == "stream" and out.name == "stdout"
+        )
         assert printed.strip(), f"a code cell printed nothing: {cell.source[:60]!r}"
     assert all(out.output_type != "error" for cell in code_cells(nb) for out in cell.outputs)
 
@@ -73,7 +77,7 @@ def test_notebook_path_is_found_from_any_folder(capsys, tmp_path, monkeypatch):
 def test_open_starts_jupyter_with_the_notebook(capsys, tmp_path, monkeypatch):
     """A stand-in `jupyter-lab` on PATH records its arguments: a real one would start a server."""
     fake = tmp_path / "jupyter-lab"
-    fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'args'}\n")
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "args"}\n')
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     assert main(["notebook", "--open"]) == 0

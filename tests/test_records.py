@@ -10,16 +10,29 @@ from tokenloop.web.schemas import CandidateOut, DoneOut, NextOut, StepOut
 
 A = Candidate(7, " pod", 0.25, math.log(0.25))
 B = Candidate(9, "<b>", 0.0, -math.inf)
-STEP = Step(step=1, position=5, chosen=A, top=[A, B], ms=3.5, cache=True, tokens_in=5, processed=[A], sampler="T=0.8",
-            extra={"server_ms": 2.0, "step": "not a core field"})
+STEP = Step(
+    step=1,
+    position=5,
+    chosen=A,
+    top=[A, B],
+    ms=3.5,
+    cache=True,
+    tokens_in=5,
+    processed=[A],
+    sampler="T=0.8",
+    extra={"server_ms": 2.0, "step": "not a core field"},
+)
 
 
-@pytest.mark.parametrize("record, model", [
-    (A, CandidateOut),
-    (STEP, StepOut),
-    (Done(text=" pod", ids=[7], stop="eos", tokens_per_s=10.0, seconds=0.1, prompt_ids=[1, 2]), DoneOut),
-    (NextToken(backend="embedded", model="m", prompt_ids=[1], top=[A], ms=1.0), NextOut),
-])
+@pytest.mark.parametrize(
+    "record, model",
+    [
+        (A, CandidateOut),
+        (STEP, StepOut),
+        (Done(text=" pod", ids=[7], stop="eos", tokens_per_s=10.0, seconds=0.1, prompt_ids=[1, 2]), DoneOut),
+        (NextToken(backend="embedded", model="m", prompt_ids=[1], top=[A], ms=1.0), NextOut),
+    ],
+)
 def test_each_response_model_lists_exactly_its_records_fields(record, model):
     assert set(model.model_fields) == set(record.to_json())
     model.model_validate(record.to_json())  # and the record's JSON passes it

@@ -60,14 +60,18 @@ def test_greedy_is_argmax_and_tiny_temperature_matches_it():
 def test_seeded_sampling_is_reproducible_and_varies_by_seed():
     logits = torch.zeros(50)
     sampler = Sampler(temperature=1.0)
+
     def draws(seed):
         gen = sampling.make_generator(seed)
         return [sampling.pick(logits, sampler, gen)[0] for _ in range(20)]
+
     assert draws(1) == draws(1)
     assert draws(1) != draws(2)
 
 
-@pytest.mark.parametrize("kwargs", [{"temperature": -0.1}, {"top_k": 0}, {"top_p": 0.0}, {"top_p": 1.5}, {"temperature": float("nan")}])
+@pytest.mark.parametrize(
+    "kwargs", [{"temperature": -0.1}, {"top_k": 0}, {"top_p": 0.0}, {"top_p": 1.5}, {"temperature": float("nan")}]
+)
 def test_bad_sampler_values_are_refused(kwargs):
     with pytest.raises(UsageError):
         Sampler(**kwargs)

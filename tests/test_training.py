@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from tokenloop import training
+from tokenloop import model_numbers, training
 from tokenloop.backends.embedded import EmbeddedBackend
 from tokenloop.cli import main
 from tokenloop.errors import UsageError
@@ -18,10 +18,31 @@ from tokenloop.loop import generate, next_token
 
 TEXT = "The scheduler places pods on nodes."
 PROBE = "The scheduler places pods on"
-RESULT_KEYS = {"text", "probe", "target", "steps", "lr", "losses", "before", "after", "target_prob_before",
-               "target_prob_after", "cost", "disk_unchanged", "checksum"}
-COST_KEYS = {"train_step_ms", "inference_forward_ms", "ratio", "tokens", "flops_train_step", "flops_inference_forward",
-             "train_bytes", "inference_bytes"}
+RESULT_KEYS = {
+    "text",
+    "probe",
+    "target",
+    "steps",
+    "lr",
+    "losses",
+    "before",
+    "after",
+    "target_prob_before",
+    "target_prob_after",
+    "cost",
+    "disk_unchanged",
+    "checksum",
+}
+COST_KEYS = {
+    "train_step_ms",
+    "inference_forward_ms",
+    "ratio",
+    "tokens",
+    "flops_train_step",
+    "flops_inference_forward",
+    "train_bytes",
+    "inference_bytes",
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,17 +83,22 @@ def test_flop_formulas_match_a_hand_count(tiny):
     per_layer = attention + mlp + 2 * h  # + two RMSNorm weights
     total = vocab * h + 2 * per_layer + h  # embedding (tied with the output layer) + final norm
     assert sum(p.numel() for p in tiny.lm.parameters()) == total
-    assert training.matmul_params(total, vocab * h, tied=True) == total
-    assert training.matmul_params(total + vocab * h, vocab * h, tied=False) == total
-    assert training.forward_flops(total, 10) == 2 * total * 10
-    assert training.train_step_flops(total, 10) == 6 * total * 10 == 3 * training.forward_flops(total, 10)
-    assert training.kv_cache_bytes(2, 2, 8, 10, 4) == 2 * 2 * 2 * 8 * 10 * 4 == 2560
+    assert model_numbers.matmul_params(total, vocab * h, tied=True) == total
+    assert model_numbers.matmul_params(total + vocab * h, vocab * h, tied=False) == total
+    assert model_numbers.forward_flops(total, 10) == 2 * total * 10
+    assert model_numbers.train_step_flops(total, 10) == 6 * total * 10 == 3 * model_numbers.forward_flops(total, 10)
+    assert model_numbers.kv_cache_bytes(2, 2, 8, 10, 4) == 2 * 2 * 2 * 8 * 10 * 4 == 2560
 
 
 def test_memory_formulas():
-    assert training.train_memory(1000, 4, activations=50) == {
-        "weights": 4000, "gradients": 4000, "optimizer": 8000, "activations": 50, "total": 16050}
-    assert training.inference_memory(1000, 4, kv_cache=300) == {"weights": 4000, "kv_cache": 300, "total": 4300}
+    assert model_numbers.train_memory(1000, 4, activations=50) == {
+        "weights": 4000,
+        "gradients": 4000,
+        "optimizer": 8000,
+        "activations": 50,
+        "total": 16050,
+    }
+    assert model_numbers.inference_memory(1000, 4, kv_cache=300) == {"weights": 4000, "kv_cache": 300, "total": 4300}
 
 
 # --- the loop on the tiny model ---------------------------------------------------------------
@@ -140,16 +166,19 @@ def test_default_probe_is_the_text_without_its_last_word(tiny):
 
 
 # --- bad values -------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, message", [
-    ({"steps": 0}, "--steps must be at least 1"),
-    ({"steps": training.MAX_STEPS + 1}, "--steps must be at most"),
-    ({"lr": 0.0}, "--lr must be a positive number"),
-    ({"lr": -1e-4}, "--lr must be a positive number"),
-    ({"text": "   "}, "the text is empty"),
-    ({"text": TEXT, "probe": "Kubernetes"}, "the probe must be a piece of the text"),
-    ({"text": TEXT, "probe": TEXT}, "leave some text after it"),
-    ({"text": TEXT, "probe": ""}, "the probe is empty"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"steps": 0}, "--steps must be at least 1"),
+        ({"steps": training.MAX_STEPS + 1}, "--steps must be at most"),
+        ({"lr": 0.0}, "--lr must be a positive number"),
+        ({"lr": -1e-4}, "--lr must be a positive number"),
+        ({"text": "   "}, "the text is empty"),
+        ({"text": TEXT, "probe": "Kubernetes"}, "the probe must be a piece of the text"),
+        ({"text": TEXT, "probe": TEXT}, "leave some text after it"),
+        ({"text": TEXT, "probe": ""}, "the probe is empty"),
+    ],
+)
 def test_bad_values_are_refused(tiny, kwargs, message):
     with pytest.raises(UsageError, match=message):
         training.train(tiny, **kwargs)
@@ -176,7 +205,20 @@ def test_cli_bad_values_one_line_exit_2(capsys, argv):
 
 
 def test_cli_json_lines(capsys, tiny_model_dir):
-    args = ["train", "--model", str(tiny_model_dir), "--text", TEXT, "--probe", PROBE, "--steps", "2", "--lr", "0.03", "--json"]
+    args = [
+        "train",
+        "--model",
+        str(tiny_model_dir),
+        "--text",
+        TEXT,
+        "--probe",
+        PROBE,
+        "--steps",
+        "2",
+        "--lr",
+        "0.03",
+        "--json",
+    ]
     assert main(args) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["train_step"] for line in lines[:-1]] == [1, 2]
@@ -185,10 +227,23 @@ def test_cli_json_lines(capsys, tiny_model_dir):
 
 
 def test_cli_view_shows_before_after_and_cost(capsys, tiny_model_dir):
-    assert main(["train", "--model", str(tiny_model_dir), "--text", TEXT, "--probe", PROBE, "--steps", "2", "--lr", "0.03"]) == 0
+    assert (
+        main(
+            ["train", "--model", str(tiny_model_dir), "--text", TEXT, "--probe", PROBE, "--steps", "2", "--lr", "0.03"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    for part in ("before: the served model", "after 2 steps", "training step", "inference forward", "AdamW state",
-                 "KV cache", "weights on disk: unchanged", "step   2"):
+    for part in (
+        "before: the served model",
+        "after 2 steps",
+        "training step",
+        "inference forward",
+        "AdamW state",
+        "KV cache",
+        "weights on disk: unchanged",
+        "step   2",
+    ):
         assert part in out
 
 

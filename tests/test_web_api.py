@@ -56,7 +56,9 @@ def test_pages_load_only_local_assets_under_a_strict_policy(client):
             assert client.get(asset).status_code == 200, asset
     for name in ("app.js", "lesson.js", "lab.js", "style.css", "index.html", "lab.html"):
         text = client.get(f"/static/{name}").text
-        assert not re.search(r"(src|href|url\()\s*=?\s*[\"']?https?://", text), f"{name} loads something from the network"
+        assert not re.search(r"(src|href|url\()\s*=?\s*[\"']?https?://", text), (
+            f"{name} loads something from the network"
+        )
     for name in ("app.js", "lesson.js", "lab.js"):
         assert "innerHTML" not in client.get(f"/static/{name}").text  # model text goes in as text only
 
@@ -99,10 +101,10 @@ def test_lab_steps_and_runs_pick_what_the_loop_picks(client, tiny):
     got = events(stream.text)
     steps = [data for name, data in got if name == "step"]
     assert got[-1][0] == "done"
-    assert [first["chosen"]["id"]] + [s["chosen"]["id"] for s in steps] == want[:1 + len(steps)]
+    assert [first["chosen"]["id"]] + [s["chosen"]["id"] for s in steps] == want[: 1 + len(steps)]
     assert all(s["tokens_in"] == 1 for s in steps)  # the session's KV cache: one new token per step
     lab = client.get("/api/lab").json()
-    assert len(lab["steps"]) == 1 + len(steps) and lab["text"] == tiny.decode(want[:1 + len(steps)])
+    assert len(lab["steps"]) == 1 + len(steps) and lab["text"] == tiny.decode(want[: 1 + len(steps)])
 
 
 def test_branch_replaces_a_pick_and_the_loop_continues_from_it(client, tiny):
@@ -111,11 +113,17 @@ def test_branch_replaces_a_pick_and_the_loop_continues_from_it(client, tiny):
         client.post("/api/lab/step", json={"show": 4})
     second = client.get("/api/lab").json()["steps"][0]["top"][1]  # step 1's runner-up
     state = client.post("/api/lab/branch", json={"step": 1, "token_id": second["id"]}).json()
-    assert len(state["steps"]) == 1 and state["steps"][0]["chosen"]["id"] == second["id"] and state["steps"][0]["extra"]["branched"]
+    assert (
+        len(state["steps"]) == 1
+        and state["steps"][0]["chosen"]["id"] == second["id"]
+        and state["steps"][0]["extra"]["branched"]
+    )
     after = client.post("/api/lab/step", json={}).json()
     expected = next_token(tiny, prompt_ids(tiny, PROMPT) + [second["id"]], 1).top[0]
     assert after["step"] == 2 and after["chosen"]["id"] == expected.id
-    assert after["chosen"]["prob"] == pytest.approx(expected.prob, abs=1e-5)  # the cropped cache gives the uncached answer
+    assert after["chosen"]["prob"] == pytest.approx(
+        expected.prob, abs=1e-5
+    )  # the cropped cache gives the uncached answer
     refused = client.post("/api/lab/branch", json={"step": 1, "token_id": 10**6})
     assert refused.status_code == 400 and "candidates" in refused.json()["error"]
 
@@ -164,7 +172,12 @@ def test_reload_restores_a_run_the_server_forgot(client, tiny):
 
 # --- several learners at once -----------------------------------------------------------------
 def test_each_browser_has_its_own_run_and_concurrent_steps_are_safe(app, tiny):
-    prompts = ["The scheduler places pods", "A token is not a word", "The model predicts the next token", "Kubernetes pods"]
+    prompts = [
+        "The scheduler places pods",
+        "A token is not a word",
+        "The model predicts the next token",
+        "Kubernetes pods",
+    ]
     want = {p: greedy_ids(tiny, p, 5) for p in prompts}
     clients = {p: TestClient(app) for p in prompts}
     got, errors = {}, []
@@ -209,20 +222,23 @@ def test_score_is_every_step_of_the_loop_in_one_pass(client, tiny):
 
 
 # --- bad input: a clear 4xx, never a traceback --------------------------------------------------
-@pytest.mark.parametrize("path, body, status, words", [
-    ("/api/next", {"prompt": "x" * 5000}, 422, "at most 4000"),
-    ("/api/next", {"prompt": "   "}, 400, "prompt is empty"),
-    ("/api/next", {"prompt": "hi", "top_k": 0}, 422, "top_k"),
-    ("/api/next", {"prompt": "hi", "colour": "red"}, 422, "colour"),
-    ("/api/lab/step", {}, 400, "no prompt yet"),
-    ("/api/lab/run", {"max_new": 3}, 400, "no prompt yet"),
-    ("/api/lab/branch", {"step": 3, "token_id": 1}, 400, "no step 3"),
-    ("/api/lab/start", {"prompt": "pods " * 200}, 400, "shorten it"),
-    ("/api/score", {"text": "a"}, 400, "at least two tokens"),
-    ("/api/teacher", {"question": "why?"}, 400, "no chat template"),
-    ("/api/compare", {"prompt": "hi"}, 400, "--url"),
-    ("/api/lab/step", {"sampler": {"temperature": -1}}, 422, "temperature"),
-])
+@pytest.mark.parametrize(
+    "path, body, status, words",
+    [
+        ("/api/next", {"prompt": "x" * 5000}, 422, "at most 4000"),
+        ("/api/next", {"prompt": "   "}, 400, "prompt is empty"),
+        ("/api/next", {"prompt": "hi", "top_k": 0}, 422, "top_k"),
+        ("/api/next", {"prompt": "hi", "colour": "red"}, 422, "colour"),
+        ("/api/lab/step", {}, 400, "no prompt yet"),
+        ("/api/lab/run", {"max_new": 3}, 400, "no prompt yet"),
+        ("/api/lab/branch", {"step": 3, "token_id": 1}, 400, "no step 3"),
+        ("/api/lab/start", {"prompt": "pods " * 200}, 400, "shorten it"),
+        ("/api/score", {"text": "a"}, 400, "at least two tokens"),
+        ("/api/teacher", {"question": "why?"}, 400, "no chat template"),
+        ("/api/compare", {"prompt": "hi"}, 400, "--url"),
+        ("/api/lab/step", {"sampler": {"temperature": -1}}, 422, "temperature"),
+    ],
+)
 def test_bad_input_gets_a_4xx_with_a_message(client, path, body, status, words):
     response = client.post(path, json=body)
     assert response.status_code == status, response.text
@@ -231,7 +247,9 @@ def test_bad_input_gets_a_4xx_with_a_message(client, path, body, status, words):
 
 def test_oversized_bodies_and_foreign_hosts_are_refused(tiny):
     client = TestClient(create_app(tiny, allowed_hosts=["127.0.0.1", "localhost"]), base_url="http://127.0.0.1")
-    too_big = client.post("/api/next", content=b"{" + b" " * 300_000 + b"}", headers={"content-type": "application/json"})
+    too_big = client.post(
+        "/api/next", content=b"{" + b" " * 300_000 + b"}", headers={"content-type": "application/json"}
+    )
     assert too_big.status_code == 413 and "KiB" in too_big.json()["error"]
     assert client.get("/api/info").status_code == 200
     assert client.get("/api/info", headers={"host": "attacker.example"}).status_code == 400  # DNS rebinding
@@ -257,9 +275,13 @@ def test_the_teacher_streams_an_answer_from_the_instruct_model(smol):
 def test_the_teachers_system_message_carries_the_lesson(app):
     from tokenloop.web import teacher
 
-    messages = teacher.messages(app.state.lesson, "why?", [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+    messages = teacher.messages(
+        app.state.lesson, "why?", [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    )
     assert messages[0]["role"] == "system" and "one token at a time" in messages[0]["content"]
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"] and messages[-1]["content"] == "why?"
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"] and messages[-1][
+        "content"
+    ] == "why?"
 
 
 def test_the_staircase_runs_on_demand_and_is_kept(client):
@@ -312,7 +334,9 @@ def test_with_a_server_the_app_talks_to_it_and_keeps_the_embedded_model_beside_i
     assert info["backend"] == "server" and info["compare"] == smol.model and info["teacher_model"] == server.model
     assert info["curl"].startswith(f"curl -s {server.root}/v1/completions") and '"logprobs": 8' in info["curl"]
 
-    side = client.post("/api/compare", json={"prompt": "Kubernetes pods are scheduled by the", "top_k": 3, "max_new": 0}).json()
+    side = client.post(
+        "/api/compare", json={"prompt": "Kubernetes pods are scheduled by the", "top_k": 3, "max_new": 0}
+    ).json()
     assert (side["a"]["backend"], side["b"]["backend"]) == ("server", "embedded")
     assert side["a"]["top"][0]["id"] == side["b"]["top"][0]["id"]  # the same weights agree on the favourite
 

@@ -21,8 +21,14 @@ from tokenloop.web import create_app
 
 REQUIRE = os.environ.get("TOKENLOOP_REQUIRE_BROWSER") == "1"
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 SMALL = {"steps": 2, "max_len": 16, "points": 2, "repeats": 1, "teacher_max_new": 6}
 MODEL_WORK = 120_000  # ms to wait for anything the model computes on a busy 2-core machine
@@ -45,7 +51,9 @@ def served(smol):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(smol, demo=SMALL), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(smol, demo=SMALL), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -117,7 +125,9 @@ def test_lesson_guess_then_reveal_with_live_bars_and_progress_kept(page, served)
     third.locator(".reveal").click()
     rows = page.locator("#lesson-bars .bar-row")
     expect(rows).to_have_count(8, timeout=MODEL_WORK)
-    api = httpx.post(f"{served}/api/next", json={"prompt": lesson["prompt"], "top_k": 8}, timeout=MODEL_WORK / 1000).json()
+    api = httpx.post(
+        f"{served}/api/next", json={"prompt": lesson["prompt"], "top_k": 8}, timeout=MODEL_WORK / 1000
+    ).json()
     assert [int(i) for i in rows.evaluate_all("rows => rows.map(r => r.dataset.id)")] == [c["id"] for c in api["top"]]
     assert rows.locator(".bar-prob").all_text_contents() == [f"{100 * c['prob']:.1f}%" for c in api["top"]]
     expect(third.locator(".live").first).to_contain_text("You guessed 40%")
@@ -145,7 +155,9 @@ def test_lesson_guess_then_reveal_with_live_bars_and_progress_kept(page, served)
     # The three prompts for your own AI, in order, each with a copy button; the raw call.
     prompts = page.locator(".ask-prompt")
     expect(prompts).to_have_count(3)
-    assert [t.strip() for t in prompts.locator(".quote").all_text_contents()] == [p["text"].strip() for p in lesson["ask_your_ai"]["prompts"]]
+    assert [t.strip() for t in prompts.locator(".quote").all_text_contents()] == [
+        p["text"].strip() for p in lesson["ask_your_ai"]["prompts"]
+    ]
     expect(prompts.locator("button.copy")).to_have_count(3)
     expect(page.locator("#curl")).to_contain_text("/api/next")
     shot(page, "lesson.png")
@@ -157,7 +169,9 @@ def test_lesson_guess_then_reveal_with_live_bars_and_progress_kept(page, served)
     expect(first.locator("input[value='0']")).to_be_checked()
     expect(third.locator(".guess-number")).to_have_value("40")
     expect(page.locator("#quiz-score")).to_have_text(f"Score: {total - 1} / {total}")
-    expect(page.locator("#colleague-text")).to_have_value("runs the prompt through the weights and picks one token, again and again")
+    expect(page.locator("#colleague-text")).to_have_value(
+        "runs the prompt through the weights and picks one token, again and again"
+    )
 
 
 def test_lesson_demos_draw_live_training_and_staircase(page, served):
@@ -205,7 +219,9 @@ def test_lab_step_run_stop_branch_and_reload(page, served):
     expect(tokens).to_have_count(1, timeout=MODEL_WORK)
     expect(page.locator("#raw-bars .bar-row")).to_have_count(8)
     expect(page.locator("#processed-bars")).to_contain_text("Greedy")
-    first = httpx.post(f"{served}/api/next", json={"prompt": "Kubernetes pods are scheduled by the", "top_k": 8}).json()["top"]
+    first = httpx.post(
+        f"{served}/api/next", json={"prompt": "Kubernetes pods are scheduled by the", "top_k": 8}
+    ).json()["top"]
     assert tokens.first.text_content() == first[0]["token"]  # greedy: the top of the raw distribution
 
     # Run, then Stop after a few tokens.

@@ -22,9 +22,13 @@ SMALL = {"steps": 2, "max_len": 16, "points": 2, "repeats": 1, "teacher_max_new"
 # The operations, read from the spec itself (the spec does not depend on the backend). Only those
 # that take a body can be sent invalid data.
 SPEC = create_app(None).openapi()
-OPERATIONS = [(method.upper(), path, mode) for path, methods in SPEC["paths"].items() for method, spec in methods.items()
-              for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
-              if mode.value == "positive" or "requestBody" in spec]
+OPERATIONS = [
+    (method.upper(), path, mode)
+    for path, methods in SPEC["paths"].items()
+    for method, spec in methods.items()
+    for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
+    if mode.value == "positive" or "requestBody" in spec
+]
 
 
 def clamp(case):
@@ -43,10 +47,18 @@ def test_no_request_gets_a_server_error(web_schema, method, path, mode):
     assert len(SPEC["paths"]) >= 15  # every route of the API is in the spec
 
     @given(case=web_schema[path][method].as_strategy(generation_mode=mode).map(clamp))
-    @settings(max_examples=3, deadline=timedelta(seconds=20), phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+    @settings(
+        max_examples=3,
+        deadline=timedelta(seconds=20),
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
     def fuzz(case):
         response = case.call()
-        assert response.status_code < 500, f"{case.method} {case.path} {case.body!r:.200} -> {response.status_code}: {response.text[:300]}"
+        assert response.status_code < 500, (
+            f"{case.method} {case.path} {case.body!r:.200} -> {response.status_code}: {response.text[:300]}"
+        )
 
     fuzz()

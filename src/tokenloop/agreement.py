@@ -57,8 +57,10 @@ class Agreement:
 
     def line(self) -> str:
         verdict = "within" if self.ok else "OUTSIDE"
-        return (f"{self.path}: top-1 agreement with float32 {100 * self.top1:.1f}%, mean KL {self.kl:.4f} nats "
-                f"over {self.positions} positions of {self.texts} texts ({verdict} the targets >= {100 * TOP1_TARGET:.0f}%, < {KL_TARGET})")
+        return (
+            f"{self.path}: top-1 agreement with float32 {100 * self.top1:.1f}%, mean KL {self.kl:.4f} nats "
+            f"over {self.positions} positions of {self.texts} texts ({verdict} the targets >= {100 * TOP1_TARGET:.0f}%, < {KL_TARGET})"
+        )
 
 
 def compare(reference: torch.Tensor, fast: torch.Tensor) -> tuple[int, float, int]:

@@ -47,25 +47,62 @@ def staircase_chart(data: dict, path: str | Path) -> Path:
     xs = [p["length"] for p in series]
     line = [x * data["max_len"] / 100 for x in range(101)]
     top, handles = 0.0, []
-    for kind, label in (("uncached", "no cache: all n tokens every step"), ("cached", "KV cache: one new token per step")):
+    for kind, label in (
+        ("uncached", "no cache: all n tokens every step"),
+        ("cached", "KV cache: one new token per step"),
+    ):
         ys = [p[f"{kind}_ms"] for p in series]
         spread = [p[f"{kind}_spread_ms"] for p in series]
         fit = data["fits"][kind]
-        handles.append(ax.errorbar(xs, ys, yerr=[[0] * len(ys), spread], fmt="o", color=COLORS[kind], capsize=3,
-                                   label=f"{label} (min of {data['repeats']}; bar: spread)"))
-        handles += ax.plot(line, _fit_values(fit, line), "-", color=COLORS[kind], alpha=0.6,
-                           label=f"   fit {fit['formula']}  (R² {fit['r2']:.2f})")
+        handles.append(
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[[0] * len(ys), spread],
+                fmt="o",
+                color=COLORS[kind],
+                capsize=3,
+                label=f"{label} (min of {data['repeats']}; bar: spread)",
+            )
+        )
+        handles += ax.plot(
+            line,
+            _fit_values(fit, line),
+            "-",
+            color=COLORS[kind],
+            alpha=0.6,
+            label=f"   fit {fit['formula']}  (R² {fit['r2']:.2f})",
+        )
         top = max(top, *ys, *_fit_values(fit, [data["max_len"]]))
     last = series[-1]
-    ax.annotate("", xy=(last["length"], last["uncached_ms"]), xytext=(last["length"], last["cached_ms"]),
-                arrowprops={"arrowstyle": "<->", "color": "0.3"})
+    ax.annotate(
+        "",
+        xy=(last["length"], last["uncached_ms"]),
+        xytext=(last["length"], last["cached_ms"]),
+        arrowprops={"arrowstyle": "<->", "color": "0.3"},
+    )
     ratio = last["uncached_ms"] / last["cached_ms"]
-    ax.text(last["length"] * 0.98, (last["uncached_ms"] + last["cached_ms"]) / 2,
-            f"×{ratio:.1f} at n={last['length']}:\nthe {last['length'] - 1} tokens the\ncache does not run again",
-            ha="right", va="center", fontsize=9, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+    ax.text(
+        last["length"] * 0.98,
+        (last["uncached_ms"] + last["cached_ms"]) / 2,
+        f"×{ratio:.1f} at n={last['length']}:\nthe {last['length'] - 1} tokens the\ncache does not run again",
+        ha="right",
+        va="center",
+        fontsize=9,
+        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+    )
     ceiling = top * 1.35  # a wild repeat must not squash the staircase: its bar is cut at the top
     if any(p[f"{k}_ms"] + p[f"{k}_spread_ms"] > ceiling for p in series for k in ("uncached", "cached")):
-        ax.text(0.99, 0.99, "some spread bars cut at the top", transform=ax.transAxes, ha="right", va="top", fontsize=8, color="0.4")
+        ax.text(
+            0.99,
+            0.99,
+            "some spread bars cut at the top",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=8,
+            color="0.4",
+        )
     ax.set_xlabel("sequence length n (tokens)")
     ax.set_ylabel("time of one loop step (ms)")
     ax.set_xlim(0, data["max_len"] * 1.03)
@@ -84,10 +121,21 @@ def latency_chart(data: dict, path: str | Path) -> Path:
     line = [1 + x * (data["max_tokens"] - 1) / 100 for x in range(101)]
     for key, label, part in (("stream", "one streamed request", data), ("loop", "one request per token", data["loop"])):
         fit = part["fit"]
-        ax.plot([p["tokens"] for p in part["curve"]], [p["total_ms"] for p in part["curve"]], ".", color=COLORS[key],
-                label=f"{label}: time until token n")
-        ax.plot(line, [fit["ttft_ms"] + (n - 1) * fit["itl_ms"] for n in line], "-", color=COLORS[key], alpha=0.6,
-                label=f"   fit {fit['formula']}  (R² {fit['r2']:.2f})")
+        ax.plot(
+            [p["tokens"] for p in part["curve"]],
+            [p["total_ms"] for p in part["curve"]],
+            ".",
+            color=COLORS[key],
+            label=f"{label}: time until token n",
+        )
+        ax.plot(
+            line,
+            [fit["ttft_ms"] + (n - 1) * fit["itl_ms"] for n in line],
+            "-",
+            color=COLORS[key],
+            alpha=0.6,
+            label=f"   fit {fit['formula']}  (R² {fit['r2']:.2f})",
+        )
     ax.set_xlabel("output tokens n")
     ax.set_ylabel("time until the last token (ms)")
     ax.set_xlim(0, data["max_tokens"] * 1.03)

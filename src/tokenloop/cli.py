@@ -20,7 +20,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="tokenloop", description="Watch an LLM generate one token at a time, and measure what it costs.")
+    parser = Parser(
+        prog="tokenloop", description="Watch an LLM generate one token at a time, and measure what it costs."
+    )
     parser.add_argument("--version", action="version", version=f"tokenloop {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in MODULES:

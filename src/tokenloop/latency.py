@@ -21,8 +21,8 @@ from __future__ import annotations
 import random
 import statistics
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 from .backends.server import Client, ServerBackend, base_url
 from .backends.server.discover import discover
@@ -50,13 +50,21 @@ def budget(ttft_ms: float, itl_ms: float, tokens: int = 500) -> dict:
     total = total_ms(ttft_ms, itl_ms, tokens)
     sizes = sorted({1, 10, 100, tokens, 1000} | ({tokens * 4} if tokens > 1000 else set()))
     return {
-        "ttft_ms": ttft_ms, "itl_ms": itl_ms, "tokens": tokens,
+        "ttft_ms": ttft_ms,
+        "itl_ms": itl_ms,
+        "tokens": tokens,
         "total_ms": total,
         "tokens_per_s_seen": 1000 * tokens / total,  # the whole answer, waiting included
         "stream_tokens_per_s": 1000 / itl_ms,  # how fast text flows once it has started
         "ttft_share": ttft_ms / total if total else 1.0,
-        "table": [{"tokens": n, "total_ms": total_ms(ttft_ms, itl_ms, n), "ttft_share": ttft_ms / total_ms(ttft_ms, itl_ms, n)
-                   if total_ms(ttft_ms, itl_ms, n) else 1.0} for n in sizes],
+        "table": [
+            {
+                "tokens": n,
+                "total_ms": total_ms(ttft_ms, itl_ms, n),
+                "ttft_share": ttft_ms / total_ms(ttft_ms, itl_ms, n) if total_ms(ttft_ms, itl_ms, n) else 1.0,
+            }
+            for n in sizes
+        ],
     }
 
 
@@ -75,16 +83,23 @@ def fit_total(runs: Sequence[Sequence[float]]) -> dict:
     predicted = [ttft + (n - 1) * itl for n, _ in points]
     times = [t for _, t in points]
     rmse = statistics.fmean((t - p) ** 2 for t, p in zip(times, predicted)) ** 0.5
-    return {"ttft_ms": ttft, "itl_ms": itl, "r2": r_squared(times, predicted), "rmse_ms": rmse,
-            "formula": f"{ttft:.1f} ms + (n - 1) × {itl:.2f} ms"}
+    return {
+        "ttft_ms": ttft,
+        "itl_ms": itl,
+        "r2": r_squared(times, predicted),
+        "rmse_ms": rmse,
+        "formula": f"{ttft:.1f} ms + (n - 1) × {itl:.2f} ms",
+    }
 
 
 def curve(runs: Sequence[Sequence[float]]) -> list[dict]:
     """Time until the k-th token, for every k: the k-th arrival of any run that got that far is a
     measurement of an answer k tokens long. Each k keeps the median of those runs."""
     longest = max((len(run) for run in runs), default=0)
-    return [{"tokens": k, "total_ms": statistics.median(run[k - 1] for run in runs if len(run) >= k)}
-            for k in range(1, longest + 1)]
+    return [
+        {"tokens": k, "total_ms": statistics.median(run[k - 1] for run in runs if len(run) >= k)}
+        for k in range(1, longest + 1)
+    ]
 
 
 def output_lengths(max_tokens: int, points: int) -> list[int]:
@@ -157,14 +172,24 @@ def check(url: str, max_tokens: int, points: int, repeats: int) -> str:
     if points < 2:
         raise UsageError(f"--points must be at least 2 to draw a line, not {points}")
     if max_tokens < points:
-        raise UsageError(f"--max-tokens {max_tokens} is less than --points {points}: ask for more tokens or fewer points")
+        raise UsageError(
+            f"--max-tokens {max_tokens} is less than --points {points}: ask for more tokens or fewer points"
+        )
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, not {repeats}")
     return url
 
 
-def measure(url: str, max_tokens: int = 64, points: int = 5, repeats: int = 2, prompt: str = PROMPT,
-            on_progress: Callable[[int, int], None] | None = None, seed: int = 0, timeout_s: float = 120) -> dict:
+def measure(
+    url: str,
+    max_tokens: int = 64,
+    points: int = 5,
+    repeats: int = 2,
+    prompt: str = PROMPT,
+    on_progress: Callable[[int, int], None] | None = None,
+    seed: int = 0,
+    timeout_s: float = 120,
+) -> dict:
     """Streamed requests at several output lengths (interleaved, repeated) and the per-token loop.
     Latency is what a user waits for, so the repeats are summarised by their median."""
     url = check(url, max_tokens, points, repeats)
@@ -202,32 +227,57 @@ def _interleave(order: list[int], repeats: int) -> Iterator[int | None]:
             yield None
 
 
-def summarize(url: str, model: str, max_tokens: int, repeats: int, streams: dict[int, list[Stream]],
-              loops: list[list[float]], sizes: Sequence[int]) -> dict:
+def summarize(
+    url: str,
+    model: str,
+    max_tokens: int,
+    repeats: int,
+    streams: dict[int, list[Stream]],
+    loops: list[list[float]],
+    sizes: Sequence[int],
+) -> dict:
     median = statistics.median
     series = []
     for n in sizes:
         runs = streams[n]
         totals = [s.total_ms for s in runs]
         itls = [s.itl_ms for s in runs if s.itl_ms is not None]
-        series.append({
-            "tokens": n, "received": min(len(s.arrivals_ms) for s in runs),
-            "ttft_ms": median(s.ttft_ms for s in runs), "itl_ms": median(itls) if itls else None,
-            "total_ms": median(totals), "total_spread_ms": max(totals) - min(totals),
-            "server_prompt_ms": _server(runs, "prompt_ms"), "server_itl_ms": _server(runs, "predicted_per_token_ms"),
-        })
-    loop_series = [{"tokens": n, "total_ms": median(run[n - 1] for run in loops),
-                    "total_spread_ms": max(run[n - 1] for run in loops) - min(run[n - 1] for run in loops)} for n in sizes]
+        series.append(
+            {
+                "tokens": n,
+                "received": min(len(s.arrivals_ms) for s in runs),
+                "ttft_ms": median(s.ttft_ms for s in runs),
+                "itl_ms": median(itls) if itls else None,
+                "total_ms": median(totals),
+                "total_spread_ms": max(totals) - min(totals),
+                "server_prompt_ms": _server(runs, "prompt_ms"),
+                "server_itl_ms": _server(runs, "predicted_per_token_ms"),
+            }
+        )
+    loop_series = [
+        {
+            "tokens": n,
+            "total_ms": median(run[n - 1] for run in loops),
+            "total_spread_ms": max(run[n - 1] for run in loops) - min(run[n - 1] for run in loops),
+        }
+        for n in sizes
+    ]
     arrivals = [s.arrivals_ms for runs in streams.values() for s in runs]
     server_prompt = [p["server_prompt_ms"] for p in series if p["server_prompt_ms"] is not None]
     server_itl = [p["server_itl_ms"] for p in series if p["server_itl_ms"] is not None and p["tokens"] > 1]
     return {
-        "url": url, "model": model, "max_tokens": max_tokens, "points": len(sizes), "repeats": repeats,
+        "url": url,
+        "model": model,
+        "max_tokens": max_tokens,
+        "points": len(sizes),
+        "repeats": repeats,
         "series": series,
         "curve": curve(arrivals),
         "fit": fit_total(arrivals),
-        "server": {"prompt_ms": statistics.median(server_prompt) if server_prompt else None,
-                   "itl_ms": statistics.median(server_itl) if server_itl else None},
+        "server": {
+            "prompt_ms": statistics.median(server_prompt) if server_prompt else None,
+            "itl_ms": statistics.median(server_itl) if server_itl else None,
+        },
         "loop": {"series": loop_series, "curve": curve(loops), "fit": fit_total(loops)},
     }
 

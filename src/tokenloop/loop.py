@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from . import sampling
 from .backends import Backend
@@ -28,7 +28,9 @@ from .scores import Distribution, candidates
 def prompt_ids(backend: Backend, prompt: str, chat: bool = False) -> list[int]:
     """Tokenize a prompt, refusing the ones the model can't take."""
     if not prompt or not prompt.strip():
-        raise UsageError("the prompt is empty: give some text, e.g. tokenloop run \"Kubernetes pods are scheduled by the\"")
+        raise UsageError(
+            'the prompt is empty: give some text, e.g. tokenloop run "Kubernetes pods are scheduled by the"'
+        )
     ids = backend.encode(prompt, chat=chat)
     if not ids:
         raise UsageError("the prompt encodes to no tokens: give some text")
@@ -48,7 +50,9 @@ def next_token(backend: Backend, ids: Sequence[int], k: int = 8) -> NextToken:
     scores = backend.forward(ids, None, top_k=k)
     top = candidates(backend, scores, Distribution.raw(scores), k)
     ms = (time.perf_counter() - start) * 1000
-    return NextToken(backend=backend.name, model=backend.model, prompt_ids=list(ids), top=top, distribution="raw", ms=ms)
+    return NextToken(
+        backend=backend.name, model=backend.model, prompt_ids=list(ids), top=top, distribution="raw", ms=ms
+    )
 
 
 def one_step(backend: Backend, ids: Sequence[int], kv, sampler: Sampler, generator, show: int, number: int) -> Step:
@@ -64,11 +68,23 @@ def one_step(backend: Backend, ids: Sequence[int], kv, sampler: Sampler, generat
     if not backend.full_vocab and not sampler.greedy:  # sampled over what the server returned, not the vocabulary
         label += f" over the server's top-{len(scores.logits)}, renormalised"
     ms = (time.perf_counter() - t0) * 1000
-    return Step(step=number, position=len(ids), chosen=chosen, top=top, ms=ms, cache=kv is not None,
-                tokens_in=scores.tokens_in, processed=shaped, sampler=label, extra=scores.extra)
+    return Step(
+        step=number,
+        position=len(ids),
+        chosen=chosen,
+        top=top,
+        ms=ms,
+        cache=kv is not None,
+        tokens_in=scores.tokens_in,
+        processed=shaped,
+        sampler=label,
+        extra=scores.extra,
+    )
 
 
-def sampler_picks(backend: Backend, ids: list[int], kv, sampler: Sampler, generator, *, seed, show, first, max_new) -> Iterator[Step]:
+def sampler_picks(
+    backend: Backend, ids: list[int], kv, sampler: Sampler, generator, *, seed, show, first, max_new
+) -> Iterator[Step]:
     """tokenloop's own picker: one forward pass per step, the pick made here by the sampler.
     (A server backend may bring its own picker instead: the server samples, or streams.)"""
     for number in itertools.count(first):
@@ -101,7 +117,9 @@ def generate(
     kv = kv if kv is not None else (backend.new_cache() if cache else None)
     generator = generator if generator is not None else sampling.make_generator(seed)
     limit = min(limit or backend.context_length, backend.context_length)
-    picks = (backend.picker or sampler_picks)(backend, ids, kv, sampler, generator, seed=seed, show=show, first=first, max_new=max_new)
+    picks = (backend.picker or sampler_picks)(
+        backend, ids, kv, sampler, generator, seed=seed, show=show, first=first, max_new=max_new
+    )
     stop, start = "max_new", time.perf_counter()
     try:
         while len(ids) - len(prompt) < max_new:
@@ -110,7 +128,7 @@ def generate(
                 break
             record = next(picks, None)  # forward, distribution, pick
             if record is None:  # the server ended the run itself (a stream that finished)
-                stop = "eos" if ids[len(prompt):] and ids[-1] in backend.eos_ids else "context"
+                stop = "eos" if ids[len(prompt) :] and ids[-1] in backend.eos_ids else "context"
                 break
             yield record
             ids.append(record.chosen.id)  # append, and go round again with the longer sequence
@@ -119,11 +137,17 @@ def generate(
                 break
     finally:
         picks.close()  # a stream stops here, even when the reader stopped early
-    yield finish(backend, prompt, ids[len(prompt):], stop, time.perf_counter() - start)
+    yield finish(backend, prompt, ids[len(prompt) :], stop, time.perf_counter() - start)
 
 
 def finish(backend: Backend, prompt: Sequence[int], new: Sequence[int], stop: str, seconds: float) -> Done:
     """The record that ends a run: the new text and why it stopped."""
     new = list(new)
-    return Done(text=backend.decode(new), ids=new, stop=stop, tokens_per_s=len(new) / seconds if seconds > 0 else 0.0,
-                seconds=seconds, prompt_ids=list(prompt))
+    return Done(
+        text=backend.decode(new),
+        ids=new,
+        stop=stop,
+        tokens_per_s=len(new) / seconds if seconds > 0 else 0.0,
+        seconds=seconds,
+        prompt_ids=list(prompt),
+    )

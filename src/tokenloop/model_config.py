@@ -126,9 +126,14 @@ def read(get: Getter, where: str) -> dict[str, Any]:
 
     dim, heads = need("hidden_size"), need("num_attention_heads")
     return {
-        "vocab": need("vocab_size"), "dim": dim, "layers": need("num_hidden_layers"), "heads": heads,
-        "kv_heads": int(get("num_key_value_heads") or heads), "head_dim": int(get("head_dim") or dim // heads),
-        "intermediate": need("intermediate_size"), "tied": bool(get("tie_word_embeddings", False)),
+        "vocab": need("vocab_size"),
+        "dim": dim,
+        "layers": need("num_hidden_layers"),
+        "heads": heads,
+        "kv_heads": int(get("num_key_value_heads") or heads),
+        "head_dim": int(get("head_dim") or dim // heads),
+        "intermediate": need("intermediate_size"),
+        "tied": bool(get("tie_word_embeddings", False)),
         "eps": float(get("rms_norm_eps") or 1e-6),
         "rope_theta": float(rope_settings(get).get("rope_theta") or get("rope_theta") or 10000.0),
         "context": int(get("max_position_embeddings") or 2048),

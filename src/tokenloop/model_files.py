@@ -62,7 +62,9 @@ def resolve(model: str | None = None, log=None) -> Path:
         raise ModelError(f"--model {model}: no such file or folder; give a model folder or a .gguf file")
     if path.is_dir():
         if not is_model_folder(path):
-            raise ModelError(f"--model {model}: not a model folder (needs config.json and weights); give a model folder or a .gguf file")
+            raise ModelError(
+                f"--model {model}: not a model folder (needs config.json and weights); give a model folder or a .gguf file"
+            )
         return path
     if path.suffix.lower() == ".gguf":
         return converted(path, log)

@@ -25,7 +25,9 @@ def choose(engine: str | None, dtype: str | None) -> tuple[str, str | None]:
     if engine == "transformers" and dtype not in (None, "float32"):
         raise UsageError(f"--dtype {dtype} runs on the fast path: use --engine torch (or leave out --engine)")
     if engine == "llama.cpp" and dtype is not None:
-        raise UsageError("--dtype is for the torch engines; llama.cpp runs the GGUF file's own format: leave out --dtype")
+        raise UsageError(
+            "--dtype is for the torch engines; llama.cpp runs the GGUF file's own format: leave out --dtype"
+        )
     if engine == "torch" and dtype is None:
         dtype = "int4"
     return engine, dtype

@@ -33,8 +33,12 @@ class Candidate:
     @classmethod
     def from_json(cls, data: dict) -> Candidate:
         prob, logprob = data.get("prob"), data.get("logprob")
-        return cls(int(data["id"]), str(data["token"]), math.nan if prob is None else float(prob),
-                   (-math.inf if prob is not None else math.nan) if logprob is None else float(logprob))
+        return cls(
+            int(data["id"]),
+            str(data["token"]),
+            math.nan if prob is None else float(prob),
+            (-math.inf if prob is not None else math.nan) if logprob is None else float(logprob),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,11 +109,18 @@ class Step:
     def from_json(cls, data: dict) -> Step:
         """A step back from its JSON (a lab run the browser kept across a reload)."""
         processed = data.get("processed")
-        return cls(step=int(data["step"]), position=int(data["position"]), chosen=Candidate.from_json(data["chosen"]),
-                   top=[Candidate.from_json(c) for c in data.get("top") or []], ms=float(data.get("ms") or 0.0),
-                   cache=bool(data.get("cache", True)), tokens_in=int(data.get("tokens_in") or 0),
-                   processed=None if processed is None else [Candidate.from_json(c) for c in processed],
-                   sampler=str(data.get("sampler", "greedy")), extra=dict(data.get("extra") or {}))
+        return cls(
+            step=int(data["step"]),
+            position=int(data["position"]),
+            chosen=Candidate.from_json(data["chosen"]),
+            top=[Candidate.from_json(c) for c in data.get("top") or []],
+            ms=float(data.get("ms") or 0.0),
+            cache=bool(data.get("cache", True)),
+            tokens_in=int(data.get("tokens_in") or 0),
+            processed=None if processed is None else [Candidate.from_json(c) for c in processed],
+            sampler=str(data.get("sampler", "greedy")),
+            extra=dict(data.get("extra") or {}),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

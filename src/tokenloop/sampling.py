@@ -106,7 +106,9 @@ def process(logits: torch.Tensor, sampler: Sampler) -> torch.Tensor:
     return torch.softmax(scores, dim=-1)
 
 
-def pick(logits: torch.Tensor, sampler: Sampler, generator: torch.Generator | None = None) -> tuple[int, torch.Tensor | None]:
+def pick(
+    logits: torch.Tensor, sampler: Sampler, generator: torch.Generator | None = None
+) -> tuple[int, torch.Tensor | None]:
     """Pick an index of the support. Returns (index, processed distribution or None if greedy)."""
     if sampler.greedy:
         return int(scores_array(logits).argmax()), None  # the first of the highest, as torch.argmax

@@ -78,10 +78,15 @@ def load(folder: str | Path | None = None) -> Model:
     def layer(i: int) -> Layer:
         p = f"model.layers.{i}."
         return Layer(
-            get(p + "input_layernorm.weight"), get(p + "self_attn.q_proj.weight"), get(p + "self_attn.k_proj.weight"),
-            get(p + "self_attn.v_proj.weight"), get(p + "self_attn.o_proj.weight"),
-            get(p + "post_attention_layernorm.weight"), get(p + "mlp.gate_proj.weight"),
-            get(p + "mlp.up_proj.weight"), get(p + "mlp.down_proj.weight"),
+            get(p + "input_layernorm.weight"),
+            get(p + "self_attn.q_proj.weight"),
+            get(p + "self_attn.k_proj.weight"),
+            get(p + "self_attn.v_proj.weight"),
+            get(p + "self_attn.o_proj.weight"),
+            get(p + "post_attention_layernorm.weight"),
+            get(p + "mlp.gate_proj.weight"),
+            get(p + "mlp.up_proj.weight"),
+            get(p + "mlp.down_proj.weight"),
         )
 
     embed = get("model.embed_tokens.weight")
@@ -111,8 +116,14 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return x * cos + torch.cat([-second, first], dim=-1) * sin
 
 
-def attention(x: torch.Tensor, layer: Layer, config: Config, cos: torch.Tensor, sin: torch.Tensor,
-              past: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+def attention(
+    x: torch.Tensor,
+    layer: Layer,
+    config: Config,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    past: tuple[torch.Tensor, torch.Tensor] | None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """Each token looks back over itself and the tokens before it. Returns (output, this layer's keys/values)."""
     T, H, G, d = x.shape[0], config.heads, config.kv_heads, config.head_dim
     q = (x @ layer.wq.T).view(T, H, d).transpose(0, 1)  # (H, T, d)

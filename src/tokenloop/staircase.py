@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,8 +58,14 @@ class Fit:
         return text
 
     def to_json(self) -> dict:
-        return {"a_ms": self.a_ms, "b_ms_per_token": self.b_ms_per_token, "c_ms_per_token2": self.c_ms_per_token2,
-                "r2": self.r2, "rmse_ms": self.rmse_ms, "formula": self.formula}
+        return {
+            "a_ms": self.a_ms,
+            "b_ms_per_token": self.b_ms_per_token,
+            "c_ms_per_token2": self.c_ms_per_token2,
+            "r2": self.r2,
+            "rmse_ms": self.rmse_ms,
+            "formula": self.formula,
+        }
 
 
 def _signed(value: float, digits: int) -> str:
@@ -139,7 +146,9 @@ def check(max_len: int, points: int, repeats: int, context_length: int) -> None:
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, not {repeats}")
     if max_len > context_length:
-        raise UsageError(f"--max-len {max_len} is over the model's context of {context_length} tokens: use at most {context_length}")
+        raise UsageError(
+            f"--max-len {max_len} is over the model's context of {context_length} tokens: use at most {context_length}"
+        )
     if max_len < points:
         raise UsageError(f"--max-len {max_len} is shorter than --points {points}: give at least one token per point")
 
@@ -190,10 +199,14 @@ class Point:
     def to_json(self) -> dict:
         return {
             "length": self.length,
-            "uncached_ms": min(self.uncached), "uncached_spread_ms": max(self.uncached) - min(self.uncached),
-            "cached_ms": min(self.cached), "cached_spread_ms": max(self.cached) - min(self.cached),
-            "uncached_tokens_in": self.uncached_tokens_in, "cached_tokens_in": self.cached_tokens_in,
-            "uncached_samples_ms": self.uncached, "cached_samples_ms": self.cached,
+            "uncached_ms": min(self.uncached),
+            "uncached_spread_ms": max(self.uncached) - min(self.uncached),
+            "cached_ms": min(self.cached),
+            "cached_spread_ms": max(self.cached) - min(self.cached),
+            "uncached_tokens_in": self.uncached_tokens_in,
+            "cached_tokens_in": self.cached_tokens_in,
+            "uncached_samples_ms": self.uncached,
+            "cached_samples_ms": self.cached,
         }
 
 
@@ -229,12 +242,19 @@ class StaircaseResult:
 
     def noise(self) -> dict:
         """The largest spread of the repeats, as a share of that length's minimum."""
-        return {f"{kind}_max_spread_pct": max(100 * (max(getattr(p, kind)) - min(getattr(p, kind))) / min(getattr(p, kind))
-                                              for p in self.series) for kind in KINDS}
+        return {
+            f"{kind}_max_spread_pct": max(
+                100 * (max(getattr(p, kind)) - min(getattr(p, kind))) / min(getattr(p, kind)) for p in self.series
+            )
+            for kind in KINDS
+        }
 
     def to_json(self) -> dict:
         return {
-            "model": self.model, "max_len": self.max_len, "points": self.points, "repeats": self.repeats,
+            "model": self.model,
+            "max_len": self.max_len,
+            "points": self.points,
+            "repeats": self.repeats,
             "series": [p.to_json() for p in self.series],
             "fits": {kind: fit.to_json() for kind, fit in self.fits.items()},
             "estimate": self.estimate,
@@ -258,9 +278,15 @@ def collect(lengths_: Sequence[int], stream: Iterator[Sample]) -> list[Point]:
     return [points[n] for n in sorted(points)]
 
 
-def measure(backend, max_len: int = 256, points: int = 6, repeats: int = 3,
-            on_progress: Callable[[int, int], None] | None = None, seed: int = 0,
-            threads: int | None = None) -> StaircaseResult:
+def measure(
+    backend,
+    max_len: int = 256,
+    points: int = 6,
+    repeats: int = 3,
+    on_progress: Callable[[int, int], None] | None = None,
+    seed: int = 0,
+    threads: int | None = None,
+) -> StaircaseResult:
     """Measure the staircase on an embedded backend (one with `forward(ids, cache)` and `tokens_in`).
 
     `threads` sets torch's CPU threads for the run (None: leave torch's choice, one per core). On a
@@ -296,9 +322,20 @@ def _measure(backend, max_len, points, repeats, on_progress, seed) -> StaircaseR
 
     series = collect(plan, progress(samples(backend, ids, order)))
     xs = [p.length for p in series]
-    fits = {"uncached": fit_uncached(xs, [min(p.uncached) for p in series]),
-            "cached": fit_cached(xs, [min(p.cached) for p in series])}
+    fits = {
+        "uncached": fit_uncached(xs, [min(p.uncached) for p in series]),
+        "cached": fit_cached(xs, [min(p.cached) for p in series]),
+    }
     shape = model_numbers.Shape.from_config(backend.config)
     estimate = model_numbers.estimate(shape, max_len, backend.kv_dtype)  # KV-cache bytes in what the cache holds
-    return StaircaseResult(backend.model, max_len, repeats, series, fits, estimate, time.perf_counter() - start,
-                           torch.get_num_threads(), backend.path)
+    return StaircaseResult(
+        backend.model,
+        max_len,
+        repeats,
+        series,
+        fits,
+        estimate,
+        time.perf_counter() - start,
+        torch.get_num_threads(),
+        backend.path,
+    )

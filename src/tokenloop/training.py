@@ -23,7 +23,6 @@ import copy
 import hashlib
 import math
 import shutil
-import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,17 +31,9 @@ from pathlib import Path
 import torch
 
 from .errors import UsageError
-from .model_numbers import (
-    Shape,
-    forward_flops,
-    inference_memory,
-    kv_cache_bytes,
-    matmul_params,
-    train_memory,
-    train_step_flops,
-)
 from .records import Candidate
 from .scores import Distribution, candidates
+from .training_cost import SavedActivations, measure_cost, rss, tensor_bytes
 
 # An invented fact the model cannot know, and a probe whose next token is the fact's key token.
 DEFAULT_TEXT = "The tokenloop mascot is an otter named Pebble."
@@ -70,9 +61,14 @@ class TrainStep:
 
     def to_json(self) -> dict:
         return {
-            "train_step": self.step, "loss": self.loss, "ms": self.ms, "forward_ms": self.forward_ms,
-            "backward_ms": self.backward_ms, "optimizer_ms": self.optimizer_ms,
-            "inference_ms": self.inference_ms, "target_prob": self.target_prob,
+            "train_step": self.step,
+            "loss": self.loss,
+            "ms": self.ms,
+            "forward_ms": self.forward_ms,
+            "backward_ms": self.backward_ms,
+            "optimizer_ms": self.optimizer_ms,
+            "inference_ms": self.inference_ms,
+            "target_prob": self.target_prob,
         }
 
 
@@ -99,14 +95,23 @@ class TrainResult:
 
     def to_json(self) -> dict:
         return {
-            "text": self.text, "probe": self.probe,
+            "text": self.text,
+            "probe": self.probe,
             "target": {"id": self.target.id, "token": self.target.token},
-            "steps": self.steps, "lr": self.lr, "losses": self.losses,
-            "before": [c.to_json() for c in self.before], "after": [c.to_json() for c in self.after],
-            "target_prob_before": self.target_prob_before, "target_prob_after": self.target_prob_after,
-            "target_rank_before": self.target_rank_before, "target_rank_after": self.target_rank_after,
-            "cost": self.cost, "disk_unchanged": self.disk_unchanged, "checksum": self.checksum,
-            "folder": self.folder, "saved": self.saved,
+            "steps": self.steps,
+            "lr": self.lr,
+            "losses": self.losses,
+            "before": [c.to_json() for c in self.before],
+            "after": [c.to_json() for c in self.after],
+            "target_prob_before": self.target_prob_before,
+            "target_prob_after": self.target_prob_after,
+            "target_rank_before": self.target_rank_before,
+            "target_rank_after": self.target_rank_after,
+            "cost": self.cost,
+            "disk_unchanged": self.disk_unchanged,
+            "checksum": self.checksum,
+            "folder": self.folder,
+            "saved": self.saved,
             "trace": [s.to_json() for s in self.trace],
         }
 
@@ -124,7 +129,9 @@ def default_probe(text: str) -> str:
 
 def check_text(text: str) -> None:
     if not text or not text.strip():
-        raise UsageError("the text is empty: give the text to train on, e.g. --text \"The capital of Zorbania is Quillport.\"")
+        raise UsageError(
+            'the text is empty: give the text to train on, e.g. --text "The capital of Zorbania is Quillport."'
+        )
 
 
 def plan(backend, text: str, probe: str | None) -> tuple[list[int], list[int], int]:
@@ -132,19 +139,25 @@ def plan(backend, text: str, probe: str | None) -> tuple[list[int], list[int], i
     check_text(text)
     probe = default_probe(text) if probe is None else probe
     if not probe.strip():
-        raise UsageError("the probe is empty: give the start of the text, e.g. --probe \"The capital of Zorbania is\"")
+        raise UsageError('the probe is empty: give the start of the text, e.g. --probe "The capital of Zorbania is"')
     ids = backend.encode(text)
     if len(ids) < 2:
         raise UsageError("the text is a single token: give at least two tokens to learn one from the other")
     if len(ids) > min(MAX_TOKENS, backend.context_length):
-        raise UsageError(f"the text is {len(ids)} tokens; training here takes at most {min(MAX_TOKENS, backend.context_length)}: shorten it")
+        raise UsageError(
+            f"the text is {len(ids)} tokens; training here takes at most {min(MAX_TOKENS, backend.context_length)}: shorten it"
+        )
     at = text.find(probe)
     if at < 0:
-        raise UsageError("the probe must be a piece of the text (the token after it is what training should teach): "
-                         f"{probe!r} is not in {text!r}")
+        raise UsageError(
+            "the probe must be a piece of the text (the token after it is what training should teach): "
+            f"{probe!r} is not in {text!r}"
+        )
     head = backend.encode(text[: at + len(probe)])
     if ids[: len(head)] != head or len(ids) == len(head):
-        raise UsageError("the probe must end where a token of the text ends and leave some text after it: end it at a word, without a trailing space")
+        raise UsageError(
+            "the probe must end where a token of the text ends and leave some text after it: end it at a word, without a trailing space"
+        )
     return ids, backend.encode(probe), ids[len(head)]
 
 
@@ -152,7 +165,9 @@ def check_numbers(steps: int, lr: float) -> None:
     if not isinstance(steps, int) or steps < 1:
         raise UsageError(f"--steps must be at least 1, not {steps}")
     if steps > MAX_STEPS:
-        raise UsageError(f"--steps must be at most {MAX_STEPS} (each step updates all the weights on the CPU), not {steps}")
+        raise UsageError(
+            f"--steps must be at most {MAX_STEPS} (each step updates all the weights on the CPU), not {steps}"
+        )
     if not lr > 0 or lr == float("inf"):
         raise UsageError(f"--lr must be a positive number such as 1e-4, not {lr}")
 
@@ -176,45 +191,6 @@ def files_checksum(folder: Path) -> str:
             for block in iter(lambda: f.read(1 << 22), b""):
                 digest.update(block)
     return digest.hexdigest()
-
-
-def tensor_bytes(tensors) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
-
-
-def cache_tensors(cache) -> list[torch.Tensor]:
-    """The key and value tensors held by a transformers cache."""
-    out = []
-    for layer in getattr(cache, "layers", []):
-        out += [t for t in vars(layer).values() if isinstance(t, torch.Tensor) and t.dim() == 4]
-    return out
-
-
-class SavedActivations:
-    """Measures the bytes autograd keeps for the backward pass (weights themselves excluded)."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.skip = {p.untyped_storage().data_ptr() for p in model.parameters()}
-        self.seen: set[int] = set()
-        self.bytes = 0
-
-    def pack(self, t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in self.skip and storage.data_ptr() not in self.seen:
-            self.seen.add(storage.data_ptr())
-            self.bytes += storage.nbytes()
-        return t
-
-    def hooks(self):
-        return torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
-
-
-def rss() -> int | None:
-    try:
-        import psutil
-    except ImportError:  # pragma: no cover - psutil comes with accelerate
-        return None
-    return psutil.Process().memory_info().rss
 
 
 def ms_since(start: float) -> float:
@@ -257,13 +233,17 @@ def training(
     """Train a copy of the backend's model on `text`; yields a `TrainStep` per update, then a `TrainResult`."""
     check_numbers(steps, lr)
     if not backend.can_train:
-        raise UsageError(f"training needs the model's weights in this process; the {backend.name} backend only returns scores")
+        raise UsageError(
+            f"training needs the model's weights in this process; the {backend.name} backend only returns scores"
+        )
     ids, probe_ids, target = plan(backend, text, probe_text)
     probe_text = default_probe(text) if probe_text is None else probe_text
     out_dir = check_save(save)
     folder = Path(backend.folder)
     if out_dir is not None and out_dir.resolve().is_relative_to(folder.resolve()):
-        raise UsageError(f"--save {save}: that is inside the model folder {folder}; save the trained copy somewhere else")
+        raise UsageError(
+            f"--save {save}: that is inside the model folder {folder}; save the trained copy somewhere else"
+        )
     checksum = files_checksum(folder)
     before, p_before, rank_before = probe_next(backend, None, probe_ids, target, top_k)
 
@@ -301,7 +281,9 @@ def training(
             model(x, use_cache=False)
             infer_ms = ms_since(t4)
         _, p_now, _ = probe_next(backend, model, probe_ids, target, 1)
-        record = TrainStep(step, loss.detach().item(), train_ms, (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000, infer_ms, p_now)
+        record = TrainStep(
+            step, loss.detach().item(), train_ms, (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000, infer_ms, p_now
+        )
         trace.append(record)
         yield record
 
@@ -314,50 +296,25 @@ def training(
     del model, optimizer
     unchanged = files_checksum(folder) == checksum
     yield TrainResult(
-        text, probe_text, Candidate(target, backend.token_text(target), p_after, math.log(p_after) if p_after > 0 else -math.inf), steps, lr,
-        [s.loss for s in trace], before, after, p_before, p_after, rank_before, rank_after,
-        cost, unchanged, checksum, str(folder), saved, trace,
+        text,
+        probe_text,
+        Candidate(target, backend.token_text(target), p_after, math.log(p_after) if p_after > 0 else -math.inf),
+        steps,
+        lr,
+        [s.loss for s in trace],
+        before,
+        after,
+        p_before,
+        p_after,
+        rank_before,
+        rank_after,
+        cost,
+        unchanged,
+        checksum,
+        str(folder),
+        saved,
+        trace,
     )
-
-
-def measure_cost(backend, model, ids: list[int], trace: list[TrainStep], activations: int, measured: dict) -> dict:
-    """Time, FLOPs and bytes of one training step vs one inference forward over the same tokens."""
-    shape = Shape.from_config(model.config)
-    params = sum(p.numel() for p in model.parameters())
-    embedding = model.get_input_embeddings().weight.numel()
-    tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
-    dtype_bytes = next(model.parameters()).element_size()
-    n = matmul_params(params, embedding, tied)
-    kv = kv_cache_bytes(shape.layers, shape.kv_heads, shape.head_dim, len(ids), dtype_bytes)
-    with backend.lock, torch.inference_mode():  # the served model's real KV cache for these tokens
-        cache = backend.lm(torch.tensor([ids]), use_cache=True, logits_to_keep=1).cache
-    # The first step also allocates the optimizer state: the warm steps after it are the fair figure.
-    warm = trace[1:] or trace
-    train_ms = statistics.median(s.ms for s in warm)
-    infer_ms = statistics.median(s.inference_ms for s in trace)
-    return {
-        "tokens": len(ids),
-        "params": params,
-        "matmul_params": n,
-        "dtype_bytes": dtype_bytes,
-        "train_step_ms": train_ms,
-        "inference_forward_ms": infer_ms,
-        "ratio": train_ms / infer_ms if infer_ms > 0 else 0.0,
-        "train_forward_ms": statistics.median(s.forward_ms for s in warm),
-        "train_backward_ms": statistics.median(s.backward_ms for s in warm),
-        "train_optimizer_ms": statistics.median(s.optimizer_ms for s in warm),
-        "flops_train_step": train_step_flops(n, len(ids)),
-        "flops_inference_forward": forward_flops(n, len(ids)),
-        "train_bytes": train_memory(params, dtype_bytes, activations),
-        "inference_bytes": inference_memory(params, dtype_bytes, kv),
-        "measured_bytes": {
-            "gradients": measured.get("gradients"),  # sum of the .grad tensors after backward
-            "optimizer": measured.get("optimizer"),  # sum of AdamW's state tensors
-            "activations": activations,  # tensors autograd saved for backward (saved-tensor hooks)
-            "kv_cache": tensor_bytes(cache_tensors(cache)),  # the served model's cache for these tokens
-            "rss_growth": measured.get("rss_growth"),  # process RSS growth: copy + grads + AdamW state
-        },
-    }
 
 
 def save_model(model: torch.nn.Module, source: Path, target: Path) -> None:

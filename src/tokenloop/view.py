@@ -54,7 +54,11 @@ class LoopView:
     def next_token(self, result: NextToken) -> None:
         if not self.fancy:
             tops = ", ".join(f"{visible(c.token)!r} {percent(c.prob).strip()}" for c in result.top)
-            self.console.print(f"next after {len(result.prompt_ids)} tokens ({result.distribution}): {tops}", markup=False, highlight=False)
+            self.console.print(
+                f"next after {len(result.prompt_ids)} tokens ({result.distribution}): {tops}",
+                markup=False,
+                highlight=False,
+            )
             return
         head = Text(f"{result.model} · {len(result.prompt_ids)} prompt tokens · {result.ms:.1f} ms · ", style="bold")
         head.append(f"{result.distribution} distribution (softmax of the logits), top {len(result.top)}", style="bold")
@@ -73,7 +77,9 @@ class LoopView:
             self.text += step.chosen.token
             return
         head = Text(f"step {step.step}", style="bold")
-        head.append(f" · position {step.position} · {step.ms:.1f} ms · {cache}, {step.tokens_in} token(s) in · ", style="dim")
+        head.append(
+            f" · position {step.position} · {step.ms:.1f} ms · {cache}, {step.tokens_in} token(s) in · ", style="dim"
+        )
         head.append(f"raw distribution · pick: {step.sampler}", style="dim")
         self.console.print(head)
         self.console.print(bars(step.top, step.chosen.id, step.other), end="")
@@ -89,7 +95,11 @@ class LoopView:
         self.text += step.chosen.token
 
     def done(self, done: Done) -> None:
-        why = {"eos": "the model emitted its end token", "max_new": "--max-new reached", "context": "the context is full"}[done.stop]
+        why = {
+            "eos": "the model emitted its end token",
+            "max_new": "--max-new reached",
+            "context": "the context is full",
+        }[done.stop]
         summary = f"{len(done.ids)} tokens in {done.seconds:.2f} s · {done.tokens_per_s:.1f} tokens/s · stopped: {done.stop} ({why})"
         if not self.fancy:
             self.console.print(summary, markup=False, highlight=False)

@@ -133,8 +133,17 @@ def load(folder: Path, dtype: str = "float32") -> Model:
     def matrix(name: str, fmt: str) -> quantized.Linear:
         return quantized.linear(parts[name], fmt)
 
-    layers = [Layer(w[f"{i}.attn_norm"], matrix(f"{i}.qkv", dtype), matrix(f"{i}.wo", dtype), w[f"{i}.mlp_norm"],
-                    matrix(f"{i}.gate_up", dtype), matrix(f"{i}.down", dtype)) for i in range(config.layers)]
+    layers = [
+        Layer(
+            w[f"{i}.attn_norm"],
+            matrix(f"{i}.qkv", dtype),
+            matrix(f"{i}.wo", dtype),
+            w[f"{i}.mlp_norm"],
+            matrix(f"{i}.gate_up", dtype),
+            matrix(f"{i}.down", dtype),
+        )
+        for i in range(config.layers)
+    ]
     head = matrix("head", head_format(dtype))
     embed = quantized.Dense(w["embed.weight"]) if "embed.weight" in w else head
     d = config.head_dim
@@ -185,7 +194,9 @@ def rope(model: Model, start: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.inference_mode()
-def forward(model: Model, ids: Sequence[int], start: int = 0, cache: StaticCache | None = None, last_only: bool = True) -> torch.Tensor:
+def forward(
+    model: Model, ids: Sequence[int], start: int = 0, cache: StaticCache | None = None, last_only: bool = True
+) -> torch.Tensor:
     """Logits for `ids` sitting at positions start, start+1, ...: (V,) for the last one, or (T, V) for all.
 
     With a cache, the keys and values of positions < start are read from it and those of `ids`

@@ -16,9 +16,9 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -64,7 +64,9 @@ class LlamaCppBackend:
 
     def __init__(self, model: str | None = None, log=None, n_ctx: int | None = None):
         if not available():
-            raise UsageError(f"--engine llama.cpp needs llama-cpp-python: run `{INSTALL_HINT}` (it compiles for a few minutes)")
+            raise UsageError(
+                f"--engine llama.cpp needs llama-cpp-python: run `{INSTALL_HINT}` (it compiles for a few minutes)"
+            )
         self.gguf = self._gguf(model)
         llamacpp_build.check(self.gguf)  # a build that can't run on this CPU is an error here, not a crash below
         import llama_cpp
@@ -75,8 +77,13 @@ class LlamaCppBackend:
         self.dtype = self._file_type()
         try:
             self.llm = llama_cpp.Llama(
-                model_path=str(self.gguf), n_ctx=n_ctx or 0, n_batch=512, n_threads=threads(), n_threads_batch=threads(),
-                logits_all=False, verbose=False,
+                model_path=str(self.gguf),
+                n_ctx=n_ctx or 0,
+                n_batch=512,
+                n_threads=threads(),
+                n_threads_batch=threads(),
+                logits_all=False,
+                verbose=False,
             )
         except Exception as e:
             raise ModelError(f"llama.cpp could not load {self.gguf} ({type(e).__name__}: {e})") from e
@@ -104,7 +111,9 @@ class LlamaCppBackend:
         if not path.exists():
             raise ModelError(f"--model {model}: no such file or folder; give a .gguf file")
         if path.suffix.lower() != ".gguf" or not path.is_file():
-            raise UsageError(f"--engine llama.cpp runs a .gguf file, and {model} is not one: give a .gguf file or leave out --engine")
+            raise UsageError(
+                f"--engine llama.cpp runs a .gguf file, and {model} is not one: give a .gguf file or leave out --engine"
+            )
         return path
 
     def _file_type(self) -> str:
@@ -131,7 +140,10 @@ class LlamaCppBackend:
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        special = {"bos_token": self.token_text(self.llm.token_bos()), "eos_token": self.token_text(self.llm.token_eos())}
+        special = {
+            "bos_token": self.token_text(self.llm.token_bos()),
+            "eos_token": self.token_text(self.llm.token_eos()),
+        }
         return env.from_string(self.chat_template).render(messages=messages, add_generation_prompt=True, **special)
 
     def encode(self, text: str, chat: bool = False) -> list[int]:

@@ -67,7 +67,9 @@ def cmake_args(flags: set[str] | None = None) -> list[str]:
 
 def rebuild_command() -> str:
     """The pip command that rebuilds llama-cpp-python for this CPU."""
-    return f'CMAKE_ARGS="{" ".join(cmake_args())}" pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python'
+    return (
+        f'CMAKE_ARGS="{" ".join(cmake_args())}" pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python'
+    )
 
 
 # --- does the installed build run here? ---------------------------------------------------------

@@ -13,18 +13,50 @@ from ..errors import UsageError
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", metavar="PATH", help="a local Hugging Face model folder or .gguf file (default: the embedded SmolLM2-135M-Instruct)")
-    group.add_argument("--engine", choices=ENGINES, help="how the embedded model runs: transformers (default), "
-                       "torch (the fast path: a compact forward with a static KV cache), llama.cpp (the GGUF file, needs llama-cpp-python)")
-    group.add_argument("--dtype", choices=DTYPES, help="the embedded model's weights: float32 (default), or "
-                       "bfloat16/int8/int4 on --engine torch, each printing its measured agreement with float32 (default with --engine torch: int4)")
+    group.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a local Hugging Face model folder or .gguf file (default: the embedded SmolLM2-135M-Instruct)",
+    )
+    group.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="how the embedded model runs: transformers (default), "
+        "torch (the fast path: a compact forward with a static KV cache), llama.cpp (the GGUF file, needs llama-cpp-python)",
+    )
+    group.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        help="the embedded model's weights: float32 (default), or "
+        "bfloat16/int8/int4 on --engine torch, each printing its measured agreement with float32 (default with --engine torch: int4)",
+    )
     server = parser.add_argument_group("your own server (OpenAI-compatible: vLLM, SGLang, llama.cpp, Ollama)")
-    server.add_argument("--url", metavar="URL", help="use this server instead of the embedded model, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)")
+    server.add_argument(
+        "--url",
+        metavar="URL",
+        help="use this server instead of the embedded model, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)",
+    )
     server.add_argument("--api-key", metavar="KEY", help="the server's API key (default: $OPENAI_API_KEY)")
-    server.add_argument("--server-model", metavar="NAME", help="which served model (default: the first one /v1/models lists)")
-    server.add_argument("--stream", action="store_true", help="run: one streaming request; the server runs the loop and sends each token with its logprobs")
-    server.add_argument("--server-sample", action="store_true", help="run: the server picks each token (with --temperature/--top-k/--top-p), not tokenloop")
-    server.add_argument("--server-timeout", type=number("--server-timeout"), default=60.0, metavar="S", help="seconds to wait for each answer (default 60)")
+    server.add_argument(
+        "--server-model", metavar="NAME", help="which served model (default: the first one /v1/models lists)"
+    )
+    server.add_argument(
+        "--stream",
+        action="store_true",
+        help="run: one streaming request; the server runs the loop and sends each token with its logprobs",
+    )
+    server.add_argument(
+        "--server-sample",
+        action="store_true",
+        help="run: the server picks each token (with --temperature/--top-k/--top-p), not tokenloop",
+    )
+    server.add_argument(
+        "--server-timeout",
+        type=number("--server-timeout"),
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for each answer (default 60)",
+    )
 
 
 def open_backend(args: argparse.Namespace, log=None):
@@ -43,7 +75,9 @@ def open_backend(args: argparse.Namespace, log=None):
 
         return open_embedded(args.model, getattr(args, "engine", None), getattr(args, "dtype", None), log=log)
     if getattr(args, "engine", None) or getattr(args, "dtype", None):
-        raise UsageError("--engine and --dtype are for the embedded model; a server runs its own: leave them out with --url")
+        raise UsageError(
+            "--engine and --dtype are for the embedded model; a server runs its own: leave them out with --url"
+        )
     return backend_class(name).from_args(args, log=log)
 
 
@@ -75,7 +109,9 @@ def read_prompt(args: argparse.Namespace) -> str:
     if prompt == "-":
         prompt = sys.stdin.read()
     if prompt is None or not prompt.strip():
-        raise UsageError("the prompt is empty: give some text, e.g. tokenloop run \"Kubernetes pods are scheduled by the\"")
+        raise UsageError(
+            'the prompt is empty: give some text, e.g. tokenloop run "Kubernetes pods are scheduled by the"'
+        )
     return prompt
 
 

@@ -15,46 +15,96 @@ from .common import byte_size, emit_json, number, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("staircase", help="time one loop step at growing lengths, with and without the KV cache",
-                       description="Per-step forward time of the embedded model at several sequence lengths, without a cache "
-                       "(all n tokens every step) and with the KV cache (one new token). Lengths are measured in a shuffled, "
-                       "interleaved order and repeated; each keeps its minimum and spread. Prints fits with R², the model's "
-                       "parameters, FLOPs and KV-cache bytes computed from its config, and a chart.")
-    p.add_argument("--max-len", type=positive_int("--max-len"), default=256, help="longest sequence measured (default 256)")
-    p.add_argument("--points", type=positive_int("--points"), default=6, help="how many lengths, evenly spaced up to --max-len (default 6)")
-    p.add_argument("--repeats", type=positive_int("--repeats"), default=3, help="measurements per length; the minimum is kept (default 3)")
-    p.add_argument("--threads", type=positive_int("--threads"), default=None,
-                   help="torch CPU threads (default: torch's choice, one per core; on a busy shared machine 1 is much steadier)")
+    p = sub.add_parser(
+        "staircase",
+        help="time one loop step at growing lengths, with and without the KV cache",
+        description="Per-step forward time of the embedded model at several sequence lengths, without a cache "
+        "(all n tokens every step) and with the KV cache (one new token). Lengths are measured in a shuffled, "
+        "interleaved order and repeated; each keeps its minimum and spread. Prints fits with R², the model's "
+        "parameters, FLOPs and KV-cache bytes computed from its config, and a chart.",
+    )
+    p.add_argument(
+        "--max-len", type=positive_int("--max-len"), default=256, help="longest sequence measured (default 256)"
+    )
+    p.add_argument(
+        "--points",
+        type=positive_int("--points"),
+        default=6,
+        help="how many lengths, evenly spaced up to --max-len (default 6)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=positive_int("--repeats"),
+        default=3,
+        help="measurements per length; the minimum is kept (default 3)",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int("--threads"),
+        default=None,
+        help="torch CPU threads (default: torch's choice, one per core; on a busy shared machine 1 is much steadier)",
+    )
     p.add_argument("--plot", metavar="FILE", help="write a chart to FILE (.png or .svg)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the data the web lesson draws)")
-    p.add_argument("--model", metavar="PATH", help="a local Hugging Face model folder or .gguf file (default: the embedded "
-                   "SmolLM2-135M-Instruct); a server's costs are measured by `tokenloop latency --url`")
-    p.add_argument("--engine", choices=["transformers", "torch"], help="how the model runs: transformers (default) or torch, "
-                   "the fast path (its uncached staircase climbs the same way, several times faster)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "int8", "int4"], help="the weights: float32 (default), or "
-                   "bfloat16/int8/int4 on --engine torch (default there: int4)")
+    p.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a local Hugging Face model folder or .gguf file (default: the embedded "
+        "SmolLM2-135M-Instruct); a server's costs are measured by `tokenloop latency --url`",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["transformers", "torch"],
+        help="how the model runs: transformers (default) or torch, "
+        "the fast path (its uncached staircase climbs the same way, several times faster)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "int8", "int4"],
+        help="the weights: float32 (default), or bfloat16/int8/int4 on --engine torch (default there: int4)",
+    )
     p.set_defaults(func=cmd_staircase)
 
-    p = sub.add_parser("latency", help="time to first token and between tokens on a server, or the budget for given numbers",
-                       description="With --url: stream completions of growing length from an OpenAI-compatible server and time "
-                       "the first token (TTFT) and the gaps between tokens (ITL) client side; fit total = TTFT + (n - 1) × ITL; "
-                       "do the same for one request per token. With --ttft and --itl: the budget for --tokens, no server needed.")
+    p = sub.add_parser(
+        "latency",
+        help="time to first token and between tokens on a server, or the budget for given numbers",
+        description="With --url: stream completions of growing length from an OpenAI-compatible server and time "
+        "the first token (TTFT) and the gaps between tokens (ITL) client side; fit total = TTFT + (n - 1) × ITL; "
+        "do the same for one request per token. With --ttft and --itl: the budget for --tokens, no server needed.",
+    )
     p.add_argument("--url", help="the server's base URL, e.g. http://127.0.0.1:8080")
-    p.add_argument("--max-tokens", type=positive_int("--max-tokens"), default=64, help="longest answer measured (default 64)")
-    p.add_argument("--points", type=positive_int("--points"), default=5, help="output lengths from 1 to --max-tokens (default 5)")
-    p.add_argument("--repeats", type=positive_int("--repeats"), default=2, help="requests per length; their median is shown (default 2)")
+    p.add_argument(
+        "--max-tokens", type=positive_int("--max-tokens"), default=64, help="longest answer measured (default 64)"
+    )
+    p.add_argument(
+        "--points", type=positive_int("--points"), default=5, help="output lengths from 1 to --max-tokens (default 5)"
+    )
+    p.add_argument(
+        "--repeats",
+        type=positive_int("--repeats"),
+        default=2,
+        help="requests per length; their median is shown (default 2)",
+    )
     p.add_argument("--prompt", default=None, help="the prompt sent (default: a short sentence)")
     p.add_argument("--ttft", type=number("--ttft"), help="budget: time to first token in ms")
     p.add_argument("--itl", type=number("--itl"), help="budget: time between tokens in ms")
-    p.add_argument("--tokens", type=positive_int("--tokens"), default=500, help="budget: answer length in tokens (default 500)")
+    p.add_argument(
+        "--tokens", type=positive_int("--tokens"), default=500, help="budget: answer length in tokens (default 500)"
+    )
     p.add_argument("--plot", metavar="FILE", help="with --url: write a chart to FILE (.png or .svg)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_latency)
 
 
 def progress_bar(what: str) -> Progress:
-    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=True)
+    return Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
 
 
 # --- staircase ---------------------------------------------------------------------------------
@@ -72,8 +122,14 @@ def cmd_staircase(args, console) -> int:
         print(busy, file=sys.stderr)
     with progress_bar(f"measuring {args.points} lengths × {args.repeats} repeats × 2") as bar:
         task = bar.add_task("", total=args.points * args.repeats * 2)
-        result = staircase.measure(backend, args.max_len, args.points, args.repeats, threads=args.threads,
-                                   on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+        result = staircase.measure(
+            backend,
+            args.max_len,
+            args.points,
+            args.repeats,
+            threads=args.threads,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     data = result.to_json()
     if args.plot:
         charts.staircase_chart(data, args.plot)
@@ -113,21 +169,31 @@ def show_staircase(console, data: dict, plot: str | None) -> None:
     from ..charts import staircase_bars
 
     console.print(f"[bold]The staircase[/]: {data['model']}, {data['path']}, {data['threads']} CPU thread(s)")
-    console.print(f"  {data['points']} lengths × {data['repeats']} repeats, shuffled and interleaved, {data['wall_s']:.0f} s")
+    console.print(
+        f"  {data['points']} lengths × {data['repeats']} repeats, shuffled and interleaved, {data['wall_s']:.0f} s"
+    )
     table = Table(box=None, header_style="bold")
     for column in ("n", "no cache, ms", "tokens run", "KV cache, ms", "tokens run", "ratio"):
         table.add_column(column, justify="right")
     for p in data["series"]:
-        table.add_row(str(p["length"]), _ms(p["uncached_ms"], p["uncached_spread_ms"]), str(p["uncached_tokens_in"]),
-                      _ms(p["cached_ms"], p["cached_spread_ms"]), str(p["cached_tokens_in"]), f"×{p['uncached_ms'] / p['cached_ms']:.1f}")
+        table.add_row(
+            str(p["length"]),
+            _ms(p["uncached_ms"], p["uncached_spread_ms"]),
+            str(p["uncached_tokens_in"]),
+            _ms(p["cached_ms"], p["cached_spread_ms"]),
+            str(p["cached_tokens_in"]),
+            f"×{p['uncached_ms'] / p['cached_ms']:.1f}",
+        )
     console.print(table)
     console.print("  (ms: the fastest of the repeats ± how much slower the slowest was)")
     for kind, label in (("uncached", "no cache"), ("cached", "KV cache")):
         fit = data["fits"][kind]
         console.print(f"  {label}: step ≈ {fit['formula']}  (R² {fit['r2']:.3f}, error {fit['rmse_ms']:.1f} ms)")
     noise = data["noise"]
-    console.print(f"  noise: repeats of one length differed by up to {noise['uncached_max_spread_pct']:.0f} % (no cache), "
-                  f"{noise['cached_max_spread_pct']:.0f} % (cache)")
+    console.print(
+        f"  noise: repeats of one length differed by up to {noise['uncached_max_spread_pct']:.0f} % (no cache), "
+        f"{noise['cached_max_spread_pct']:.0f} % (cache)"
+    )
     console.print()
     for line in staircase_bars(data):
         console.print("  " + line, style="cyan" if "▒" in line else "red", highlight=False)
@@ -141,14 +207,27 @@ def show_staircase(console, data: dict, plot: str | None) -> None:
     numbers.add_column("KV cache", justify="right")
     numbers.add_row("parameters", f"{est['parameters']:,}", "")
     numbers.add_row("tokens run in the step at n", f"{n}", "1")
-    numbers.add_row("FLOPs of that step (estimate)", _si(est["flops_per_step_uncached_at_max"], "FLOP"),
-                    _si(est["flops_per_step_cached"], "FLOP"))
+    numbers.add_row(
+        "FLOPs of that step (estimate)",
+        _si(est["flops_per_step_uncached_at_max"], "FLOP"),
+        _si(est["flops_per_step_cached"], "FLOP"),
+    )
     numbers.add_row("time of that step (measured)", f"{last['uncached_ms']:,.1f} ms", f"{last['cached_ms']:,.1f} ms")
-    numbers.add_row("FLOP rate reached", _si(pred["gflops_uncached_at_max"] * 1e9, "FLOP/s"), _si(pred["gflops_cached_at_max"] * 1e9, "FLOP/s"))
+    numbers.add_row(
+        "FLOP rate reached",
+        _si(pred["gflops_uncached_at_max"] * 1e9, "FLOP/s"),
+        _si(pred["gflops_cached_at_max"] * 1e9, "FLOP/s"),
+    )
     numbers.add_row("KV cache held", "none", f"{byte_size(est['kv_bytes_per_token'])}/token")
     numbers.add_row("", "", f"{byte_size(est['kv_bytes_at_max'])} at n")
-    numbers.add_row(f"{n}-token generation: FLOPs", _si(est["total_flops_uncached"], "FLOP"), _si(est["total_flops_cached"], "FLOP"))
-    numbers.add_row(f"{n}-token generation: time (fits)", f"{pred['generation_s_uncached']:,.1f} s", f"{pred['generation_s_cached']:,.1f} s")
+    numbers.add_row(
+        f"{n}-token generation: FLOPs", _si(est["total_flops_uncached"], "FLOP"), _si(est["total_flops_cached"], "FLOP")
+    )
+    numbers.add_row(
+        f"{n}-token generation: time (fits)",
+        f"{pred['generation_s_uncached']:,.1f} s",
+        f"{pred['generation_s_cached']:,.1f} s",
+    )
     console.print(numbers)
     ratio = est["total_flops_uncached"] / est["total_flops_cached"]
     console.print(f"  No cache: a generation's work grows like n² (here ×{ratio:.0f} the FLOPs).")
@@ -181,11 +260,19 @@ def cmd_latency(args, console) -> int:
     rounds = len(latency.output_lengths(args.max_tokens, args.points)) + 1
     with progress_bar(f"requests to {url}") as bar:
         task = bar.add_task("", total=rounds * args.repeats)
-        data = latency.measure(url, args.max_tokens, args.points, args.repeats, prompt=args.prompt or latency.PROMPT,
-                               on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+        data = latency.measure(
+            url,
+            args.max_tokens,
+            args.points,
+            args.repeats,
+            prompt=args.prompt or latency.PROMPT,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     fit, loop = data["fit"], data["loop"]["fit"]
-    data["budget"] = {"stream": latency.budget(max(fit["ttft_ms"], 0.0), fit["itl_ms"], args.tokens) if fit["itl_ms"] > 0 else None,
-                      "loop": latency.budget(max(loop["ttft_ms"], 0.0), loop["itl_ms"], args.tokens) if loop["itl_ms"] > 0 else None}
+    data["budget"] = {
+        "stream": latency.budget(max(fit["ttft_ms"], 0.0), fit["itl_ms"], args.tokens) if fit["itl_ms"] > 0 else None,
+        "loop": latency.budget(max(loop["ttft_ms"], 0.0), loop["itl_ms"], args.tokens) if loop["itl_ms"] > 0 else None,
+    }
     if args.plot:
         charts.latency_chart(data, args.plot)
     if args.json:
@@ -210,11 +297,20 @@ def show_latency(console, data: dict, tokens: int, plot: str | None) -> None:
     for column in ("tokens", "TTFT", "ITL", "total", "server: prompt", "server: ITL", "1 call/token: total"):
         table.add_column(column, justify="right")
     for p, q in zip(data["series"], data["loop"]["series"]):
-        table.add_row(str(p["tokens"]), _opt(p["ttft_ms"]), _opt(p["itl_ms"]), _opt(p["total_ms"]), _opt(p["server_prompt_ms"]),
-                      _opt(p["server_itl_ms"] if p["tokens"] > 1 else None), _opt(q["total_ms"]))
+        table.add_row(
+            str(p["tokens"]),
+            _opt(p["ttft_ms"]),
+            _opt(p["itl_ms"]),
+            _opt(p["total_ms"]),
+            _opt(p["server_prompt_ms"]),
+            _opt(p["server_itl_ms"] if p["tokens"] > 1 else None),
+            _opt(q["total_ms"]),
+        )
     console.print(table)
     if data["repeats"] > 1:
-        worst = max(p["total_spread_ms"] / p["total_ms"] for p in data["series"] + data["loop"]["series"] if p["total_ms"])
+        worst = max(
+            p["total_spread_ms"] / p["total_ms"] for p in data["series"] + data["loop"]["series"] if p["total_ms"]
+        )
         console.print(f"  noise: totals of one length differed by up to {100 * worst:.0f} % between repeats")
     else:
         console.print("  noise: one repeat, so no spread was measured (use --repeats 3)")
@@ -222,7 +318,9 @@ def show_latency(console, data: dict, tokens: int, plot: str | None) -> None:
     console.print(f"  streamed:          total ≈ {fit['formula']}   R² {fit['r2']:.3f}")
     console.print(f"  one request/token: total ≈ {loop['formula']}   R² {loop['r2']:.3f}")
     if server["itl_ms"] is not None:
-        console.print(f"  the server's own timings: prompt {_opt(server['prompt_ms'])} ms, {_opt(server['itl_ms'])} ms per token")
+        console.print(
+            f"  the server's own timings: prompt {_opt(server['prompt_ms'])} ms, {_opt(server['itl_ms'])} ms per token"
+        )
     console.print()
     rows = []
     for p, q in zip(data["series"], data["loop"]["series"]):
@@ -233,17 +331,25 @@ def show_latency(console, data: dict, tokens: int, plot: str | None) -> None:
     for key, label in (("stream", "streamed"), ("loop", "one request per token")):
         b = data["budget"][key]
         if b:
-            console.print(f"  {tokens} tokens, {label}: ≈ {b['total_ms'] / 1000:,.1f} s "
-                          f"({b['tokens_per_s_seen']:,.1f} tokens/s; TTFT {b['ttft_share']:.0%} of it)")
+            console.print(
+                f"  {tokens} tokens, {label}: ≈ {b['total_ms'] / 1000:,.1f} s "
+                f"({b['tokens_per_s_seen']:,.1f} tokens/s; TTFT {b['ttft_share']:.0%} of it)"
+            )
     if plot:
         console.print(f"  chart written to {plot}")
 
 
 def show_budget(console, data: dict) -> None:
-    console.print(f"[bold]Latency budget[/]: first token after {data['ttft_ms']:,.0f} ms, then one every {data['itl_ms']:,.1f} ms")
-    console.print(f"  a {data['tokens']}-token answer: {data['ttft_ms']:,.0f} + ({data['tokens']} - 1) × {data['itl_ms']:,.1f} ms = "
-                  f"[bold]{data['total_ms'] / 1000:,.2f} s[/]")
-    console.print(f"  streaming at {data['stream_tokens_per_s']:,.1f} tokens/s; {data['tokens_per_s_seen']:,.1f} tokens/s over the whole wait")
+    console.print(
+        f"[bold]Latency budget[/]: first token after {data['ttft_ms']:,.0f} ms, then one every {data['itl_ms']:,.1f} ms"
+    )
+    console.print(
+        f"  a {data['tokens']}-token answer: {data['ttft_ms']:,.0f} + ({data['tokens']} - 1) × {data['itl_ms']:,.1f} ms = "
+        f"[bold]{data['total_ms'] / 1000:,.2f} s[/]"
+    )
+    console.print(
+        f"  streaming at {data['stream_tokens_per_s']:,.1f} tokens/s; {data['tokens_per_s_seen']:,.1f} tokens/s over the whole wait"
+    )
     table = Table(box=None, header_style="bold")
     for column in ("answer tokens", "total", "waiting for the first token"):
         table.add_column(column, justify="right")

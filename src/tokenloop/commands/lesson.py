@@ -14,10 +14,13 @@ DEFAULT_PORT = 8765  # not 8000: that is where vLLM listens by default
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("lesson", help="the lesson and the lab in your browser (a local web app)",
-                       description="Start a local web app: the lesson (guess, then reveal, with live numbers from the model) "
-                       "and the lab (the loop on your own prompts). With --url the server answers and the embedded model "
-                       "runs beside it; the URL is fixed here and the page cannot change it.")
+    p = sub.add_parser(
+        "lesson",
+        help="the lesson and the lab in your browser (a local web app)",
+        description="Start a local web app: the lesson (guess, then reveal, with live numbers from the model) "
+        "and the lab (the loop on your own prompts). With --url the server answers and the embedded model "
+        "runs beside it; the URL is fixed here and the page cannot change it.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     p.add_argument("--lesson", default="day01", help="which lesson to show (default day01)")
@@ -76,8 +79,12 @@ def cmd_lesson(args, console) -> int:
     app = create_app(backend, compare=compare, lesson=args.lesson, server_url=server_url, allowed_hosts=hosts)
     if not loopback(args.host):
         log(f"listening on {args.host}: anyone who can reach this machine can use the model")
-    console.print(f"tokenloop lesson: [bold]{address(args.host, args.port)}[/bold]  (the lab: {address(args.host, args.port)}lab)")
-    console.print(f"model: {backend.model} ({backend.name}{', the embedded model beside it' if compare else ''})", soft_wrap=True)
+    console.print(
+        f"tokenloop lesson: [bold]{address(args.host, args.port)}[/bold]  (the lab: {address(args.host, args.port)}lab)"
+    )
+    console.print(
+        f"model: {backend.model} ({backend.name}{', the embedded model beside it' if compare else ''})", soft_wrap=True
+    )
     console.print("Ctrl+C stops it.")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -16,9 +16,12 @@ JUPYTERS = ["jupyter-lab", "jupyter-notebook"]  # the first one found opens the 
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("notebook", help="where the companion notebook is and how to open it",
-                       description="The companion notebook builds the generation loop from scratch on the embedded model: "
-                       "tokens, one forward pass, softmax, top-k, the loop, the stop token, a KV cache, sampling.")
+    p = sub.add_parser(
+        "notebook",
+        help="where the companion notebook is and how to open it",
+        description="The companion notebook builds the generation loop from scratch on the embedded model: "
+        "tokens, one forward pass, softmax, top-k, the loop, the stop token, a KV cache, sampling.",
+    )
     how = p.add_mutually_exclusive_group()
     how.add_argument("--open", action="store_true", help="open it in JupyterLab (or Jupyter Notebook) if installed")
     how.add_argument("--path", action="store_true", help="print only the notebook's path")
@@ -30,7 +33,9 @@ def find_notebook() -> Path:
     for folder in (Path.cwd() / "notebooks", Path.cwd(), CHECKOUT / "notebooks"):
         if (folder / NAME).is_file():
             return folder / NAME
-    raise UsageError(f"notebooks/{NAME} not found: it ships with the tokenloop source, so run this from a tokenloop checkout")
+    raise UsageError(
+        f"notebooks/{NAME} not found: it ships with the tokenloop source, so run this from a tokenloop checkout"
+    )
 
 
 def find_jupyter() -> str | None:
@@ -59,7 +64,9 @@ def cmd_notebook(args, console) -> int:
     jupyter = find_jupyter()
     if args.open:
         if jupyter is None:
-            raise UsageError("Jupyter is not installed here: run `pip install jupyterlab`, then `tokenloop notebook --open`")
+            raise UsageError(
+                "Jupyter is not installed here: run `pip install jupyterlab`, then `tokenloop notebook --open`"
+            )
         return subprocess.call([jupyter, str(path)])
     lines = [
         f"The companion notebook: {path}",
@@ -69,7 +76,8 @@ def cmd_notebook(args, console) -> int:
         f"  jupyter lab {shown(path)}",
         f"  code {shown(path)}      (VS Code with its Jupyter extension)",
         "",
-        f"Jupyter is installed ({Path(jupyter).name}): `tokenloop notebook --open` starts it." if jupyter
+        f"Jupyter is installed ({Path(jupyter).name}): `tokenloop notebook --open` starts it."
+        if jupyter
         else "Jupyter is not installed here: `pip install jupyterlab`, then `tokenloop notebook --open`.",
     ]
     for line in lines:

@@ -8,14 +8,25 @@ from .common import emit_json, number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("probe", help="what your server can do: kind, model, tokenizer, token-id prompts, logprobs cap",
-                       description="Ask an OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama, ...) what the "
-                       "token loop needs: its tokenizer endpoints, whether it takes the prompt as token ids, how many "
-                       "logprobs it gives, which distribution they are, and the shape they come in.")
+    p = sub.add_parser(
+        "probe",
+        help="what your server can do: kind, model, tokenizer, token-id prompts, logprobs cap",
+        description="Ask an OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama, ...) what the "
+        "token loop needs: its tokenizer endpoints, whether it takes the prompt as token ids, how many "
+        "logprobs it gives, which distribution they are, and the shape they come in.",
+    )
     p.add_argument("--url", metavar="URL", help="the server, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)")
     p.add_argument("--api-key", metavar="KEY", help="the server's API key (default: $OPENAI_API_KEY)")
-    p.add_argument("--server-model", metavar="NAME", help="which served model (default: the first one /v1/models lists)")
-    p.add_argument("--server-timeout", type=number("--server-timeout"), default=60.0, metavar="S", help="seconds to wait for each answer (default 60)")
+    p.add_argument(
+        "--server-model", metavar="NAME", help="which served model (default: the first one /v1/models lists)"
+    )
+    p.add_argument(
+        "--server-timeout",
+        type=number("--server-timeout"),
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for each answer (default 60)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_probe)
 
@@ -29,7 +40,9 @@ def describe(caps) -> list[tuple[str, str]]:
     checks = caps.checks
     version = f" {caps.version}" if caps.version else ""
     context = f"{caps.context_length} tokens" if caps.context_length else "not reported (the server's error will say)"
-    tokenizer = "none: text only" if caps.tokenize is None else f"{caps.tokenize} and {caps.detokenize or 'no detokenize'}"
+    tokenizer = (
+        "none: text only" if caps.tokenize is None else f"{caps.tokenize} and {caps.detokenize or 'no detokenize'}"
+    )
     if "detokenize_round_trip" in checks:
         tokenizer += f" (round trip {'exact' if checks['detokenize_round_trip'] else 'NOT exact'})"
     if caps.prompt_ids:
@@ -46,7 +59,9 @@ def describe(caps) -> list[tuple[str, str]]:
         cap = f"{caps.max_logprobs}: asked for {asked}, it returned {got} without saying why"
     else:
         cap = f"at least {got}: no cap found (asked for {asked})"
-    keyed = {"id": "token ids", "token_id:N": "'token_id:N' keys (ids)", "text": "token strings (can collide)"}.get(checks.get("keyed_by"), "nothing")
+    keyed = {"id": "token ids", "token_id:N": "'token_id:N' keys (ids)", "text": "token strings (can collide)"}.get(
+        checks.get("keyed_by"), "nothing"
+    )
     shape = f"{checks.get('shape', '?')} logprobs keyed by {keyed}"
     reports = ", ".join(checks.get("reports", [])) or "no timings or cached-token counts"
     return [
@@ -60,7 +75,10 @@ def describe(caps) -> list[tuple[str, str]]:
         ("shape", shape),
         ("end tokens", ", ".join(map(str, caps.eos_ids)) or "learned when the server stops on one"),
         ("reports", reports),
-        ("one call", f"{checks.get('request_ms', 0):.1f} ms for {checks.get('prompt_tokens', 0)} prompt tokens and {got} logprobs"),
+        (
+            "one call",
+            f"{checks.get('request_ms', 0):.1f} ms for {checks.get('prompt_tokens', 0)} prompt tokens and {got} logprobs",
+        ),
     ]
 
 

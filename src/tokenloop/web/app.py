@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -23,8 +23,24 @@ from ..errors import ModelError, ServerError, TokenloopError, UsageError
 from ..loop import generate, next_token, prompt_ids
 from ..records import Done
 from . import content, demos, lab, score, teacher
-from .schemas import (BranchIn, CompareIn, ErrorOut, InfoOut, LabOut, NextIn, NextOut, RunIn, ScoreIn, ScoreOut,
-                      StaircaseIn, StartIn, StepIn, StepOut, TeacherIn, TrainingIn)
+from .schemas import (
+    BranchIn,
+    CompareIn,
+    ErrorOut,
+    InfoOut,
+    LabOut,
+    NextIn,
+    NextOut,
+    RunIn,
+    ScoreIn,
+    ScoreOut,
+    StaircaseIn,
+    StartIn,
+    StepIn,
+    StepOut,
+    TeacherIn,
+    TrainingIn,
+)
 from .sessions import COOKIE, Session, SessionStore
 
 STATIC = Path(__file__).parent / "static"
@@ -32,8 +48,10 @@ MAX_BODY = 256 * 1024  # bytes: every request of the page is far smaller
 log = logging.getLogger("tokenloop.web")
 
 STATUS = {UsageError: 400, demos.Busy: 409, ServerError: 502, ModelError: 503, demos.Unavailable: 503}
-ERRORS = {400: {"model": ErrorOut, "description": "bad input, with a message that says what to do"},
-          503: {"model": ErrorOut, "description": "not available with this backend or install"}}
+ERRORS = {
+    400: {"model": ErrorOut, "description": "bad input, with a message that says what to do"},
+    503: {"model": ErrorOut, "description": "not available with this backend or install"},
+}
 
 
 def status_of(error: TokenloopError) -> int:
@@ -45,8 +63,11 @@ class Guard:
     from running anything it did not ship (no inline script, no other origin)."""
 
     HEADERS = [
-        (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                                     b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+        (
+            b"content-security-policy",
+            b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"no-referrer"),
     ]
@@ -74,10 +95,20 @@ class Guard:
 DEMO = {"steps": 6, "max_len": 256, "points": 6, "repeats": 2, "teacher_max_new": 96}
 
 
-def create_app(backend, *, compare=None, lesson: str = "day01", server_url: str | None = None,
-               max_sessions: int = 32, allowed_hosts: list[str] | None = None, demo: dict | None = None) -> FastAPI:
+def create_app(
+    backend,
+    *,
+    compare=None,
+    lesson: str = "day01",
+    server_url: str | None = None,
+    max_sessions: int = 32,
+    allowed_hosts: list[str] | None = None,
+    demo: dict | None = None,
+) -> FastAPI:
     """The app for one connected backend (and, with a server, the embedded model beside it)."""
-    app = FastAPI(title="tokenloop lesson", version="1", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="tokenloop lesson", version="1", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
+    )
     app.state.backend, app.state.compare, app.state.server_url = backend, compare, server_url
     app.state.lesson = content.load(lesson)
     app.state.sessions = SessionStore(max_sessions)
@@ -99,13 +130,21 @@ def install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, error: Exception):  # still logged with its traceback by the server
-        return JSONResponse({"error": f"internal error ({type(error).__name__}): see the terminal running tokenloop lesson"}, 500)
+        return JSONResponse(
+            {"error": f"internal error ({type(error).__name__}): see the terminal running tokenloop lesson"}, 500
+        )
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, error: RequestValidationError):
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
-        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}", "detail": json.loads(json.dumps(error.errors(), default=str))}, 422)
+        return JSONResponse(
+            {
+                "error": f"{where}: {first.get('msg', 'invalid')}",
+                "detail": json.loads(json.dumps(error.errors(), default=str)),
+            },
+            422,
+        )
 
 
 # --- pieces the routes share ---------------------------------------------------------------------
@@ -180,10 +219,21 @@ def add_routes(app: FastAPI) -> None:
     @app.get("/api/info", response_model=InfoOut)
     def info(request: Request):
         b, other, chat = app.state.backend, app.state.compare, chatty(app)
-        return {"backend": b.name, "model": b.model, "context_length": b.context_length, "vocab_size": b.vocab_size,
-                "full_vocab": b.full_vocab, "compare": other.model if other is not None else None,
-                "can_score": local(app) is not None, "can_chat": chat is not None, "teacher_model": chat.model if chat else None,
-                "server_url": app.state.server_url, "curl": curl(app, request), "lessons": content.available(), "demo": app.state.demo}
+        return {
+            "backend": b.name,
+            "model": b.model,
+            "context_length": b.context_length,
+            "vocab_size": b.vocab_size,
+            "full_vocab": b.full_vocab,
+            "compare": other.model if other is not None else None,
+            "can_score": local(app) is not None,
+            "can_chat": chat is not None,
+            "teacher_model": chat.model if chat else None,
+            "server_url": app.state.server_url,
+            "curl": curl(app, request),
+            "lessons": content.available(),
+            "demo": app.state.demo,
+        }
 
     @app.get("/api/lesson")
     def lesson() -> dict:
@@ -234,14 +284,18 @@ def add_routes(app: FastAPI) -> None:
     @app.post("/api/compare", responses=ERRORS)
     def compare(body: CompareIn) -> dict:
         if app.state.compare is None:
-            raise UsageError("nothing to compare with: start the app with --url to put a server beside the embedded model")
+            raise UsageError(
+                "nothing to compare with: start the app with --url to put a server beside the embedded model"
+            )
         return {"a": side(app.state.backend, body), "b": side(app.state.compare, body)}
 
     @app.post("/api/score", response_model=ScoreOut, responses=ERRORS)
     def score_(body: ScoreIn):
         b = local(app)
         if b is None:
-            raise UsageError("score mode needs a model running in this process: start `tokenloop lesson` on the embedded model, or with --url to keep the embedded model beside the server")
+            raise UsageError(
+                "score mode needs a model running in this process: start `tokenloop lesson` on the embedded model, or with --url to keep the embedded model beside the server"
+            )
         return score.score(b, body.text)
 
     @app.post("/api/teacher", responses={200: {"content": {"text/event-stream": {}}}, **ERRORS})
@@ -268,7 +322,11 @@ def add_routes(app: FastAPI) -> None:
 
     @app.post("/api/staircase", responses={409: {"model": ErrorOut}, **ERRORS})
     def staircase(body: StaircaseIn) -> dict:
-        return {"result": app.state.demos["staircase"].run(local(app), max_len=body.max_len, points=body.points, repeats=body.repeats)}
+        return {
+            "result": app.state.demos["staircase"].run(
+                local(app), max_len=body.max_len, points=body.points, repeats=body.repeats
+            )
+        }
 
 
 def chain(*parts):

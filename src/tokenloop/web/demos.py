@@ -31,7 +31,9 @@ def module(name: str):
         return importlib.import_module(MODULES[name])
     except ModuleNotFoundError as e:
         if e.name == MODULES[name]:
-            raise Unavailable(f"the {name} demo is not available in this version of tokenloop ({MODULES[name]} is missing)") from None
+            raise Unavailable(
+                f"the {name} demo is not available in this version of tokenloop ({MODULES[name]} is missing)"
+            ) from None
         raise
 
 
@@ -67,7 +69,9 @@ class Demo:
             if self.name == "training":
                 result = code.train(self.trainable(backend), steps=options["steps"])
             else:
-                result = code.measure(backend, max_len=options["max_len"], points=options["points"], repeats=options["repeats"])
+                result = code.measure(
+                    backend, max_len=options["max_len"], points=options["points"], repeats=options["repeats"]
+                )
             self.last = result.to_json()
             return self.last
         finally:

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import math
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from .. import sampling
 from ..errors import UsageError
@@ -35,7 +35,7 @@ def state(backend, session: Session) -> dict:
         "chat": session.chat,
         "prompt_tokens": [{"id": i, "token": backend.token_text(i)} for i in session.prompt_ids],
         "steps": [s.to_json() for s in session.steps],
-        "text": backend.decode(session.ids[len(session.prompt_ids):]) if session.started else "",
+        "text": backend.decode(session.ids[len(session.prompt_ids) :]) if session.started else "",
         "limit": limit(backend),
     }
 
@@ -52,7 +52,9 @@ def start(backend, session: Session, prompt: str, chat: bool = False, resume: li
         raise UsageError(f"the prompt is {len(ids)} tokens; the lab takes at most {limit(backend) - 1}: shorten it")
     vocab = backend.vocab_size
     if vocab is not None and any(i >= vocab for i in resume):
-        raise UsageError(f"a resumed token id is outside the vocabulary of {backend.model} ({vocab} tokens): start again")
+        raise UsageError(
+            f"a resumed token id is outside the vocabulary of {backend.model} ({vocab} tokens): start again"
+        )
     with session.lock:
         session.prompt, session.chat = prompt, chat
         session.prompt_ids, session.ids = ids, ids + list(resume)
@@ -66,8 +68,16 @@ def start(backend, session: Session, prompt: str, chat: bool = False, resume: li
 def restored(backend, step: int, position: int, token_id: int) -> Step:
     """The record of a step that came back from the browser: its token, not its candidates."""
     chosen = Candidate(token_id, backend.token_text(token_id), math.nan, math.nan)  # not kept: shown as unknown
-    return Step(step=step, position=position, chosen=chosen, top=[], ms=0.0, cache=True, sampler="restored",
-                extra={"restored": True})
+    return Step(
+        step=step,
+        position=position,
+        chosen=chosen,
+        top=[],
+        ms=0.0,
+        cache=True,
+        sampler="restored",
+        extra={"restored": True},
+    )
 
 
 def generator_for(session: Session, seed: int | None):
@@ -79,8 +89,17 @@ def generator_for(session: Session, seed: int | None):
 
 def _steps(backend, session: Session, options: SamplerIn, show: int, max_new: int):
     """The loop, continued from where this session's run stands."""
-    return generate(backend, session.ids, max_new, to_sampler(options), show=show, kv=session.cache,
-                    generator=generator_for(session, options.seed), first=len(session.steps) + 1, limit=limit(backend))
+    return generate(
+        backend,
+        session.ids,
+        max_new,
+        to_sampler(options),
+        show=show,
+        kv=session.cache,
+        generator=generator_for(session, options.seed),
+        first=len(session.steps) + 1,
+        limit=limit(backend),
+    )
 
 
 def _append(session: Session, record: Step) -> None:
@@ -135,22 +154,33 @@ def branch(backend, session: Session, step_no: int, token_id: int) -> dict:
     """Replace the pick of step `step_no` by one of its shown candidates and drop what followed."""
     with session.lock:
         if not 1 <= step_no <= len(session.steps):
-            raise UsageError(f"there is no step {step_no} in this run (it has {len(session.steps)}): click a token of the run")
+            raise UsageError(
+                f"there is no step {step_no} in this run (it has {len(session.steps)}): click a token of the run"
+            )
         record = session.steps[step_no - 1]
         shown = {c.id: c for c in record.top}
         for c in record.processed or []:
             shown.setdefault(c.id, c)
         if token_id not in shown:
-            raise UsageError(f"token {token_id} was not among step {step_no}'s candidates: click one of the bars shown for that step")
+            raise UsageError(
+                f"token {token_id} was not among step {step_no}'s candidates: click one of the bars shown for that step"
+            )
         keep = len(session.prompt_ids) + step_no - 1
         session.ids = session.ids[:keep] + [token_id]  # the cache crops itself to the shared prefix
-        mine = dataclasses.replace(record, chosen=shown[token_id], sampler="your pick", extra={**record.extra, "branched": True})
-        session.steps = session.steps[:step_no - 1] + [mine]
+        mine = dataclasses.replace(
+            record, chosen=shown[token_id], sampler="your pick", extra={**record.extra, "branched": True}
+        )
+        session.steps = session.steps[: step_no - 1] + [mine]
     return state(backend, session)
 
 
 def export(session: Session) -> Iterator[str]:
     """The run as JSON lines: one object per step, like `tokenloop run --json`."""
-    yield json.dumps({"prompt": session.prompt, "chat": session.chat, "prompt_ids": session.prompt_ids}, ensure_ascii=False) + "\n"
+    yield (
+        json.dumps(
+            {"prompt": session.prompt, "chat": session.chat, "prompt_ids": session.prompt_ids}, ensure_ascii=False
+        )
+        + "\n"
+    )
     for record in session.steps:
         yield json.dumps(record.to_json(), ensure_ascii=False) + "\n"

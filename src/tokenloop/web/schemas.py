@@ -43,7 +43,9 @@ class NextIn(In):
 class StartIn(In):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     chat: bool = False
-    resume: list[int] = Field(default_factory=list, max_length=MAX_LAB_TOKENS, description="generated ids to restore after a reload")
+    resume: list[int] = Field(
+        default_factory=list, max_length=MAX_LAB_TOKENS, description="generated ids to restore after a reload"
+    )
 
 
 class StepIn(In):
@@ -56,7 +58,9 @@ class RunIn(StepIn):
 
 
 class BranchIn(In):
-    step: int = Field(ge=1, le=MAX_LAB_TOKENS, description="the step whose pick is replaced (1 = first generated token)")
+    step: int = Field(
+        ge=1, le=MAX_LAB_TOKENS, description="the step whose pick is replaced (1 = first generated token)"
+    )
     token_id: int = Field(ge=0, le=10_000_000, description="one of that step's shown candidates")
 
 

@@ -30,7 +30,9 @@ def score(backend, text: str, max_tokens: int = 1024) -> dict:
     if len(ids) < 2:
         raise UsageError("score mode needs at least two tokens of text: paste a sentence or more")
     if len(ids) > min(max_tokens, backend.context_length):
-        raise UsageError(f"the text is {len(ids)} tokens; score mode takes at most {min(max_tokens, backend.context_length)}: shorten it")
+        raise UsageError(
+            f"the text is {len(ids)} tokens; score mode takes at most {min(max_tokens, backend.context_length)}: shorten it"
+        )
     t0 = time.perf_counter()
     logits = backend.all_logits(ids)  # all positions at once
     logprobs = sampling.log_distribution(logits[:-1])  # position i predicts token i + 1
@@ -39,13 +41,24 @@ def score(backend, text: str, max_tokens: int = 1024) -> dict:
     ranks = (logprobs > picked[:, None]).sum(dim=1) + 1  # 1 = the model's favourite
     best = logprobs.argmax(dim=1)
     ms = (time.perf_counter() - t0) * 1000
-    tokens = [{"id": ids[0], "token": backend.token_text(ids[0]), "prob": None, "logprob": None, "rank": None, "top": None}]
+    tokens = [
+        {"id": ids[0], "token": backend.token_text(ids[0]), "prob": None, "logprob": None, "rank": None, "top": None}
+    ]
     for i, token_id in enumerate(ids[1:]):
         top_id = int(best[i])
-        tokens.append({
-            "id": token_id, "token": backend.token_text(token_id),
-            "prob": math.exp(float(picked[i])), "logprob": float(picked[i]), "rank": int(ranks[i]),
-            "top": {"id": top_id, "token": backend.token_text(top_id), "prob": math.exp(float(logprobs[i, top_id]))},
-        })
+        tokens.append(
+            {
+                "id": token_id,
+                "token": backend.token_text(token_id),
+                "prob": math.exp(float(picked[i])),
+                "logprob": float(picked[i]),
+                "rank": int(ranks[i]),
+                "top": {
+                    "id": top_id,
+                    "token": backend.token_text(top_id),
+                    "prob": math.exp(float(logprobs[i, top_id])),
+                },
+            }
+        )
     mean = float(picked.mean())
     return {"model": backend.model, "tokens": tokens, "mean_logprob": mean, "perplexity": math.exp(-mean), "ms": ms}

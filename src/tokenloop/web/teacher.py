@@ -3,7 +3,7 @@ the lesson's context as the system message, streamed a piece of text at a time."
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import UsageError
 from ..loop import generate
@@ -16,7 +16,11 @@ TEACHER_SAMPLER = Sampler(temperature=0.4, top_p=0.9)
 
 def messages(lesson: dict, question: str, history: list[dict]) -> list[dict]:
     """System message from the lesson, then the earlier turns, then the new question."""
-    return [{"role": "system", "content": lesson["teacher"]["system"].strip()}, *history, {"role": "user", "content": question}]
+    return [
+        {"role": "system", "content": lesson["teacher"]["system"].strip()},
+        *history,
+        {"role": "user", "content": question},
+    ]
 
 
 def can_chat(backend) -> bool:
@@ -50,15 +54,21 @@ def pieces(backend, ids: list[int], max_new: int) -> Iterator[str]:
         text = backend.decode(made)
         if text.endswith("\ufffd"):  # half a character: wait for the rest
             continue
-        if text[len(sent):]:
-            yield text[len(sent):]
+        if text[len(sent) :]:
+            yield text[len(sent) :]
         sent = text
 
 
 def server_pieces(backend, conversation: list[dict], max_new: int) -> Iterator[str]:
     """The server applies its own chat template: /v1/chat/completions, streamed."""
-    body = {"model": backend.model, "messages": conversation, "max_tokens": max_new, "stream": True,
-            "temperature": TEACHER_SAMPLER.temperature, "top_p": TEACHER_SAMPLER.top_p}
+    body = {
+        "model": backend.model,
+        "messages": conversation,
+        "max_tokens": max_new,
+        "stream": True,
+        "temperature": TEACHER_SAMPLER.temperature,
+        "top_p": TEACHER_SAMPLER.top_p,
+    }
     with backend.client.events("/v1/chat/completions", body) as chunks:
         for chunk in chunks:
             choices = chunk.get("choices")

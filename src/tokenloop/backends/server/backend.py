@@ -21,8 +21,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -63,8 +64,17 @@ class ServerBackend:
     model_path = None
     config = None
 
-    def __init__(self, url: str, api_key: str | None = None, model: str | None = None, timeout: float = 60.0,
-                 log=None, stream: bool = False, server_sample: bool = False, keep_alive: bool = True):
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        model: str | None = None,
+        timeout: float = 60.0,
+        log=None,
+        stream: bool = False,
+        server_sample: bool = False,
+        keep_alive: bool = True,
+    ):
         self.root = base_url(url)
         self.client = Client(self.root, api_key, timeout, keep_alive)
         self.timeout = timeout
@@ -81,8 +91,10 @@ class ServerBackend:
         # how a run picks: tokenloop's sampler over the returned top-k (None), the server, or one stream
         self.picker = picks.streamed if stream else picks.by_server if server_sample else None
         if not self.sends_ids:
-            self._note(f"{self.caps.kind} takes no token ids as a prompt: tokenloop sends the text each step and the "
-                       "server re-tokenizes it, which may split it differently from the tokens shown")
+            self._note(
+                f"{self.caps.kind} takes no token ids as a prompt: tokenloop sends the text each step and the "
+                "server re-tokenizes it, which may split it differently from the tokens shown"
+            )
 
     @classmethod
     def from_args(cls, args, log=None) -> ServerBackend:
@@ -90,9 +102,15 @@ class ServerBackend:
         if not url:
             raise UsageError("no server given: pass --url http://host:8000/v1 or set OPENAI_BASE_URL")
         timeout = getattr(args, "server_timeout", None)
-        return cls(url, api_key=getattr(args, "api_key", None) or os.environ.get("OPENAI_API_KEY"),
-                   model=getattr(args, "server_model", None), timeout=60.0 if timeout is None else timeout,
-                   log=log, stream=getattr(args, "stream", False), server_sample=getattr(args, "server_sample", False))
+        return cls(
+            url,
+            api_key=getattr(args, "api_key", None) or os.environ.get("OPENAI_API_KEY"),
+            model=getattr(args, "server_model", None),
+            timeout=60.0 if timeout is None else timeout,
+            log=log,
+            stream=getattr(args, "stream", False),
+            server_sample=getattr(args, "server_sample", False),
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -130,13 +148,17 @@ class ServerBackend:
             if isinstance(answer, dict) and isinstance(answer.get("prompt"), str):
                 return answer["prompt"]
             raise ServerError("the server's /apply-template answered without a prompt string")
-        raise UsageError(f"--chat over a {self.caps.kind} server is not supported: drop --chat and write the chat template into the prompt")
+        raise UsageError(
+            f"--chat over a {self.caps.kind} server is not supported: drop --chat and write the chat template into the prompt"
+        )
 
     def chat_text(self, messages: list[dict]) -> str:
         raise UsageError("the server applies its own chat template")
 
     def _count_tokens(self, text: str) -> int:
-        answer = self.client.call("POST", "/v1/completions", {"model": self.model, "prompt": text, "max_tokens": 1, "temperature": 0})
+        answer = self.client.call(
+            "POST", "/v1/completions", {"model": self.model, "prompt": text, "max_tokens": 1, "temperature": 0}
+        )
         usage = answer.get("usage") if isinstance(answer, dict) else None
         count = usage.get("prompt_tokens") if isinstance(usage, dict) else None
         return count if isinstance(count, int) and 0 <= count < UNKNOWN_CONTEXT else 0
@@ -157,9 +179,16 @@ class ServerBackend:
     def _lookup_id(self, text: str) -> int | None:
         if self.caps.tokenize is None:
             return None
-        answer = self.client.quiet("POST", self.caps.tokenize, kinds.tokenize_body(self.kind, self.model, text, special=False))
+        answer = self.client.quiet(
+            "POST", self.caps.tokenize, kinds.tokenize_body(self.kind, self.model, text, special=False)
+        )
         tokens = answer.get("tokens") if isinstance(answer, dict) else None
-        if isinstance(tokens, list) and len(tokens) == 1 and isinstance(tokens[0], int) and not isinstance(tokens[0], bool):
+        if (
+            isinstance(tokens, list)
+            and len(tokens) == 1
+            and isinstance(tokens[0], int)
+            and not isinstance(tokens[0], bool)
+        ):
             return tokens[0]
         return None
 
@@ -178,7 +207,11 @@ class ServerBackend:
         if self.kind.native:
             return data.get("completion_probabilities")
         choices = data.get("choices")
-        return choices[0].get("logprobs") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+        return (
+            choices[0].get("logprobs")
+            if isinstance(choices, list) and choices and isinstance(choices[0], dict)
+            else None
+        )
 
     def finish_of(self, data: Any) -> str | None:
         """Why the server stopped, if this completion (or chunk) says: "stop", "length", ..."""
@@ -191,19 +224,30 @@ class ServerBackend:
         finish = choice.get("finish_reason")
         return finish if isinstance(finish, str) else None
 
-    def complete(self, ids: Sequence[int], top_k: int, sampler: Sampler | None = None, seed: int | None = None,
-                 cache: bool = True) -> Answer:
+    def complete(
+        self,
+        ids: Sequence[int],
+        top_k: int,
+        sampler: Sampler | None = None,
+        seed: int | None = None,
+        cache: bool = True,
+    ) -> Answer:
         step = self.tokens.step_of(ids)
         prompt: list[int] | str = list(ids) if self.sends_ids else self.tokens.text_of(list(ids))
         start = time.perf_counter()
         data, k = self._post_completion(prompt, top_k, step, sampler=sampler, seed=seed, cache=cache)
         request_ms = (time.perf_counter() - start) * 1000
         if not isinstance(data, dict):
-            raise ServerError(f"the {self.caps.kind} server answered a {type(data).__name__} where a completion object belongs", step)
+            raise ServerError(
+                f"the {self.caps.kind} server answered a {type(data).__name__} where a completion object belongs", step
+            )
         found = shapes.positions(self.logprobs_of(data))
         if not found or not found[0].top:
-            raise ServerError(f"the {self.caps.kind} server at {self.root} returned no logprobs for {self.caps.endpoint}: "
-                              "tokenloop needs logprobs to show the distribution (check that the server has them on)", step)
+            raise ServerError(
+                f"the {self.caps.kind} server at {self.root} returned no logprobs for {self.caps.endpoint}: "
+                "tokenloop needs logprobs to show the distribution (check that the server has them on)",
+                step,
+            )
         position = found[0]
         top = position.top
         if all(math.isinf(e.logprob) for e in top):
@@ -225,14 +269,21 @@ class ServerBackend:
         tokens_in = extra.get("server_prompt_tokens")
         if tokens_in is None:
             tokens_in = extra.get("prompt_tokens", len(ids)) - extra.get("cached_tokens", 0)
-        scores = Scores(torch.tensor([e.logprob for e in top], dtype=torch.float32), torch.tensor(token_ids), tokens_in, extra)
+        scores = Scores(
+            torch.tensor([e.logprob for e in top], dtype=torch.float32), torch.tensor(token_ids), tokens_in, extra
+        )
         return Answer(scores, position, pick, self.finish_of(data))
 
     def _server_pick(self, position: shapes.Position, data: dict) -> int | None:
         choices = data.get("choices") if not self.kind.native else None
         choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
         returned = choice.get("token_ids")  # vLLM's return_token_ids
-        if isinstance(returned, list) and returned and isinstance(returned[0], int) and not isinstance(returned[0], bool):
+        if (
+            isinstance(returned, list)
+            and returned
+            and isinstance(returned[0], int)
+            and not isinstance(returned[0], bool)
+        ):
             return returned[0]
         return self.tokens.id_of(position.chosen) if position.chosen is not None else None
 
@@ -255,13 +306,19 @@ class ServerBackend:
             if limit:
                 self.context_length = self.caps.context_length = limit
             if step is None or step == 1:
-                raise UsageError(f"the prompt is too long for the server's context ({refused.server_message}): shorten it") from None
-            raise ServerError(f"the sequence outgrew the server's context ({refused.server_message}): lower --max-new", step) from None
+                raise UsageError(
+                    f"the prompt is too long for the server's context ({refused.server_message}): shorten it"
+                ) from None
+            raise ServerError(
+                f"the sequence outgrew the server's context ({refused.server_message}): lower --max-new", step
+            ) from None
         cap = shapes.logprobs_cap(refused.server_message)
         if cap is None or cap >= k or cap < 1:
             raise refused
         self.max_top_k = self.caps.max_logprobs = cap
-        self._note(f"the server allows at most {cap} logprobs per token (vLLM: --max-logprobs raises it): showing the top {cap}")
+        self._note(
+            f"the server allows at most {cap} logprobs per token (vLLM: --max-logprobs raises it): showing the top {cap}"
+        )
         return cap
 
 

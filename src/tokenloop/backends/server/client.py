@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -55,8 +56,9 @@ class Client:
         self.root, self.timeout = root, timeout
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         limits = httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0)  # off: only to measure it
-        self.http = httpx.Client(base_url=root, headers=headers, limits=limits,
-                                 timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
+        self.http = httpx.Client(
+            base_url=root, headers=headers, limits=limits, timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -68,7 +70,9 @@ class Client:
         if status >= 400:
             raise self.refused(status, data, text, path, step)
         if data is _NOT_JSON:
-            raise ServerError(f"{self.root}{path} answered something that is not JSON: is --url an OpenAI-compatible server?", step)
+            raise ServerError(
+                f"{self.root}{path} answered something that is not JSON: is --url an OpenAI-compatible server?", step
+            )
         return data
 
     def quiet(self, method: str, path: str, body: dict | None = None) -> Any:
@@ -93,7 +97,9 @@ class Client:
             except httpx.TimeoutException:
                 raise self._late(path, step) from None
             except httpx.ConnectError as e:
-                raise ServerError(f"can't reach {self.root} ({reason(e)}): is the server running? check --url", step) from None
+                raise ServerError(
+                    f"can't reach {self.root} ({reason(e)}): is the server running? check --url", step
+                ) from None
             except httpx.HTTPError as e:
                 raise self._broken(path, step, reason(e)) from None
         text = raw.decode("utf-8", errors="replace")
@@ -123,15 +129,25 @@ class Client:
                     raise self.refused(response.status_code, data, text, path, step())
                 yield self._chunks(response, path, step)
         except _Late:
-            raise ServerError(f"{self.root} sent nothing for {self.timeout:g} s: the server is stuck or overloaded "
-                              "(raise --server-timeout to wait longer)", step()) from None
+            raise ServerError(
+                f"{self.root} sent nothing for {self.timeout:g} s: the server is stuck or overloaded "
+                "(raise --server-timeout to wait longer)",
+                step(),
+            ) from None
         except httpx.TimeoutException:
-            raise ServerError(f"{self.root} sent nothing for {self.timeout:g} s: the server is stuck or overloaded "
-                              "(raise --server-timeout to wait longer)", step()) from None
+            raise ServerError(
+                f"{self.root} sent nothing for {self.timeout:g} s: the server is stuck or overloaded "
+                "(raise --server-timeout to wait longer)",
+                step(),
+            ) from None
         except httpx.ConnectError as e:
-            raise ServerError(f"can't reach {self.root} ({reason(e)}): is the server running? check --url", step()) from None
+            raise ServerError(
+                f"can't reach {self.root} ({reason(e)}): is the server running? check --url", step()
+            ) from None
         except httpx.HTTPError as e:
-            raise ServerError(f"the stream from {self.root} broke off ({reason(e)}): the server may have crashed", step()) from None
+            raise ServerError(
+                f"the stream from {self.root} broke off ({reason(e)}): the server may have crashed", step()
+            ) from None
 
     def _chunks(self, response: httpx.Response, path: str, step) -> Iterator[dict]:
         for line in _lines(response, self.timeout):
@@ -148,15 +164,21 @@ class Client:
                 error = chunk.get("error", chunk) if isinstance(chunk, dict) else chunk
                 raise ServerError(f"the server stopped the stream: {shapes.error_message(0, {'error': error})}", step())
             if not isinstance(chunk, dict):
-                raise ServerError(f"the stream sent a {type(chunk).__name__} where an object belongs: {payload[:80]!r}", step())
+                raise ServerError(
+                    f"the stream sent a {type(chunk).__name__} where an object belongs: {payload[:80]!r}", step()
+                )
             yield chunk
-        raise ServerError(f"the stream from {self.root} ended without its closing [DONE]: the server may have crashed", step())
+        raise ServerError(
+            f"the stream from {self.root} ended without its closing [DONE]: the server may have crashed", step()
+        )
 
     # --- errors ---------------------------------------------------------------------------------
     def refused(self, status: int, data: Any, text: str, path: str, step: int | None) -> Refused:
         said = shapes.error_message(status, None if data is _NOT_JSON else data, text if data is _NOT_JSON else "")
         if status in (401, 403):
-            message = f"the server refused the request ({status}: {said}): pass its key with --api-key or OPENAI_API_KEY"
+            message = (
+                f"the server refused the request ({status}: {said}): pass its key with --api-key or OPENAI_API_KEY"
+            )
         elif status == 404:
             message = f"{self.root}{path} not found (404): check --url; give the server's base URL, e.g. http://localhost:8000/v1"
         else:
@@ -164,8 +186,11 @@ class Client:
         return Refused(message, status, said, step)
 
     def _late(self, path: str, step: int | None) -> ServerError:
-        return ServerError(f"{self.root} gave no answer within {self.timeout:g} s on {path}: the server is stuck or "
-                           "overloaded (raise --server-timeout to wait longer)", step)
+        return ServerError(
+            f"{self.root} gave no answer within {self.timeout:g} s on {path}: the server is stuck or "
+            "overloaded (raise --server-timeout to wait longer)",
+            step,
+        )
 
     def _broken(self, path: str, step: int | None, why: str) -> ServerError:
         return ServerError(f"the server at {self.root} stopped answering on {path} ({why}): it may have crashed", step)

@@ -44,7 +44,9 @@ def discover(client: Client, wanted: str | None) -> Capabilities:
     """The served model, the kind of server, its context and tokenizer endpoints."""
     listing = client.call("GET", "/v1/models")
     data = listing.get("data") if isinstance(listing, dict) else None
-    entries = [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] if isinstance(data, list) else []
+    entries = (
+        [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] if isinstance(data, list) else []
+    )
     if not entries:
         raise ServerError(f"{client.root}/v1/models lists no models: is --url an OpenAI-compatible server?")
     models = [m["id"] for m in entries]
@@ -54,8 +56,18 @@ def discover(client: Client, wanted: str | None) -> Capabilities:
     kind = kinds.by_owner(entry.get("owned_by")) or sniff(client)
     context = entry.get("max_model_len")
     context = context if isinstance(context, int) and not isinstance(context, bool) and context > 0 else None
-    caps = Capabilities(client.root, kind.name, entry["id"], models, context, kind.tokenize, kind.detokenize,
-                        kind.takes_ids, kind.endpoint, kind.distribution)
+    caps = Capabilities(
+        client.root,
+        kind.name,
+        entry["id"],
+        models,
+        context,
+        kind.tokenize,
+        kind.detokenize,
+        kind.takes_ids,
+        kind.endpoint,
+        kind.distribution,
+    )
     if kind is kinds.LLAMA_CPP:
         props = client.quiet("GET", "/props")
         props = props if isinstance(props, dict) else {}
@@ -67,7 +79,9 @@ def discover(client: Client, wanted: str | None) -> Capabilities:
             caps.eos_ids = special_ids(client, kind, caps.model, props["eos_token"])
     elif kind is kinds.VLLM:
         version = client.quiet("GET", "/version")
-        caps.version = version.get("version") if isinstance(version, dict) and isinstance(version.get("version"), str) else None
+        caps.version = (
+            version.get("version") if isinstance(version, dict) and isinstance(version.get("version"), str) else None
+        )
     if kind is kinds.OTHER and client.quiet("POST", "/tokenize", kinds.tokenize_body(kind, caps.model, "a")) is None:
         caps.tokenize = caps.detokenize = None
     if caps.tokenize is None:
@@ -94,7 +108,9 @@ def special_ids(client: Client, kind: kinds.Kind, model: str, text: str) -> list
     """The id of a special token's text, if the server's tokenizer makes it one token."""
     answer = client.quiet("POST", kind.tokenize, kinds.tokenize_body(kind, model, text, special=False))
     tokens = answer.get("tokens") if isinstance(answer, dict) else None
-    ok = isinstance(tokens, list) and len(tokens) == 1 and isinstance(tokens[0], int) and not isinstance(tokens[0], bool)
+    ok = (
+        isinstance(tokens, list) and len(tokens) == 1 and isinstance(tokens[0], int) and not isinstance(tokens[0], bool)
+    )
     return list(tokens) if ok else []
 
 
@@ -160,9 +176,11 @@ def measure_distribution(backend, prompt, greedy_top: shapes.Entry, temperature:
         return
     caps.checks["favourite_logprob_greedy_t05"] = [round(greedy_top.logprob, 4), round(same[0], 4)]
     if abs(same[0] - greedy_top.logprob) > 1e-3:
-        caps.distribution = (f"processed: measured, the favourite's logprob moved from {greedy_top.logprob:.3f} to "
-                             f"{same[0]:.3f} at T={temperature}, so the server reports its distribution after "
-                             "temperature/top-k/top-p (e.g. vLLM --logprobs-mode processed_logprobs)")
+        caps.distribution = (
+            f"processed: measured, the favourite's logprob moved from {greedy_top.logprob:.3f} to "
+            f"{same[0]:.3f} at T={temperature}, so the server reports its distribution after "
+            "temperature/top-k/top-p (e.g. vLLM --logprobs-mode processed_logprobs)"
+        )
     else:
         documented = caps.distribution.removeprefix("raw: ")
         caps.distribution = f"raw (measured: the same logprobs greedy and at T={temperature}): {documented}"

@@ -12,7 +12,7 @@ made: strings get placeholders, resolved once the stream is over.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from . import shapes
 
@@ -49,7 +49,7 @@ class TokenTable:
         """Text mode: the remembered prompt's own text, then each generated token's string."""
         for prompt, text in reversed(list(self.prompts.items())):
             if tuple(ids[: len(prompt)]) == prompt:
-                return text + "".join(self.piece(i) for i in ids[len(prompt):])
+                return text + "".join(self.piece(i) for i in ids[len(prompt) :])
         return "".join(self.piece(i) for i in ids)
 
     def piece(self, token_id: int) -> str:

@@ -44,31 +44,48 @@ class Kind:
 
 
 VLLM = Kind(
-    "vLLM", ("vllm",),
+    "vLLM",
+    ("vllm",),
     distribution="raw: vLLM's default --logprobs-mode raw_logprobs is the model's log-softmax before temperature, "
     "penalties and top-k/top-p (processed_logprobs would be after them)",
     neutral={"top_k": -1, "top_p": 1.0, "min_p": 0.0},
     extra={"return_tokens_as_token_ids": True, "return_token_ids": True},
 )
 SGLANG = Kind(
-    "SGLang", ("sglang",), after_temperature=True,
+    "SGLang",
+    ("sglang",),
+    after_temperature=True,
     distribution="after temperature: SGLang computes logprobs from the temperature-scaled logits "
     "(the raw distribution only at temperature 0 or 1)",
     neutral={"top_k": -1, "top_p": 1.0, "min_p": 0.0},
 )
 LLAMA_CPP = Kind(
-    "llama.cpp", ("llamacpp",), text_field="content", special_field="add_special", native=True,
+    "llama.cpp",
+    ("llamacpp",),
+    text_field="content",
+    special_field="add_special",
+    native=True,
     distribution="raw: llama.cpp reports probabilities before its sampler unless a request sets post_sampling_probs",
     neutral={"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0, "post_sampling_probs": False},
 )
 LLAMA_CPP_PYTHON = Kind(
-    "llama-cpp-python", ("me",), tokenize="/extras/tokenize", detokenize="/extras/detokenize",
-    text_field="input", special_field=None, takes_ids=False, interrupts=True,
+    "llama-cpp-python",
+    ("me",),
+    tokenize="/extras/tokenize",
+    detokenize="/extras/detokenize",
+    text_field="input",
+    special_field=None,
+    takes_ids=False,
+    interrupts=True,
     distribution="raw: llama-cpp-python takes the log-softmax of the full logits, before its sampler",
     neutral={"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0},
 )
 OLLAMA = Kind(
-    "Ollama", ("library", "ollama"), tokenize=None, detokenize=None, takes_ids=False,
+    "Ollama",
+    ("library", "ollama"),
+    tokenize=None,
+    detokenize=None,
+    takes_ids=False,
     distribution="raw: Ollama computes logprobs before temperature scaling",
     neutral={"top_p": 1.0},
 )
@@ -84,9 +101,18 @@ def by_owner(owned_by: str | None) -> Kind | None:
     return None
 
 
-def completion_body(kind: Kind, model: str, prompt: list[int] | str, k: int, *, max_tokens: int = 1,
-                    sampler: Sampler | None = None, seed: int | None = None, cache: bool = True,
-                    stream: bool = False) -> dict:
+def completion_body(
+    kind: Kind,
+    model: str,
+    prompt: list[int] | str,
+    k: int,
+    *,
+    max_tokens: int = 1,
+    sampler: Sampler | None = None,
+    seed: int | None = None,
+    cache: bool = True,
+    stream: bool = False,
+) -> dict:
     """One completion request: `max_tokens` new tokens with the top-`k` logprobs of each.
 
     Without a sampler the server picks greedily (temperature 0); with one, it samples with exactly

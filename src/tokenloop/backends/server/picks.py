@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -24,7 +24,9 @@ from . import kinds, shapes
 from .client import Refused
 
 
-def _records(backend, scores: Scores, chosen_id: int, chosen_logprob: float, show: int) -> tuple[Candidate, list[Candidate]]:
+def _records(
+    backend, scores: Scores, chosen_id: int, chosen_logprob: float, show: int
+) -> tuple[Candidate, list[Candidate]]:
     """(chosen, top) from a server's top-k, the same way the embedded loop makes them."""
     top = candidates(backend, scores, Distribution.raw(scores), show)
     prob = math.exp(chosen_logprob) if math.isfinite(chosen_logprob) else 0.0
@@ -35,13 +37,23 @@ def by_server(backend, ids: list[int], kv, sampler, generator, *, seed, show, fi
     """One call per token; the server samples with the given sampler and its pick is appended."""
     for number in itertools.count(first):
         t0 = time.perf_counter()
-        answer = backend.complete(ids, show, sampler=sampler, seed=None if seed is None else seed + number, cache=kv is not None)
+        answer = backend.complete(
+            ids, show, sampler=sampler, seed=None if seed is None else seed + number, cache=kv is not None
+        )
         if answer.server_pick is None or answer.position.chosen is None:
             raise ServerError("the server did not say which token it picked", number)
         chosen, top = _records(backend, answer.scores, answer.server_pick, answer.position.chosen.logprob, show)
-        yield Step(step=number, position=len(ids), chosen=chosen, top=top, ms=(time.perf_counter() - t0) * 1000,
-                   cache=kv is not None, tokens_in=answer.scores.tokens_in, sampler=f"{sampler.describe()} by the server",
-                   extra=answer.scores.extra)
+        yield Step(
+            step=number,
+            position=len(ids),
+            chosen=chosen,
+            top=top,
+            ms=(time.perf_counter() - t0) * 1000,
+            cache=kv is not None,
+            tokens_in=answer.scores.tokens_in,
+            sampler=f"{sampler.describe()} by the server",
+            extra=answer.scores.extra,
+        )
 
 
 def streamed(backend, ids: list[int], kv, sampler, generator, *, seed, show, first, max_new) -> Iterator[Step]:
@@ -52,8 +64,16 @@ def streamed(backend, ids: list[int], kv, sampler, generator, *, seed, show, fir
     backend.tokens.hold = backend.kind.interrupts
     try:
         for attempt in range(2):
-            body = kinds.completion_body(backend.kind, backend.model, sent, k, max_tokens=max_new,
-                                         sampler=None if sampler.greedy else sampler, seed=seed, stream=True)
+            body = kinds.completion_body(
+                backend.kind,
+                backend.model,
+                sent,
+                k,
+                max_tokens=max_new,
+                sampler=None if sampler.greedy else sampler,
+                seed=seed,
+                stream=True,
+            )
             try:
                 yield from _stream_steps(backend, ids, prompt_len, body, sampler, show, first)
                 return
@@ -66,7 +86,9 @@ def streamed(backend, ids: list[int], kv, sampler, generator, *, seed, show, fir
         ids[prompt_len:] = [backend.tokens.resolve(i) for i in ids[prompt_len:]]  # placeholders, looked up now
 
 
-def _stream_steps(backend, ids: list[int], prompt_len: int, body: dict, sampler, show: int, first: int) -> Iterator[Step]:
+def _stream_steps(
+    backend, ids: list[int], prompt_len: int, body: dict, sampler, show: int, first: int
+) -> Iterator[Step]:
     start = last = time.perf_counter()
     made = 0  # tokens received (the loop appends them to `ids` between our yields)
     finish = None
@@ -84,18 +106,35 @@ def _stream_steps(backend, ids: list[int], prompt_len: int, body: dict, sampler,
                 extra = {"mode": "stream", "sent": "ids" if backend.sends_ids else "text", "returned": len(top)}
                 if made == 0:
                     extra["ttft_ms"] = (now - start) * 1000
-                scores = Scores(torch.tensor([e.logprob for e in top], dtype=torch.float32),
-                                torch.tensor([backend.tokens.id_of(e) for e in top]), prompt_len if made == 0 else 1, extra)
-                chosen, cands = _records(backend, scores, backend.tokens.id_of(position.chosen), position.chosen.logprob, show)
+                scores = Scores(
+                    torch.tensor([e.logprob for e in top], dtype=torch.float32),
+                    torch.tensor([backend.tokens.id_of(e) for e in top]),
+                    prompt_len if made == 0 else 1,
+                    extra,
+                )
+                chosen, cands = _records(
+                    backend, scores, backend.tokens.id_of(position.chosen), position.chosen.logprob, show
+                )
                 if finish == "stop" and i == len(positions) - 1:
                     backend.eos_ids = backend.eos_ids | {chosen.id}  # the server stopped on it: an end token
                 made += 1
-                yield Step(step=number, position=prompt_len + made - 1, chosen=chosen, top=cands, ms=(now - last) * 1000,
-                           cache=True, tokens_in=scores.tokens_in, sampler=label, extra=extra)
+                yield Step(
+                    step=number,
+                    position=prompt_len + made - 1,
+                    chosen=chosen,
+                    top=cands,
+                    ms=(now - last) * 1000,
+                    cache=True,
+                    tokens_in=scores.tokens_in,
+                    sampler=label,
+                    extra=extra,
+                )
                 last = now
     # The stream is over and complete ([DONE] came). It ends a run when the server says why.
     if finish == "stop" and made:
         backend.eos_ids = backend.eos_ids | {ids[-1]}
     elif finish is None:
-        raise ServerError(f"the stream ended after {made} tokens without a finish reason: the server may have cut it short",
-                          first + made)
+        raise ServerError(
+            f"the stream ended after {made} tokens without a finish reason: the server may have cut it short",
+            first + made,
+        )
