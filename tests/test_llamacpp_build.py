@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from test_fast_path import need_llamacpp
 
 from tokenloop.backends import llamacpp_build
@@ -68,6 +69,7 @@ def test_a_build_that_crashes_on_this_cpu_is_one_line_with_the_fix(tmp_path):
     assert done.stdout == ""
 
 
+@pytest.mark.model
 def test_a_good_build_passes_the_check_once_and_runs(tmp_path, monkeypatch):
     need_llamacpp()
     monkeypatch.setenv("TOKENLOOP_CACHE", str(tmp_path))
@@ -82,6 +84,7 @@ def test_a_good_build_passes_the_check_once_and_runs(tmp_path, monkeypatch):
     assert calls == []
 
 
+@pytest.mark.model
 def test_the_engine_runs_after_the_check(tmp_path):
     need_llamacpp()
     env = dict(os.environ, TOKENLOOP_CACHE=str(tmp_path))

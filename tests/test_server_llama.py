@@ -148,6 +148,7 @@ def test_bad_option_values(capsys, llama_url):
     one_line_error(capsys, ["next", "hi", "--url", llama_url, "--model", "x.gguf"], 2)
 
 
+@pytest.mark.server  # starts its own llama-server
 def test_api_key(capsys, tmp_path):
     with llama_server(tmp_path, "--api-key", "sesame") as served:
         err = one_line_error(capsys, ["next", "hi", "--url", served.url], 1)
@@ -163,6 +164,7 @@ def impatient(backend: ServerBackend, seconds: float = 1.0) -> None:
     backend.client.http.timeout = httpx.Timeout(seconds)
 
 
+@pytest.mark.server  # starts its own llama-server
 def test_server_stuck_or_dead_mid_run(tmp_path):
     """A server that stops answering times out at the step it was on; one that dies, likewise.
     Then, through the CLI: the JSON lines already written stay valid and the error names the step."""

@@ -33,7 +33,7 @@ class Backend(Protocol):
     can_chat: bool  # can turn a conversation into a prompt (a chat template, or a server's chat endpoint)
     picker: Callable[..., Any] | None  # how a run picks: None is tokenloop's own sampler (see loop.generate)
     model_path: str | None  # the model's folder or file, for demos that load it again
-    config: Any  # the model's config (a dict or a transformers config), for the model numbers; None if unknown
+    config: Any  # the model's config (a transformers config or model_config.ModelConfig), for the model numbers; None if unknown
 
     def encode(self, text: str, chat: bool = False) -> list[int]: ...
 
