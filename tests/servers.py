@@ -328,6 +328,12 @@ class FakeVLLM:
     eos: int = 2
     end_after: int = 10  # the end token becomes the top pick once the sequence is this long
     requests: list = field(default_factory=list)
+    # Faults of a broken or hostile server, which no real one can be made to produce on demand:
+    stream: str = "ok"  # "endless": streams tokens until the client hangs up; "cut": closes after 3, no [DONE]
+    raw: bytes | None = None  # the /v1/completions answer as these bytes, whatever they are
+    trickle_s: float = 0.0  # write the /v1/completions answer one byte per this many seconds
+    sent_chunks: int = 0  # stream chunks written
+    hung_up: bool = False  # the client closed the stream before it ended
 
     def distribution(self, ids: list[int], k: int) -> tuple[int, dict[int, float]]:
         """(the sampled id, {id: logprob} for the top k) after `ids`."""
@@ -440,11 +446,28 @@ def fake_vllm(fake: FakeVLLM):
             if status == 200 and body.get("stream"):
                 return self._stream(answer)
             data = json.dumps(answer).encode()
+            if self.path == "/v1/completions" and (fake.raw is not None or fake.trickle_s):
+                return self._odd_answer(fake.raw if fake.raw is not None else data)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _odd_answer(self, data: bytes):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1] if fake.trickle_s else data)
+                    self.wfile.flush()
+                    if not fake.trickle_s:
+                        break
+                    time.sleep(fake.trickle_s)
+            except OSError:
+                fake.hung_up = True
 
         def _stream(self, answer: dict):
             """vLLM's stream: one chunk per token, each with its own logprobs, then [DONE]."""
@@ -454,6 +477,8 @@ def fake_vllm(fake: FakeVLLM):
             self.end_headers()
             choice = answer["choices"][0]
             lp = choice["logprobs"]
+            if fake.stream in ("endless", "cut"):
+                return self._faulty_stream(lp)
             for i, token in enumerate(lp["tokens"]):
                 last = i == len(lp["tokens"]) - 1
                 part = {
@@ -477,6 +502,31 @@ def fake_vllm(fake: FakeVLLM):
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
             self.wfile.write(b"data: [DONE]\n\n")
+            self.close_connection = True
+
+        def _faulty_stream(self, lp: dict):
+            """The first token again and again: for ever (until the client hangs up, at most
+            100,000), or three times and then the connection closes without [DONE]."""
+            part = {
+                "text_offset": [0],
+                "token_logprobs": lp["token_logprobs"][:1],
+                "tokens": lp["tokens"][:1],
+                "top_logprobs": lp["top_logprobs"][:1],
+            }
+            chunk = {
+                "id": "cmpl-fake",
+                "object": "text_completion",
+                "choices": [{"index": 0, "text": "a", "logprobs": part, "finish_reason": None}],
+            }
+            line = f"data: {json.dumps(chunk)}\n\n".encode()
+            try:
+                for _ in range(3 if fake.stream == "cut" else 100_000):
+                    self.wfile.write(line)
+                    self.wfile.flush()
+                    fake.sent_chunks += 1
+                    time.sleep(0.002)
+            except OSError:
+                fake.hung_up = True
             self.close_connection = True
 
         def do_GET(self):

@@ -18,8 +18,10 @@ request, and what its logprobs mean; no `if vllm:` chains elsewhere. Facts per s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ...sampling import Sampler
+from .shapes import clean_text
 
 
 @dataclass(frozen=True)
@@ -155,9 +157,9 @@ def detokenize_body(kind: Kind, model: str, ids: list[int]) -> dict:
     return body
 
 
-def detokenized_text(answer: dict) -> str | None:
+def detokenized_text(answer: Any) -> str | None:
     """llama.cpp answers {"content"}, vLLM {"prompt"}, SGLang and llama-cpp-python {"text"}."""
     for key in ("content", "prompt", "text"):
-        if isinstance(answer.get(key), str):
-            return answer[key]
+        if isinstance(answer, dict) and isinstance(answer.get(key), str):
+            return clean_text(answer[key])
     return None

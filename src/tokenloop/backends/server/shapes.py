@@ -47,27 +47,47 @@ class Position:
     missing: int = 0  # entries whose logprob was null or NaN, left out
 
 
+MAX_ID = 1 << 31  # token ids are int32 everywhere; a larger number is not a token id
+
+
 def logprob_value(value: Any) -> float | None:
-    """A logprob as a float: -9999 and below (vLLM's -inf) become -inf; null or NaN become None."""
-    if value is None or isinstance(value, bool):
+    """A logprob as a float: -9999 and below (vLLM's -inf) become -inf; null, NaN, or anything
+    that is not a number become None. (Everything a server sends is untrusted.)"""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        return None
+    except OverflowError:  # an integer too large for a float
+        return -math.inf if value < 0 else 0.0
     if math.isnan(number):
         return None
     return -math.inf if number <= VLLM_NEG_INF else min(number, 0.0)
 
 
+def clean_text(text: str) -> str:
+    """A server's string, safe to print and to write as UTF-8: lone surrogates become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def parse_key(key: str) -> tuple[int | None, str]:
     """A legacy-shape key: ("token_id:123") -> (123, key); a plain token string -> (None, key)."""
+    key = clean_text(key)
     match = TOKEN_ID_KEY.match(key)
-    return (int(match.group(1)), key) if match else (None, key)
+    token_id = int(match.group(1)) if match and len(match.group(1)) < 12 else None
+    return (token_id if token_id is not None and token_id < MAX_ID else None, key)
 
 
 def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_ID
+    return value if ok else None
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def content_entry(item: dict) -> Entry | None:
@@ -77,11 +97,11 @@ def content_entry(item: dict) -> Entry | None:
     logprob = logprob_value(item.get("logprob"))
     if logprob is None:
         return None
-    text = item.get("token")
+    text = clean_text(item["token"]) if isinstance(item.get("token"), str) else ""
     token_id = _int_or_none(item.get("id"))
-    if token_id is None and isinstance(text, str):
+    if token_id is None and text:
         token_id = parse_key(text)[0]
-    return Entry(token_id, text if isinstance(text, str) else "", logprob)
+    return Entry(token_id, text, logprob)
 
 
 def ranked(entries: list[Entry]) -> list[Entry]:
@@ -98,25 +118,25 @@ def ranked(entries: list[Entry]) -> list[Entry]:
 
 def _content_positions(items: list) -> list[Position]:
     out = []
-    for item in items or []:
+    for item in _list(items):
         tops = item.get("top_logprobs") if isinstance(item, dict) else None
-        entries = [content_entry(t) for t in (tops or [])]
+        entries = [content_entry(t) for t in _list(tops)]
         kept = [e for e in entries if e is not None]
         out.append(Position(content_entry(item), ranked(kept), len(entries) - len(kept)))
     return out
 
 
 def _legacy_positions(logprobs: dict) -> list[Position]:
-    tokens = logprobs.get("tokens") or []
-    chosen_lps = logprobs.get("token_logprobs") or []
-    tops = logprobs.get("top_logprobs") or []
+    tokens = _list(logprobs.get("tokens"))
+    chosen_lps = _list(logprobs.get("token_logprobs"))
+    tops = _list(logprobs.get("top_logprobs"))
     out = []
     for i in range(max(len(tokens), len(tops))):
         chosen = None
         if i < len(tokens) and isinstance(tokens[i], str):
             logprob = logprob_value(chosen_lps[i] if i < len(chosen_lps) else None)
             if logprob is not None:
-                chosen = Entry(parse_key(tokens[i])[0], tokens[i], logprob)
+                chosen = Entry(*parse_key(tokens[i]), logprob)
         table = tops[i] if i < len(tops) and isinstance(tops[i], dict) else {}
         entries, missing = [], 0
         for key, value in table.items():
@@ -173,12 +193,13 @@ def error_message(status: int, body: Any, text: str = "") -> str:
         message = message or body.get("message")
         detail = body.get("detail")
         if message is None and isinstance(detail, list) and detail and isinstance(detail[0], dict):
-            where = ".".join(str(p) for p in detail[0].get("loc", []))
+            loc = detail[0].get("loc")
+            where = ".".join(str(p) for p in loc) if isinstance(loc, list) else ""
             message = f"{detail[0].get('msg', 'invalid request')} ({where})"
         elif message is None and isinstance(detail, str):
             message = detail
-    message = str(message or text or f"HTTP {status}").strip()
-    return " ".join(message.split())[:300]
+    message = message if isinstance(message, str) and message.strip() else (text or f"HTTP {status}")
+    return clean_text(" ".join(message.split())[:300])
 
 
 def logprobs_cap(message: str) -> int | None:
@@ -200,23 +221,35 @@ def is_context_error(message: str) -> bool:
     return "context" in lowered and any(w in lowered for w in ("exceed", "longer", "too long", "maximum", "larger"))
 
 
-def server_numbers(body: dict) -> dict:
-    """Timings and cache figures a response reports, under names that go into a Step's JSON."""
+def _count(value: Any) -> int | None:
+    return _int_or_none(value)
+
+
+def _ms(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e9  # NaN fails too
+    return float(value) if ok else None
+
+
+def server_numbers(body: Any) -> dict:
+    """Timings and cache figures a response reports, under names that go into a Step's JSON
+    (only sane numbers: a count in int32, milliseconds finite and not negative)."""
     out: dict = {}
+    if not isinstance(body, dict):
+        return out
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
     details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
-    if isinstance(details.get("cached_tokens"), int):
+    if _count(details.get("cached_tokens")) is not None:
         out["cached_tokens"] = details["cached_tokens"]
-    if isinstance(usage.get("prompt_tokens"), int):
+    if _count(usage.get("prompt_tokens")) is not None:
         out["prompt_tokens"] = usage["prompt_tokens"]
     timings = body.get("timings")
     if isinstance(timings, dict):  # llama.cpp
-        prompt_ms, predicted_ms = timings.get("prompt_ms"), timings.get("predicted_ms")
-        if isinstance(prompt_ms, (int, float)) and isinstance(predicted_ms, (int, float)):
+        prompt_ms, predicted_ms = _ms(timings.get("prompt_ms")), _ms(timings.get("predicted_ms"))
+        if prompt_ms is not None and predicted_ms is not None:
             out["server_ms"] = prompt_ms + predicted_ms
             out["server_prompt_ms"] = prompt_ms
-        if isinstance(timings.get("cache_n"), int):
+        if _count(timings.get("cache_n")) is not None:
             out["cached_tokens"] = timings["cache_n"]
-        if isinstance(timings.get("prompt_n"), int):
+        if _count(timings.get("prompt_n")) is not None:
             out["server_prompt_tokens"] = timings["prompt_n"]
     return out
