@@ -255,6 +255,44 @@ def test_oversized_bodies_and_foreign_hosts_are_refused(tiny):
     assert client.get("/api/info", headers={"host": "attacker.example"}).status_code == 400  # DNS rebinding
 
 
+def test_a_chunked_upload_is_refused_at_the_limit_too(client):
+    def chunks():  # no Content-Length: the body arrives in pieces, 1 MB in all
+        for _ in range(16):
+            yield b" " * 65536
+
+    response = client.post("/api/next", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "KiB" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b'{"sampler": {"temperature": Infinity}}', "temperature"),
+        (b'{"sampler": {"temperature": NaN}}', "temperature"),
+        (b'{"sampler": {"top_p": -Infinity}}', "top_p"),
+        (b'{"sampler": {"seed": 99999999999999999999999999}}', "seed"),
+        (b'{"show": 1e400}', "show"),
+    ],
+)
+def test_non_finite_and_huge_numbers_are_a_422_not_a_500(client, body, words):
+    response = client.post("/api/lab/step", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert words in response.json()["error"] and "Infinity" not in response.text and "NaN" not in response.text
+
+
+def test_an_unpaired_surrogate_is_a_422(client):
+    response = client.post(
+        "/api/next", content=b'{"prompt": "caf\\ud800"}', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422 and "unpaired surrogate" in response.json()["error"]
+
+
+def test_an_error_reply_never_echoes_the_request(client):
+    secret = "do-not-echo-" + "x" * 4100
+    response = client.post("/api/next", json={"prompt": secret})
+    assert response.status_code == 422 and "do-not-echo" not in response.text
+
+
 # --- the side by side view, the teacher, the demos ----------------------------------------------
 def test_compare_runs_both_backends_on_the_same_prompt(tiny):
     client = TestClient(create_app(tiny, compare=tiny))

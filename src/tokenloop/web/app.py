@@ -78,17 +78,42 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > MAX_BODY:
-            response = JSONResponse({"error": f"the request body is over {MAX_BODY // 1024} KiB: send less text"}, 413)
-            return await response(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return await too_large(scope, receive, send)
+        # Read the body here, whatever its transfer encoding (a chunked upload names no length),
+        # and stop at the limit: the app never holds more than MAX_BODY of it.
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > MAX_BODY:
+                return await too_large(scope, receive, send)
+            if not message.get("more_body"):
+                break
+        replayed = False
+
+        async def body_once():
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: the client's disconnect
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
         async def with_headers(message):
             if message["type"] == "http.response.start":
                 message["headers"] = list(message.get("headers", [])) + self.HEADERS
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        await self.app(scope, body_once, with_headers)
+
+
+async def too_large(scope, receive, send):
+    response = JSONResponse({"error": f"the request body is over {MAX_BODY // 1024} KiB: send less text"}, 413)
+    await response(scope, receive, send)
 
 
 # How big the on-demand demos are by default (a learner's button press); tests pass smaller ones.
@@ -136,15 +161,19 @@ def install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, error: RequestValidationError):
-        first = error.errors()[0] if error.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
-        return JSONResponse(
+        # Where and what, never the input itself: an error reply doesn't echo the request (nor a
+        # non-finite number, which JSON can't hold).
+        detail = [
             {
-                "error": f"{where}: {first.get('msg', 'invalid')}",
-                "detail": json.loads(json.dumps(error.errors(), default=str)),
-            },
-            422,
-        )
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", "invalid")),
+                "type": str(e.get("type", "")),
+            }
+            for e in error.errors()
+        ]
+        first = detail[0] if detail else {"loc": [], "msg": "invalid"}
+        where = ".".join(p for p in first["loc"] if p != "body") or "request"
+        return JSONResponse({"error": f"{where}: {first['msg']}", "detail": detail}, 422)
 
 
 # --- pieces the routes share ---------------------------------------------------------------------

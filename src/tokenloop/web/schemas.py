@@ -3,9 +3,9 @@ is too large is refused with a 4xx answer before any model work starts."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_PROMPT_CHARS = 4000  # a lab prompt or a question for the teacher
 MAX_SCORE_CHARS = 6000  # a pasted text for score mode
@@ -15,9 +15,33 @@ MAX_SHOW = 50  # most candidates shown per step
 
 
 class In(BaseModel):
-    """Requests: unknown fields are refused, so a typo is an error rather than ignored."""
+    """Requests: unknown fields are refused, so a typo is an error rather than ignored; text with
+    an unpaired surrogate (valid JSON, not valid Unicode) is refused before it reaches a tokenizer."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        if _lone_surrogate(data):
+            raise ValueError("the text holds an unpaired surrogate (\\ud800-\\udfff): send valid Unicode")
+        return data
+
+
+def _lone_surrogate(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if depth > 8:
+        return False
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k, depth + 1) or _lone_surrogate(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v, depth + 1) for v in value)
+    return False
 
 
 class Out(BaseModel):
