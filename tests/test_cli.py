@@ -102,6 +102,9 @@ BAD = [
     (["run", "hi", "--top-p", "1.5"], "--top-p"),
     (["run", "hi", "--max-new", "0"], "--max-new"),
     (["run", "hi", "--model", "/no/such/model"], "no such file"),
+    (["run", "hi", "--temperature", "0.8", "--seed", "99999999999999999999999999"], "--seed must be between"),
+    (["next", "caf\udce9"], "not valid UTF-8"),  # argv bytes that are not UTF-8 arrive as lone surrogates
+    (["next", "caf\udce9", "--url", "http://127.0.0.1:9/v1"], "not valid UTF-8"),
 ]
 
 

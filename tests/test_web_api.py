@@ -293,6 +293,39 @@ def test_an_error_reply_never_echoes_the_request(client):
     assert response.status_code == 422 and "do-not-echo" not in response.text
 
 
+def test_a_cross_site_page_cannot_change_the_lab_or_evict_sessions(client, app):
+    client.post("/api/lab/start", json={"prompt": PROMPT})
+    mine = client.cookies.get(COOKIE)
+    stranger = TestClient(app)  # no cookie, as a form on another site would post
+    for _ in range(40):
+        assert stranger.post("/api/lab/stop").json() == {"stopping": False}
+    assert mine in app.state.sessions  # 40 cookie-less stops made no session and evicted none
+    refused = [
+        stranger.post("/api/lab/start", json={"prompt": "x"}, headers={"origin": "https://evil.example"}),
+        stranger.post("/api/lab/stop", headers={"sec-fetch-site": "cross-site"}),
+        client.post("/api/lab/step", json={}, headers={"origin": "http://localhost:9999"}),
+    ]
+    assert [r.status_code for r in refused] == [403, 403, 403]
+    same = client.post(
+        "/api/lab/step", json={}, headers={"origin": "http://testserver", "sec-fetch-site": "same-origin"}
+    )
+    assert same.status_code == 200
+
+
+def test_listening_beyond_this_machine_still_checks_the_host_name():
+    from tokenloop.commands.lesson import allowed_hosts
+
+    assert allowed_hosts("127.0.0.1", []) == ["127.0.0.1", "localhost", "[::1]"]
+    wide = allowed_hosts("0.0.0.0", ["lab.internal"])
+    assert wide == ["127.0.0.1", "localhost", "[::1]", "lab.internal"] and "0.0.0.0" not in wide
+    assert allowed_hosts("::1", []) == ["127.0.0.1", "localhost", "[::1]"]
+
+
+def test_the_api_is_described_by_its_openapi_document(client):
+    assert client.get("/api/openapi.json").json()["info"]["title"] == "tokenloop lesson"
+    assert client.get("/api/docs").status_code == 404  # a page that would load a CDN's scripts is not served
+
+
 # --- the side by side view, the teacher, the demos ----------------------------------------------
 def test_compare_runs_both_backends_on_the_same_prompt(tiny):
     client = TestClient(create_app(tiny, compare=tiny))

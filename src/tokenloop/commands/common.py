@@ -104,14 +104,34 @@ def number(name: str):
     return parse
 
 
+MAX_SEED = 2**63 - 1  # torch's generators take a 64-bit seed
+
+
+def seed(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed takes a whole number, not {value!r}") from None
+    if not 0 <= number <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"--seed must be between 0 and 2**63 - 1, not {value}")
+    return number
+
+
 def read_prompt(args: argparse.Namespace) -> str:
     prompt = args.prompt
     if prompt == "-":
-        prompt = sys.stdin.read()
+        try:
+            prompt = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError:
+            prompt = "\udcff"  # refused as not UTF-8 below
     if prompt is None or not prompt.strip():
         raise UsageError(
             'the prompt is empty: give some text, e.g. tokenloop run "Kubernetes pods are scheduled by the"'
         )
+    try:
+        prompt.encode("utf-8")  # bytes that are not UTF-8 arrive from argv as lone surrogates
+    except UnicodeEncodeError:
+        raise UsageError("the prompt is not valid UTF-8 text: convert it first, e.g. with iconv -t UTF-8") from None
     return prompt
 
 

@@ -23,6 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the page may be reached by, besides localhost and --host (repeatable)",
+    )
     p.add_argument("--lesson", default="day01", help="which lesson to show (default day01)")
     add_backend_options(p)
     p.set_defaults(func=cmd_lesson)
@@ -56,6 +63,15 @@ def loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def allowed_hosts(host: str, extra: list[str]) -> list[str]:
+    """The Host names the app answers to: this machine's loopback names, --host, --allow-host.
+    (A page on another site reaching us through a rebound DNS name names another host.)"""
+    names = ["127.0.0.1", "localhost", "[::1]"]
+    if host not in ("0.0.0.0", "::"):
+        names.append(f"[{host}]" if ":" in host else host)
+    return list(dict.fromkeys(names + list(extra)))
+
+
 def address(host: str, port_: int) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     return f"http://[{shown}]:{port_}/" if ":" in shown else f"http://{shown}:{port_}/"
@@ -75,10 +91,13 @@ def cmd_lesson(args, console) -> int:
         from ..backends import backend_class
 
         compare, server_url = backend_class("embedded")(log=log), backend.root
-    hosts = ["127.0.0.1", "localhost", "[::1]", args.host] if loopback(args.host) else None
+    hosts = allowed_hosts(args.host, args.allow_host)
     app = create_app(backend, compare=compare, lesson=args.lesson, server_url=server_url, allowed_hosts=hosts)
     if not loopback(args.host):
-        log(f"listening on {args.host}: anyone who can reach this machine can use the model")
+        log(
+            f"listening on {args.host}: anyone who can reach this machine can run the model, the lab and the "
+            f"training demo; only requests addressed to {', '.join(hosts)} are answered (add names with --allow-host)"
+        )
     console.print(
         f"tokenloop lesson: [bold]{address(args.host, args.port)}[/bold]  (the lab: {address(args.host, args.port)}lab)"
     )

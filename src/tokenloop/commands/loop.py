@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_backend_options, emit_json, number, open_backend, positive_int, read_prompt
+from .common import add_backend_options, emit_json, number, open_backend, positive_int, read_prompt, seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="sample only among the smallest set whose mass reaches p, in (0, 1]",
     )
-    p.add_argument("--seed", type=int, default=None, help="seed for sampling, for a reproducible run")
+    p.add_argument("--seed", type=seed, default=None, help="seed for sampling, for a reproducible run")
     p.add_argument("--show", type=positive_int("--show"), default=8, help="candidates shown per step (default 8)")
     p.add_argument(
         "--no-cache", action="store_true", help="no KV cache: run the whole sequence through the model every step"

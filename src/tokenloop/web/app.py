@@ -78,7 +78,11 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and cross_site(headers):
+            response = JSONResponse({"error": "refused: a request from another site can't change the lab"}, 403)
+            return await response(scope, receive, send)
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
             return await too_large(scope, receive, send)
         # Read the body here, whatever its transfer encoding (a chunked upload names no length),
@@ -111,6 +115,19 @@ class Guard:
         await self.app(scope, body_once, with_headers)
 
 
+def cross_site(headers: dict[bytes, bytes]) -> bool:
+    """A browser request sent by a page of another origin (a form or fetch on someone else's site).
+    Browsers say so in Sec-Fetch-Site, and in Origin; curl and scripts send neither."""
+    fetch_site = headers.get(b"sec-fetch-site")
+    if fetch_site is not None and fetch_site not in (b"same-origin", b"none"):
+        return True
+    origin = headers.get(b"origin")
+    if origin is None:
+        return False
+    host = headers.get(b"host", b"")
+    return origin not in (b"http://" + host, b"https://" + host)
+
+
 async def too_large(scope, receive, send):
     response = JSONResponse({"error": f"the request body is over {MAX_BODY // 1024} KiB: send less text"}, 413)
     await response(scope, receive, send)
@@ -131,9 +148,7 @@ def create_app(
     demo: dict | None = None,
 ) -> FastAPI:
     """The app for one connected backend (and, with a server, the embedded model beside it)."""
-    app = FastAPI(
-        title="tokenloop lesson", version="1", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
-    )
+    app = FastAPI(title="tokenloop lesson", version="1", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.backend, app.state.compare, app.state.server_url = backend, compare, server_url
     app.state.lesson = content.load(lesson)
     app.state.sessions = SessionStore(max_sessions)
@@ -294,7 +309,10 @@ def add_routes(app: FastAPI) -> None:
         return stream(lab.run(app.state.backend, session, body.sampler, body.show, body.max_new), session)
 
     @app.post("/api/lab/stop")
-    def lab_stop(session: Session = Depends(lab_session)) -> dict:
+    def lab_stop(request: Request) -> dict:
+        session = app.state.sessions.find(request.cookies.get(COOKIE))  # no cookie, no session: nothing to stop
+        if session is None:
+            return {"stopping": False}
         session.stop.set()
         return {"stopping": True}
 

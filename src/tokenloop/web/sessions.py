@@ -63,5 +63,10 @@ class SessionStore:
             self._sessions.move_to_end(session.id)
             return session
 
+    def find(self, session_id: str | None) -> Session | None:
+        """The session for this cookie if there is one; unlike `get`, never makes or evicts one."""
+        with self._lock:
+            return self._sessions.get(session_id or "")
+
     def __contains__(self, session_id: str) -> bool:
         return session_id in self._sessions
