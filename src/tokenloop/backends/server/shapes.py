@@ -144,7 +144,7 @@ def _legacy_positions(logprobs: dict) -> list[Position]:
             if logprob is None:
                 missing += 1
                 continue
-            entries.append(Entry(parse_key(key)[0], key, logprob))
+            entries.append(Entry(*parse_key(key), logprob))
         out.append(Position(chosen, ranked(entries), missing))
     return out
 
