@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import ModelError
@@ -77,12 +79,60 @@ def _key(gguf: Path) -> str:
     return f"{gguf.stem}-{digest}"
 
 
+STALE_S = 3600  # a conversion's temp folder this old was left by a run that was killed
+TEMP_NAME = re.compile(r".+-[0-9a-f]{10}\.[A-Za-z0-9_]{8}$")  # <key>.<mkdtemp's 8 characters>
+
+
+def damage(folder: Path) -> str | None:
+    """Why a converted folder can't be loaded (a run killed while writing, a file emptied), or None.
+    Checks what is cheap to check: the safetensors header against the file's size, the JSON files parse."""
+    import json
+    import struct
+
+    if not is_model_folder(folder):
+        return "config.json or the weights are missing"
+    for name in ("config.json", "tokenizer.json"):
+        try:
+            if not json.loads((folder / name).read_text()):
+                return f"{name} is empty"
+        except (OSError, ValueError):
+            return f"{name} is missing or not JSON"
+    for weights in folder.glob("*.safetensors"):
+        try:
+            with open(weights, "rb") as f:
+                (size,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(size)) if size < 1 << 26 else None
+            ends = [v["data_offsets"][1] for k, v in (header or {}).items() if k != "__metadata__"]
+            if not ends or 8 + size + max(ends) != weights.stat().st_size:
+                return f"{weights.name} is cut short"
+        except (OSError, ValueError, KeyError, TypeError, struct.error):
+            return f"{weights.name} can't be read"
+    return None
+
+
+def sweep(root: Path, now: float | None = None) -> None:
+    """Remove temp folders that killed conversions left behind (not ones another run is writing)."""
+    now = time.time() if now is None else now
+    for tmp in root.iterdir():
+        try:
+            if TEMP_NAME.match(tmp.name) and tmp.is_dir() and now - tmp.stat().st_mtime > STALE_S:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def converted(gguf: Path, log=None) -> Path:
-    """The safetensors folder for a GGUF file, converting it on first use."""
+    """The safetensors folder for a GGUF file, converting it on first use (and again if the cached
+    one was damaged)."""
     target = cache_root() / _key(gguf)
-    if is_model_folder(target) and (target / "tokenizer.json").is_file():
-        return target
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    if target.exists():
+        why = damage(target)
+        if why is None:
+            return target
+        log(f"The cached conversion {target} is damaged ({why}): converting it again.")
+    if target.parent.is_dir():
+        sweep(target.parent)
     log(f"First use: converting {gguf.name} to {target} (once; about 20-30 s) ...")
     convert(gguf, target)
     log("Conversion done.")
