@@ -67,3 +67,22 @@ def test_the_timeout_is_a_deadline_for_the_whole_answer(capsys):
 )
 def test_bad_server_options_are_one_line_and_exit_2(capsys, argv, words):
     assert words in one_line_error(capsys, argv, 2)
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"choices": [null]}', b"[1, 2, 3]", b'{"choices": [{"logprobs": {"top_logprobs": [7]}}]}']
+)
+def test_the_web_app_answers_a_wrong_shaped_server_with_502(raw):
+    from fastapi.testclient import TestClient
+
+    from tokenloop.backends.server import ServerBackend
+    from tokenloop.web import create_app
+
+    with fake_vllm(FakeVLLM(raw=raw)) as url:
+        backend = ServerBackend(url, log=lambda message: None)
+        client = TestClient(create_app(backend, server_url=backend.root))
+        response = client.post("/api/next", json={"prompt": "hi"})
+        client.post("/api/lab/start", json={"prompt": "hi"})
+        step = client.post("/api/lab/step", json={})
+    assert response.status_code == 502 and "(at step 1)" in response.json()["error"]
+    assert step.status_code == 502 and "Traceback" not in step.text

@@ -203,3 +203,19 @@ def test_server_stuck_or_dead_mid_run(tmp_path):
     lines = [json.loads(line) for line in (first + rest).splitlines()]
     assert process.returncode == 1 and lines and all("step" in line for line in lines)
     assert err.count("\n") == 1 and f"(at step {len(lines) + 1})" in err, err
+
+
+@pytest.mark.server  # starts its own llama-server
+def test_a_server_killed_mid_stream_is_an_error_at_its_step(tmp_path):
+    """A real server process dies while it streams: the steps that came stay, one line names the next."""
+    with llama_server(tmp_path) as served:
+        tokenloop = Path(sys.executable).with_name("tokenloop")
+        command = [str(tokenloop), "run", PROMPTS[0], "--url", served.url, "--max-new", "1000", "--stream", "--json"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = process.stdout.readline()
+        served.kill()  # SIGKILL: no goodbye on the stream
+        rest, err = process.communicate(timeout=60)
+    lines = [json.loads(line) for line in (first + rest).splitlines()]
+    assert process.returncode == 1 and lines and all("step" in line for line in lines), err
+    assert err.count("\n") == 1 and "Traceback" not in err and f"(at step {len(lines) + 1})" in err, err
+    assert "broke off" in err or "without its closing [DONE]" in err

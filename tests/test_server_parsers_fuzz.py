@@ -87,3 +87,26 @@ def test_numbers_errors_and_text_take_any_json(body):
     assert text is None or printable(text)
     shapes.logprobs_cap(shapes.error_message(400, body))
     shapes.shape_of(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(anything.map(lambda v: "data: " + json.dumps(v)), texts, st.just("data: [DONE]")), max_size=6)
+)
+def test_a_stream_of_any_lines_gives_objects_or_a_server_error(lines):
+    """The SSE path: any lines a server streams give JSON objects in order, or one ServerError."""
+    import httpx
+
+    from tokenloop.backends.server import Client
+    from tokenloop.errors import ServerError
+
+    body = "\n".join(lines).encode("utf-8", "surrogatepass")
+    response = httpx.Response(200, content=body)
+    client = Client("http://127.0.0.1:9")
+    try:
+        for chunk in client._chunks(response, "/v1/completions", lambda: 1):
+            assert isinstance(chunk, dict)
+    except ServerError as error:
+        assert printable(str(error)) and "\n" not in str(error)  # one line, whatever the server sent
+    finally:
+        client.close()
