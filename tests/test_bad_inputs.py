@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,9 @@ def test_each_row_of_the_table(row, capsys, tiny, tiny_model_dir, tmp_path, monk
         assert not patterns or any(p.search(error) or p.search(response.text) for p in patterns), (error, says)
         return
     (tmp_path / "empty").mkdir()
+    cut = shutil.copytree(tiny_model_dir, tmp_path / "cut")
+    with open(cut / "model.safetensors", "r+b") as f:
+        f.truncate((cut / "model.safetensors").stat().st_size - 100)  # the header intact, the last tensor short
     (tmp_path / "notes.txt").write_text("not a model")
     words = {
         "TINY": str(tiny_model_dir),
@@ -85,6 +89,7 @@ def test_each_row_of_the_table(row, capsys, tiny, tiny_model_dir, tmp_path, monk
         "NOT_UTF8": "caf\udce9",  # how Python hands over argv bytes that are not UTF-8
         "EMPTY_DIR": str(tmp_path / "empty"),
         "TEXT_FILE": str(tmp_path / "notes.txt"),
+        "CUT_MODEL": str(cut),
         "DEAD": f"http://127.0.0.1:{free_port()}/v1",
     }
     name = next((n for n in FAKES if n in attempt), None)

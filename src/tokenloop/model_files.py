@@ -67,6 +67,9 @@ def resolve(model: str | None = None, log=None) -> Path:
             raise ModelError(
                 f"--model {model}: not a model folder (needs config.json and weights); give a model folder or a .gguf file"
             )
+        why = damage(path, tokenizer=False)
+        if why:
+            raise ModelError(f"--model {model}: the folder can't be loaded ({why}); copy or convert it again")
         return path
     if path.suffix.lower() == ".gguf":
         return converted(path, log)
@@ -83,7 +86,7 @@ STALE_S = 3600  # a conversion's temp folder this old was left by a run that was
 TEMP_NAME = re.compile(r".+-[0-9a-f]{10}\.[A-Za-z0-9_]{8}$")  # <key>.<mkdtemp's 8 characters>
 
 
-def damage(folder: Path) -> str | None:
+def damage(folder: Path, tokenizer: bool = True) -> str | None:
     """Why a converted folder can't be loaded (a run killed while writing, a file emptied), or None.
     Checks what is cheap to check: the safetensors header against the file's size, the JSON files parse."""
     import json
@@ -91,7 +94,7 @@ def damage(folder: Path) -> str | None:
 
     if not is_model_folder(folder):
         return "config.json or the weights are missing"
-    for name in ("config.json", "tokenizer.json"):
+    for name in ("config.json", "tokenizer.json") if tokenizer else ("config.json",):
         try:
             if not json.loads((folder / name).read_text()):
                 return f"{name} is empty"
