@@ -113,3 +113,13 @@ def test_distribution_reports_the_softmax_without_building_it(tiny):
     served = Scores(torch.tensor([-0.1, -2.5, -4.0]), ids=torch.tensor([42, 7, 9]))
     picked = candidates(tiny, served, Distribution.raw(served), 2)
     assert [(c.id, c.logprob) for c in picked] == [(42, pytest.approx(-0.1)), (7, pytest.approx(-2.5))]
+
+
+def test_the_cached_loop_uses_transformers_current_cache_argument(tiny):
+    """No deprecation warning on every embedded run (transformers renamed past_key_values to cache)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        list(generate(tiny, prompt_ids(tiny, "The model predicts"), max_new=3, cache=True))
