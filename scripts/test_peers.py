@@ -57,8 +57,27 @@ CMAKE_OPTIONS = [
 ]
 
 
+# What llama-cpp-python 0.3.36 and its [server] extra need besides itself (its own build is skipped).
+SERVER_EXTRAS = [
+    "typing-extensions>=4.5",
+    "numpy>=1.20",
+    "diskcache>=5.6.1",
+    "jinja2>=2.11.3",
+    "uvicorn>=0.22.0",
+    "fastapi>=0.100.0",
+    "pydantic-settings>=2.0.1",
+    "sse-starlette>=1.6.1",
+    "starlette-context>=0.3.6,<0.4",
+    "PyYAML>=5.1",
+]
+
+
 def say(message: str) -> None:
     print(f"test-servers: {message}", flush=True)
+
+
+def pip(*args: str, log: Path, env: dict | None = None) -> None:
+    run([sys.executable, "-m", "pip", *args], log, env=env)
 
 
 def run(command: list, log: Path | None = None, **kw) -> None:
@@ -84,21 +103,16 @@ def llama_source() -> Path:
         return folder
     BUILD.mkdir(exist_ok=True)
     say(f"downloading llama-cpp-python {LLAMA_CPP_PYTHON}'s source (76 MB)")
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--no-deps",
-            "--no-binary",
-            "llama-cpp-python",
-            "-d",
-            str(BUILD),
-            f"llama-cpp-python=={LLAMA_CPP_PYTHON}",
-        ],
-        BUILD / "pip-download.log",
+    pip(
+        "download",
+        "-q",
+        "--no-deps",
+        "--no-binary",
+        "llama-cpp-python",
+        "-d",
+        str(BUILD),
+        f"llama-cpp-python=={LLAMA_CPP_PYTHON}",
+        log=BUILD / "pip-download.log",
     )
     with tarfile.open(BUILD / f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz") as tar:
         tar.extractall(BUILD, filter="data")
@@ -110,7 +124,7 @@ def cmake() -> str:
     found = shutil.which("cmake") or shutil.which("cmake", path=str(Path(sys.executable).parent))
     if found is None:
         say("no cmake on this machine: installing PyPI's cmake into the venv")
-        run([sys.executable, "-m", "pip", "install", "-q", "cmake>=3.21"], BUILD / "pip-cmake.log")
+        pip("install", "-q", "cmake>=3.21", log=BUILD / "pip-cmake.log")
         found = str(Path(sys.executable).parent / "cmake")
     return found
 
@@ -165,42 +179,10 @@ def install_llama_cpp_python(bin_dir: Path) -> None:
         say(
             f"installing llama-cpp-python {LLAMA_CPP_PYTHON} (Python part and server extras; the libraries come from our build)"
         )
+        log = BUILD / "pip-llama-cpp-python.log"
         env = dict(os.environ, CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF")
-        run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-cache-dir",
-                "--force-reinstall",
-                "--no-deps",
-                str(llama_source()),
-            ],
-            BUILD / "pip-llama-cpp-python.log",
-            env=env,
-        )
-        run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "typing-extensions>=4.5",
-                "numpy>=1.20",
-                "diskcache>=5.6.1",
-                "jinja2>=2.11.3",
-                "uvicorn>=0.22.0",
-                "fastapi>=0.100.0",
-                "pydantic-settings>=2.0.1",
-                "sse-starlette>=1.6.1",
-                "starlette-context>=0.3.6,<0.4",
-                "PyYAML>=5.1",
-            ],
-            BUILD / "pip-llama-cpp-python.log",
-        )
+        pip("install", "-q", "--no-cache-dir", "--force-reinstall", "--no-deps", str(llama_source()), log=log, env=env)
+        pip("install", "-q", *SERVER_EXTRAS, log=log)
     lib = Path(importlib.util.find_spec("llama_cpp").submodule_search_locations[0]) / "lib"  # found, not imported
     lib.mkdir(exist_ok=True)
     copied = 0
