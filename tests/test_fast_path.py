@@ -249,7 +249,11 @@ def test_llamacpp_needs_a_gguf_file(capsys, tiny_model_dir):
 
 def test_fast_path_refuses_other_architectures(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
-    (tmp_path / "model.safetensors").write_bytes(b"")
+    from safetensors.torch import save_file
+
+    save_file(
+        {"wte.weight": torch.zeros(2, 2)}, tmp_path / "model.safetensors"
+    )  # whole weights: the architecture is what's wrong
     (tmp_path / "tokenizer.json").write_text("{}")
     with pytest.raises(ModelError, match="plain Llama"):
         FastBackend(str(tmp_path), dtype="int8")
