@@ -93,6 +93,20 @@ def test_cli_bad_values_get_one_line(capsys, args, message):
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_text_output_defines_each_metric_beside_its_numbers(capsys, llama_url):
+    code, out, err = cli(capsys, "latency", "--url", llama_url, "--max-tokens", "4", "--points", "2", "--repeats", "1")
+    assert code == 0, err
+    assert "vllm bench serve" in out and "p99" in out
+    starts = {"TTFT": "time to", "TPOT": "time per", "ITL": "inter-token", "E2EL": "end-to-end"}
+    for name, words in starts.items():  # each metric's row begins its definition (rich may wrap the rest)
+        assert any(row.split()[:1] == [name] and words in row for row in out.splitlines() if row.strip()), name
+
+
+def test_bad_goodput_is_refused_before_any_request(capsys):
+    code, out, err = cli(capsys, "latency", "--url", f"http://127.0.0.1:{free_port()}", "--goodput", "speed:9")
+    assert code == 2 and "not one of ttft, tpot, e2el" in err and "\n" not in err.strip()
+
+
 def test_unreachable_server_is_one_line(capsys):
     code, out, err = cli(
         capsys, "latency", "--url", f"http://127.0.0.1:{free_port()}", "--max-tokens", "4", "--points", "2"
@@ -133,9 +147,23 @@ def test_cli_latency_against_llama_server(capsys, llama_url, tmp_path):
         "--json",
         "--plot",
         str(png),
+        "--goodput",
+        "ttft:60000,tpot:60000",
     )
     assert code == 0, err
     data = json.loads(out)
+    # vLLM bench's keys and definitions, over the 4 streamed requests; each length has its own
+    m = data["metrics"]
+    assert m["completed"] == 4 and m["total_output_tokens"] == 2 * (1 + 12)
+    for name in ("ttft", "tpot", "itl", "e2el"):
+        assert {f"{s}_{name}_ms" for s in ("mean", "median", "std", "p90", "p99")} <= set(m) and name in data[
+            "definitions"
+        ]
+    assert 0 < m["median_ttft_ms"] <= m["median_e2el_ms"] and m["p99_itl_ms"] >= m["median_itl_ms"] > 0
+    assert m["goodput_share"] == 1.0 and m["request_goodput"] == pytest.approx(m["request_throughput"])
+    assert [p["metrics"]["completed"] for p in data["series"]] == [2, 2]
+    assert data["series"][0]["metrics"]["median_tpot_ms"] is None  # one token: no time per output token
+    assert data["series"][1]["metrics"]["median_tpot_ms"] == pytest.approx(data["series"][1]["itl_ms"], rel=0.01)
     assert [p["tokens"] for p in data["series"]] == [1, 12]
     assert [p["received"] for p in data["series"]] == [1, 12]
     assert [p["tokens"] for p in data["curve"]] == [p["tokens"] for p in data["loop"]["curve"]] == list(range(1, 13))

@@ -152,6 +152,8 @@ def test_latency_against_vllm(capsys, vllm_url):
     data = json.loads(out)
     assert [p["tokens"] for p in data["series"]] == [1, 8] and [p["received"] for p in data["series"]] == [1, 8]
     assert data["fit"]["itl_ms"] > 0 and data["fit"]["ttft_ms"] > 0
+    m = data["metrics"]  # the same numbers under vLLM bench's names, from a real vLLM's stream
+    assert m["completed"] == 2 and m["median_ttft_ms"] > 0 and m["median_itl_ms"] > 0 and m["output_throughput"] > 0
 
 
 def test_the_web_app_shows_vllms_bars_and_the_side_by_side(vllm_url, smol):

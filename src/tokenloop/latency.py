@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from . import latency_stats
 from .backends.server import Client, ServerBackend, base_url
 from .backends.server.discover import discover
 from .errors import ServerError, UsageError
@@ -189,6 +190,7 @@ def measure(
     on_progress: Callable[[int, int], None] | None = None,
     seed: int = 0,
     timeout_s: float = 120,
+    slos: dict | None = None,
 ) -> dict:
     """Streamed requests at several output lengths (interleaved, repeated) and the per-token loop.
     Latency is what a user waits for, so the repeats are summarised by their median."""
@@ -215,7 +217,7 @@ def measure(
                 on_progress(done, total_work)
     finally:
         backend.close()
-    return summarize(url, model, max_tokens, repeats, streams, loops, sizes)
+    return summarize(url, model, max_tokens, repeats, streams, loops, sizes, slos)
 
 
 def _interleave(order: list[int], repeats: int) -> Iterator[int | None]:
@@ -235,6 +237,7 @@ def summarize(
     streams: dict[int, list[Stream]],
     loops: list[list[float]],
     sizes: Sequence[int],
+    slos: dict | None = None,
 ) -> dict:
     median = statistics.median
     series = []
@@ -265,7 +268,15 @@ def summarize(
     arrivals = [s.arrivals_ms for runs in streams.values() for s in runs]
     server_prompt = [p["server_prompt_ms"] for p in series if p["server_prompt_ms"] is not None]
     server_itl = [p["server_itl_ms"] for p in series if p["server_itl_ms"] is not None and p["tokens"] > 1]
+
+    def metrics(runs: list[Stream]) -> dict:  # one request at a time: together they took the sum of their E2ELs
+        return latency_stats.bench([r.arrivals_ms for r in runs], sum(r.total_ms for r in runs) / 1000, slos)
+
+    for point in series:
+        point["metrics"] = metrics(streams[point["tokens"]])
     return {
+        "metrics": metrics([r for runs in streams.values() for r in runs]),
+        "definitions": latency_stats.DEFINITIONS,
         "url": url,
         "model": model,
         "max_tokens": max_tokens,

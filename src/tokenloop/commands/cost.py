@@ -91,6 +91,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tokens", type=positive_int("--tokens"), default=500, help="budget: answer length in tokens (default 500)"
     )
+    p.add_argument(
+        "--goodput",
+        metavar="SLOS",
+        help="with --url: service-level objectives in ms, e.g. ttft:500,tpot:50; a request counts toward "
+        "goodput if it meets them all (as vLLM's bench)",
+    )
     p.add_argument("--plot", metavar="FILE", help="with --url: write a chart to FILE (.png or .svg)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_latency)
@@ -252,8 +258,9 @@ def cmd_latency(args, console) -> int:
         else:
             show_budget(console, data)
         return 0
-    from .. import charts
+    from .. import charts, latency_stats
 
+    slos = latency_stats.parse_goodput(args.goodput)
     if args.plot:
         charts.check_path(args.plot)
     url = latency.check(args.url, args.max_tokens, args.points, args.repeats)
@@ -267,6 +274,7 @@ def cmd_latency(args, console) -> int:
             args.repeats,
             prompt=args.prompt or latency.PROMPT,
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            slos=slos,
         )
     fit, loop = data["fit"], data["loop"]["fit"]
     data["budget"] = {
@@ -279,6 +287,7 @@ def cmd_latency(args, console) -> int:
         emit_json(data)
     else:
         show_latency(console, data, args.tokens, args.plot)
+        show_metrics(console, data["metrics"], data["definitions"])
     return 0
 
 
@@ -357,3 +366,25 @@ def show_budget(console, data: dict) -> None:
         table.add_row(f"{row['tokens']:,}", f"{row['total_ms'] / 1000:,.2f} s", f"{row['ttft_share']:.0%}")
     console.print(table)
     console.print("  Output length dominates: past a few dozen tokens, (n - 1) × ITL is the wait.")
+
+
+def show_metrics(console, m: dict, definitions: dict) -> None:
+    """Every streamed request together, in vLLM bench's terms, each metric beside its definition."""
+    console.print()
+    console.print(f"[bold]All {m['completed']} streamed requests[/] (one at a time), in vllm bench serve's terms; ms")
+    table = Table(box=None, header_style="bold")
+    for column in ("metric", "mean", "median", "std", "p90", "p99", "definition"):
+        table.add_column(column, justify="left" if column in ("metric", "definition") else "right")
+    for name, text in definitions.items():
+        stats = [m[f"{stat}_{name}_ms"] for stat in ("mean", "median", "std", "p90", "p99")]
+        table.add_row(name.upper(), *(_opt(v) for v in stats), text)
+    console.print(table)
+    console.print(
+        f"  output throughput {_opt(m['output_throughput'])} tokens/s, {_opt(m['request_throughput'], 2)} requests/s"
+    )
+    if "request_goodput" in m:
+        slos = ", ".join(f"{k} ≤ {v:g} ms" for k, v in m["goodput_slos_ms"].items())
+        console.print(
+            f"  goodput ({slos}): {_opt(m['request_goodput'], 2)} requests/s, "
+            f"{100 * (m['goodput_share'] or 0):.0f}% of the requests met them all"
+        )
