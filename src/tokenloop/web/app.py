@@ -59,8 +59,9 @@ def status_of(error: TokenloopError) -> int:
 
 
 class Guard:
-    """Plain ASGI middleware: refuse oversized bodies and add headers that keep the page
-    from running anything it did not ship (no inline script, no other origin)."""
+    """Plain ASGI middleware: refuse state-changing requests from other sites and bodies over
+    MAX_BODY (read here up to the limit, chunked or not), and add headers that keep the page from
+    running anything it did not ship (no inline script, no other origin)."""
 
     HEADERS = [
         (

@@ -13,6 +13,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
+from contextlib import closing
 
 from .. import sampling
 from ..errors import UsageError
@@ -111,8 +112,8 @@ def step(backend, session: Session, options: SamplerIn, show: int = 8) -> Step |
     """One turn of the loop on the session: forward, distribution, pick, append. None at the limit."""
     if not session.started:
         raise UsageError("the lab has no prompt yet: type one and press Start")
-    with session.lock:
-        record = next(_steps(backend, session, options, show, 1))
+    with session.lock, closing(_steps(backend, session, options, show, 1)) as records:
+        record = next(records)
         if not isinstance(record, Step):
             return None  # the loop ended at once: the lab's limit
         _append(session, record)

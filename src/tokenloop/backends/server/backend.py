@@ -77,7 +77,6 @@ class ServerBackend:
     ):
         self.root = base_url(url)
         self.client = Client(self.root, api_key, timeout, keep_alive)
-        self.timeout = timeout
         self.log = log or (lambda message: print(f"tokenloop: {message}", file=sys.stderr))
         self.notes: list[str] = []
         self.caps = discover.discover(self.client, model)
@@ -151,9 +150,6 @@ class ServerBackend:
         raise UsageError(
             f"--chat over a {self.caps.kind} server is not supported: drop --chat and write the chat template into the prompt"
         )
-
-    def chat_text(self, messages: list[dict]) -> str:
-        raise UsageError("the server applies its own chat template")
 
     def _count_tokens(self, text: str) -> int:
         answer = self.client.call(
@@ -252,7 +248,6 @@ class ServerBackend:
         top = position.top
         if all(math.isinf(e.logprob) for e in top):
             raise ServerError("every logprob the server returned is -inf: there is no distribution to show", step)
-        token_ids = [self.tokens.id_of(e) for e in top]
         pick = self._server_pick(position, data)
         if self.finish_of(data) == "stop" and pick is not None:
             self.eos_ids = self.eos_ids | {pick}  # the server stopped on its own pick: an end token, by id from now on
@@ -269,10 +264,12 @@ class ServerBackend:
         tokens_in = extra.get("server_prompt_tokens")
         if tokens_in is None:
             tokens_in = extra.get("prompt_tokens", len(ids)) - extra.get("cached_tokens", 0)
-        scores = Scores(
-            torch.tensor([e.logprob for e in top], dtype=torch.float32), torch.tensor(token_ids), tokens_in, extra
-        )
-        return Answer(scores, position, pick, self.finish_of(data))
+        return Answer(self.scores_of(top, tokens_in, extra), position, pick, self.finish_of(data))
+
+    def scores_of(self, top: list[shapes.Entry], tokens_in: int, extra: dict) -> Scores:
+        """A server's top-k as the loop's `Scores`: its logprobs over the candidates' ids."""
+        logprobs = torch.tensor([e.logprob for e in top], dtype=torch.float32)
+        return Scores(logprobs, torch.tensor([self.tokens.id_of(e) for e in top]), tokens_in, extra)
 
     def _server_pick(self, position: shapes.Position, data: dict) -> int | None:
         choices = data.get("choices") if not self.kind.native else None

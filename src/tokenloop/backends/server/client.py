@@ -92,22 +92,13 @@ class Client:
             except httpx.RemoteProtocolError:  # a kept-alive connection the server had closed: once more, anew
                 if attempt:
                     raise self._broken(path, step, "the connection closed") from None
-            except _Late:
-                raise self._late(path, step) from None
-            except httpx.TimeoutException:
+            except (_Late, httpx.TimeoutException):
                 raise self._late(path, step) from None
             except httpx.ConnectError as e:
-                raise ServerError(
-                    f"can't reach {self.root} ({reason(e)}): is the server running? check --url", step
-                ) from None
+                raise self._unreachable(e, step) from None
             except httpx.HTTPError as e:
                 raise self._broken(path, step, reason(e)) from None
-        text = raw.decode("utf-8", errors="replace")
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = _NOT_JSON
-        return response.status_code, data, text
+        return (response.status_code, *_parsed(raw))
 
     # --- streams --------------------------------------------------------------------------------
     @contextmanager
@@ -120,30 +111,17 @@ class Client:
             # One stream per connection: some servers close it after the stream, so it is not reused.
             with self.http.stream("POST", path, json=body, headers={"Connection": "close"}) as response:
                 if response.status_code >= 400:
-                    raw = _read_all(response, time.monotonic() + self.timeout)
-                    text = raw.decode("utf-8", errors="replace")
-                    try:
-                        data = json.loads(text)
-                    except ValueError:
-                        data = _NOT_JSON
+                    data, text = _parsed(_read_all(response, time.monotonic() + self.timeout))
                     raise self.refused(response.status_code, data, text, path, step())
                 yield self._chunks(response, path, step)
-        except _Late:
-            raise ServerError(
-                f"{self.root} sent nothing for {self.timeout:g} s: the server is stuck or overloaded "
-                "(raise --server-timeout to wait longer)",
-                step(),
-            ) from None
-        except httpx.TimeoutException:
+        except (_Late, httpx.TimeoutException):
             raise ServerError(
                 f"{self.root} sent nothing for {self.timeout:g} s: the server is stuck or overloaded "
                 "(raise --server-timeout to wait longer)",
                 step(),
             ) from None
         except httpx.ConnectError as e:
-            raise ServerError(
-                f"can't reach {self.root} ({reason(e)}): is the server running? check --url", step()
-            ) from None
+            raise self._unreachable(e, step()) from None
         except httpx.HTTPError as e:
             raise ServerError(
                 f"the stream from {self.root} broke off ({reason(e)}): the server may have crashed", step()
@@ -158,7 +136,7 @@ class Client:
                 return
             try:
                 chunk = json.loads(payload)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ServerError(f"the stream sent something that is not JSON: {payload[:80]!r}", step()) from None
             if line.startswith("error:") or (isinstance(chunk, dict) and "error" in chunk):
                 error = chunk.get("error", chunk) if isinstance(chunk, dict) else chunk
@@ -185,6 +163,9 @@ class Client:
             message = f"the server answered {status} on {path}: {said}"
         return Refused(message, status, said, step)
 
+    def _unreachable(self, error: Exception, step: int | None) -> ServerError:
+        return ServerError(f"can't reach {self.root} ({reason(error)}): is the server running? check --url", step)
+
     def _late(self, path: str, step: int | None) -> ServerError:
         return ServerError(
             f"{self.root} gave no answer within {self.timeout:g} s on {path}: the server is stuck or "
@@ -198,6 +179,15 @@ class Client:
 
 _NOT_JSON = object()
 MAX_ANSWER = 64 << 20  # no answer the loop needs is near this: a larger one is refused, not held in memory
+
+
+def _parsed(raw: bytes) -> tuple[Any, str]:
+    """(the JSON value, or _NOT_JSON; the text) of an answer's bytes."""
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text), text
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python's parser goes
+        return _NOT_JSON, text
 
 
 class _Late(Exception):

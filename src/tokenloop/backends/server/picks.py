@@ -15,8 +15,6 @@ import math
 import time
 from collections.abc import Iterator
 
-import torch
-
 from ...errors import ServerError
 from ...records import Candidate, Step
 from ...scores import Distribution, Scores, candidates
@@ -106,12 +104,7 @@ def _stream_steps(
                 extra = {"mode": "stream", "sent": "ids" if backend.sends_ids else "text", "returned": len(top)}
                 if made == 0:
                     extra["ttft_ms"] = (now - start) * 1000
-                scores = Scores(
-                    torch.tensor([e.logprob for e in top], dtype=torch.float32),
-                    torch.tensor([backend.tokens.id_of(e) for e in top]),
-                    prompt_len if made == 0 else 1,
-                    extra,
-                )
+                scores = backend.scores_of(top, prompt_len if made == 0 else 1, extra)
                 chosen, cands = _records(
                     backend, scores, backend.tokens.id_of(position.chosen), position.chosen.logprob, show
                 )
