@@ -83,6 +83,11 @@ class Client:
             return None
         return None if status >= 400 or data is _NOT_JSON else data
 
+    def text(self, path: str) -> str | None:
+        """A plain-text GET (e.g. Prometheus `/metrics`): its text, or None when the server has no such page."""
+        status, _, text = self._request("GET", path, None, None)
+        return None if status >= 400 else text
+
     def _request(self, method: str, path: str, body: dict | None, step: int | None) -> tuple[int, Any, str]:
         for attempt in range(2):
             try:
