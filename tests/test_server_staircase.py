@@ -39,7 +39,7 @@ def vllm(vllm_url):
 
 def test_a_length_over_the_servers_context_is_refused_with_the_length_to_use(vllm):
     with pytest.raises(UsageError, match=r"--max-len 2045 or less"):
-        server_staircase.measure(vllm, max_len=4000, points_=3, gaps=2)
+        server_staircase.measure(vllm, max_len=4000, points=3, gaps=2)
 
 
 def test_prompts_are_exactly_n_tokens_and_never_the_same_twice(vllm):
@@ -50,7 +50,7 @@ def test_prompts_are_exactly_n_tokens_and_never_the_same_twice(vllm):
 
 
 def test_on_vllm_fresh_time_climbs_with_n_while_the_cached_step_stays_flat(vllm):
-    result = server_staircase.measure(vllm, max_len=600, points_=3, repeats=1, gaps=6)
+    result = server_staircase.measure(vllm, max_len=600, points=3, repeats=1, gaps=6)
     assert result["engine"] == f"vLLM {vllm.caps.version}" and result["model"] == vllm.model
     series = result["series"]
     assert [p["n"] for p in series] == [200, 400, 600]

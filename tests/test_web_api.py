@@ -54,12 +54,12 @@ def test_pages_load_only_local_assets_under_a_strict_policy(client):
         assert "script-src 'self'" in response.headers["content-security-policy"]
         for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', response.text):
             assert client.get(asset).status_code == 200, asset
-    for name in ("app.js", "lesson.js", "lab.js", "style.css", "index.html", "lab.html"):
+    for name in ("app.js", "lesson.js", "lab.js", "teacher.js", "cluster.js", "style.css", "index.html", "lab.html"):
         text = client.get(f"/static/{name}").text
         assert not re.search(r"(src|href|url\()\s*=?\s*[\"']?https?://", text), (
             f"{name} loads something from the network"
         )
-    for name in ("app.js", "lesson.js", "lab.js"):
+    for name in ("app.js", "lesson.js", "lab.js", "teacher.js", "cluster.js"):
         assert "innerHTML" not in client.get(f"/static/{name}").text  # model text goes in as text only
 
 

@@ -24,7 +24,7 @@ off or salted anew (a miss again). Hits are read where the server reports them: 
 
 API (the page, `tokenloop staircase --url` and later lessons consume the same records):
 
-    points(backend, lengths, repeats=2, gaps=8, seed=0) -> Iterator[Point]   # one per request
+    measurements(backend, lengths, repeats=2, gaps=8) -> Iterator[Point]     # one per request
     prefix_hits(backend, n) -> list[Hit]                                    # first, repeat, fresh repeat
     measure(backend, max_len=256, points=6, repeats=2, gaps=8) -> dict      # the whole result, as JSON:
         {"model", "engine", "series": [{"n", "fresh_ms", "itl_ms", ...}], "fits", "hits", ...}
@@ -114,17 +114,17 @@ def tokenizer(backend: ServerBackend) -> tuple[Callable[[str], list[int]], Calla
 
 
 # --- measuring -----------------------------------------------------------------------------------
-def check(backend: ServerBackend, max_len: int, points_: int, repeats: int, gaps: int) -> None:
-    if points_ < 2:
-        raise UsageError(f"--points must be at least 2 to draw a line, not {points_}")
+def check(backend: ServerBackend, max_len: int, points: int, repeats: int, gaps: int) -> None:
+    if points < 2:
+        raise UsageError(f"--points must be at least 2 to draw a line, not {points}")
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, not {repeats}")
     if gaps < 2:
         raise UsageError(
             f"--gaps must be at least 2 (the tokens after the first that time the cached step), not {gaps}"
         )
-    if max_len < points_:
-        raise UsageError(f"--max-len {max_len} is shorter than --points {points_}: give at least one token per point")
+    if max_len < points:
+        raise UsageError(f"--max-len {max_len} is shorter than --points {points}: give at least one token per point")
     room = backend.context_length - gaps - 1
     if max_len > room:
         raise UsageError(
@@ -151,7 +151,7 @@ def point(n: int, stream: Stream) -> Point:
     )
 
 
-def points(
+def measurements(
     backend: ServerBackend, lengths_: Sequence[int], repeats: int = 2, gaps: int = 8, seed: int = 0
 ) -> Iterator[Point]:
     """One `Point` per request, every length once per round in a new shuffled order (so a slow
@@ -230,7 +230,7 @@ def engine(backend: ServerBackend) -> str:
 def measure(
     backend: ServerBackend,
     max_len: int = 256,
-    points_: int = 6,
+    points: int = 6,
     repeats: int = 2,
     gaps: int = 8,
     seed: int = 0,
@@ -238,11 +238,11 @@ def measure(
 ) -> dict:
     """The staircase on the server, as JSON: the series, fits as the embedded staircase makes them
     (`fresh` may bend up with n²; `itl` a line, near flat), the prefix-cache check at max_len."""
-    check(backend, max_len, points_, repeats, gaps)
-    plan = lengths(max_len, points_)
+    check(backend, max_len, points, repeats, gaps)
+    plan = lengths(max_len, points)
     start = time.perf_counter()
     found = []
-    for p in points(backend, plan, repeats, gaps, seed):
+    for p in measurements(backend, plan, repeats, gaps, seed):
         found.append(p)
         if on_point:
             on_point(p)

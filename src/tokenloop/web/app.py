@@ -22,7 +22,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ..errors import ModelError, ServerError, TokenloopError, UsageError
 from ..loop import generate, next_token, prompt_ids
 from ..records import Done
-from . import content, demos, lab, score, teacher
+from . import connected, content, demos, lab, score, teacher
 from .schemas import (
     BranchIn,
     CompareIn,
@@ -161,6 +161,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_errors(app)
     add_routes(app)
+    app.include_router(connected.router)  # the connected server, the teacher's citations
     return app
 
 
