@@ -44,12 +44,16 @@ TL.teacher = (panel, { info, lesson, drawTraining }) => {
     drawTraining(out, r);
   }
 
+  // Where each passage is on the page, in the words of the page's own headings.
+  const PLACE = { recall: "Recall: ", quiz: "Check yourself: " };
+  const place = (p) => (p.source === "colleague" ? "Explain it to a colleague" : (PLACE[p.source] || "") + p.title);
+
   function cite(turn, passages) {
     if (!passages.length) return;
     const list = el("div", { class: "teacher-cited" }, el("h3", { text: teach.cited }));
     for (const p of passages) {
       list.append(el("blockquote", { class: "cited", dataset: { source: p.source, step: p.step || "" } },
-        el("p", { text: p.text }), el("cite", { text: p.title })));
+        el("p", { text: p.text }), el("cite", { text: place(p) })));
     }
     turn.append(list);
   }
