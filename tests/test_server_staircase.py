@@ -3,7 +3,10 @@ test suite, whose prefix cache is on, and its pure parts alone."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from cli_runner import cli, one_line_error
 
 from tokenloop import server_staircase
 from tokenloop.backends.server import ServerBackend, kinds, metrics
@@ -72,3 +75,18 @@ def test_a_repeated_prompt_hits_the_prefix_cache_and_a_salted_repeat_does_not(vl
     assert repeat.hit_tokens >= 2 * block  # whole blocks, the last token always read again
     assert salted.fresh and salted.hit_tokens == 0 and salted.queried_tokens == 3 * block
     assert repeat.ttft_ms < salted.ttft_ms  # the cached prefix was not read again
+
+
+def test_the_command_refuses_the_embedded_models_options_with_url_in_one_line(capsys):
+    err = one_line_error(capsys, ["staircase", "--url", "http://127.0.0.1:9/v1", "--threads", "1"], 2)
+    assert "--threads" in err and "drop them" in err
+
+
+def test_the_command_measures_the_server_and_prints_json(capsys, vllm_url):
+    code, out, err = cli(
+        capsys, "staircase", "--url", vllm_url, "--max-len", "160", "--points", "2", "--repeats", "1", "--json"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["engine"].startswith("vLLM ") and [p["n"] for p in data["series"]] == [80, 160]
+    assert [h["label"] for h in data["hits"]] == ["first", "repeat", "repeat, cache off"]

@@ -68,15 +68,16 @@ class Demo:
         return self._trainable
 
     def run(self, backend, **options) -> dict:
+        called = self.name.replace("_", " ")
         if backend is None and self.name == "server_staircase":
-            raise Unavailable(f"the {self.name} demo needs {HOW[self.name]}")
+            raise Unavailable(f"the {called} demo needs {HOW[self.name]}")
         if backend is None:
-            raise Unavailable(f"the {self.name} demo needs a model running in this process (the embedded model)")
+            raise Unavailable(f"the {called} demo needs a model running in this process (the embedded model)")
         if getattr(backend, NEEDS[self.name], None) is None:  # declared where a backend has it
-            raise Unavailable(f"the {self.name} demo needs {HOW[self.name]}")
+            raise Unavailable(f"the {called} demo needs {HOW[self.name]}")
         code = module(self.name)
         if not self._running.acquire(blocking=False):
-            raise Busy(f"the {self.name} demo is already running: wait for it to finish")
+            raise Busy(f"the {self.name.replace('_', ' ')} demo is already running: wait for it to finish")
         try:
             if self.name == "training":
                 self.last = code.train(self.trainable(backend), steps=options["steps"]).to_json()
