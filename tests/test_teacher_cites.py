@@ -111,4 +111,4 @@ def test_without_a_server_there_is_no_cluster_and_no_server_staircase(client):
     assert client.get("/api/cluster").json() == {"cluster": None}
     assert client.get("/api/server-staircase").json() == {"result": None}
     refused = client.post("/api/server-staircase", json={})
-    assert refused.status_code == 503 and "--url" in refused.json()["error"]
+    assert refused.status_code == 400 and "--url" in refused.json()["error"]

@@ -88,9 +88,12 @@ def server_staircase_last(request: Request) -> dict:
 
 @router.post("/api/server-staircase", responses={409: {"model": ErrorOut}, **ERRORS})
 def server_staircase(body: ServerStaircaseIn, request: Request) -> dict:
+    backend = server(request.app)
+    if backend is None:  # like compare: a page without a server asked for it
+        raise UsageError("the server staircase needs a server: start the lesson with --url")
     demo = request.app.state.demos["server_staircase"]
     options = {"max_len": body.max_len, "points": body.points, "repeats": body.repeats, "gaps": body.gaps}
-    return {"result": demo.run(server(request.app), **options)}
+    return {"result": demo.run(backend, **options)}
 
 
 @router.post("/api/teacher/cite", responses=ERRORS)
