@@ -90,3 +90,15 @@ def test_the_command_measures_the_server_and_prints_json(capsys, vllm_url):
     data = json.loads(out)
     assert data["engine"].startswith("vLLM ") and [p["n"] for p in data["series"]] == [80, 160]
     assert [h["label"] for h in data["hits"]] == ["first", "repeat", "repeat, cache off"]
+
+
+def test_on_llama_server_the_repeat_reuses_the_prompt_and_cache_prompt_false_does_not(llama_url):
+    backend = ServerBackend(llama_url, log=lambda message: None)
+    try:
+        first, repeat, fresh = server_staircase.prefix_hits(backend, 200)
+        measured = list(server_staircase.measurements(backend, [50, 150], repeats=1, gaps=3))
+    finally:
+        backend.close()
+    assert first.hit_tokens == 0 and fresh.hit_tokens == 0  # llama.cpp's timings.cache_n
+    assert repeat.hit_tokens >= 190 and repeat.ttft_ms < fresh.ttft_ms
+    assert sorted(p.n for p in measured) == [50, 150] and all(p.cached_tokens == 0 for p in measured)

@@ -92,7 +92,10 @@ def server_staircase(body: ServerStaircaseIn, request: Request) -> dict:
     if backend is None:  # like compare: a page without a server asked for it
         raise UsageError("the server staircase needs a server: start the lesson with --url")
     demo = request.app.state.demos["server_staircase"]
-    options = {"max_len": body.max_len, "points": body.points, "repeats": body.repeats, "gaps": body.gaps}
+    max_len = body.max_len
+    if "max_len" not in body.model_fields_set:  # the page's default, shortened to fit a small server
+        max_len = max(body.points, min(max_len, backend.context_length - body.gaps - 1))
+    options = {"max_len": max_len, "points": body.points, "repeats": body.repeats, "gaps": body.gaps}
     return {"result": demo.run(backend, **options)}
 
 
