@@ -1,6 +1,7 @@
 """The expensive demos of the lesson, run on demand: a few training steps (step 4), the cost
-staircase (step 5) and, with --url, the same staircase measured on the server. Their modules are imported only when a learner presses the button;
-the last result of each is kept so a reload shows it without measuring again."""
+staircase (step 5) and, with --url, the same staircase measured on the server. Their modules are
+imported only when a learner presses the button; the last result of each is kept so a reload
+shows it without measuring again."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ class Demo:
             raise Unavailable(f"the {called} demo needs {HOW[self.name]}")
         code = module(self.name)
         if not self._running.acquire(blocking=False):
-            raise Busy(f"the {self.name.replace('_', ' ')} demo is already running: wait for it to finish")
+            raise Busy(f"the {called} demo is already running: wait for it to finish")
         try:
             if self.name == "training":
                 self.last = code.train(self.trainable(backend), steps=options["steps"]).to_json()

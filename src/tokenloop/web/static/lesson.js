@@ -3,7 +3,7 @@
 "use strict";
 
 (async () => {
-  const { el, pct, ms, shown, api, stream, bars, lineChart, copy, store, status } = TL;
+  const { el, pct, ms, shown, api, bars, lineChart, copy, store, status } = TL;
   const statusLine = document.getElementById("status");
   let info, lesson;
   try {
