@@ -22,7 +22,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ..errors import ModelError, ServerError, TokenloopError, UsageError
 from ..loop import generate, next_token, prompt_ids
 from ..records import Done
-from . import content, demos, lab, score, teacher
+from . import content, demos, lab, openai_api, score, teacher
 from .schemas import (
     BranchIn,
     CompareIn,
@@ -161,6 +161,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_errors(app)
     add_routes(app)
+    app.include_router(openai_api.router)  # /v1/completions, /v1/models: the real call, on the model here
     return app
 
 
@@ -233,12 +234,10 @@ def stream(events: Iterator[tuple[str, dict]], session: Session | None = None) -
 
 def curl(app: FastAPI, request: Request) -> str:
     """The exact call behind the lesson's bars, for the model this app is connected to."""
-    prompt = app.state.lesson["prompt"]
-    if app.state.server_url:
-        body = {"model": app.state.backend.model, "prompt": prompt, "max_tokens": 1, "logprobs": 8, "temperature": 0}
-        url = app.state.server_url.rstrip("/") + "/v1/completions"
-    else:
-        body, url = {"prompt": prompt, "top_k": 8}, str(request.base_url).rstrip("/") + "/api/next"
+    body = {"model": app.state.backend.model, "prompt": app.state.lesson["prompt"], "max_tokens": 1, "logprobs": 8}
+    body["temperature"] = 0  # (the logprobs are the raw distribution's either way; this fixes the pick)
+    root = app.state.server_url or str(request.base_url)  # the server, or this app's own /v1 (openai_api.py)
+    url = root.rstrip("/") + "/v1/completions"
     return f"curl -s {url} -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body, ensure_ascii=False))}"
 
 
