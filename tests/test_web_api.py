@@ -68,7 +68,7 @@ def test_info_describes_the_connected_backend(client, tiny):
     assert info["model"] == tiny.model and info["backend"] == "embedded"
     assert info["vocab_size"] == tiny.vocab_size and info["context_length"] == tiny.context_length
     assert info["can_score"] and not info["can_chat"]  # the tiny model has no chat template
-    assert "/api/next" in info["curl"] and "Kubernetes pods" in info["curl"]
+    assert "/v1/completions" in info["curl"] and "Kubernetes pods" in info["curl"]  # the app's own /v1
     assert info["demo"]["steps"] == SMALL["steps"]
 
 
