@@ -22,7 +22,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ..errors import ModelError, ServerError, TokenloopError, UsageError
 from ..loop import generate, next_token, prompt_ids
 from ..records import Done
-from . import content, demos, lab, openai_api, score, teacher
+from . import content, demos, for_your_ai, lab, openai_api, score, teacher
 from .schemas import (
     BranchIn,
     CompareIn,
@@ -162,6 +162,7 @@ def create_app(
     install_errors(app)
     add_routes(app)
     app.include_router(openai_api.router)  # /v1/completions, /v1/models: the real call, on the model here
+    app.include_router(for_your_ai.router)  # the lesson as Markdown, with its live numbers
     return app
 
 
@@ -294,7 +295,7 @@ def add_routes(app: FastAPI) -> None:
 
     @app.post("/api/lab/start", response_model=LabOut, responses=ERRORS)
     def lab_start(body: StartIn, session: Session = Depends(lab_session)):
-        return lab.start(app.state.backend, session, body.prompt, body.chat, body.resume)
+        return lab.start(app.state.backend, session, body.prompt, body.chat, body.resume, body.cache)
 
     @app.post("/api/lab/step", response_model=StepOut | None, responses=ERRORS)
     def lab_step(body: StepIn, session: Session = Depends(lab_session)):
