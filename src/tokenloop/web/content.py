@@ -37,16 +37,17 @@ def load(name: str = "day01") -> dict:
 
 
 def lab_href(lesson: str, item: dict) -> str:
-    """The lab's address with a try-it item's settings filled in (booleans as 1 and 0)."""
+    """The lab's address with every setting of a try-it item: the ones the YAML gives, the lab's
+    defaults for the rest (booleans as 1 and 0, "off" as empty), so each experiment starts clean."""
     if not NAME.match(str(item.get("id", ""))):
         raise UsageError(f"lesson {lesson}: a try-it item has no id of a-z, 0-9, - and _: fix lessons/{lesson}.yaml")
     try:
-        settings = LabLink.model_validate(item.get("lab") or {}).model_dump(exclude_unset=True)
+        settings = LabLink.model_validate(item.get("lab") or {}).model_dump()
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise UsageError(
             f"lesson {lesson}: try-it {item['id']}: {where}: {first['msg']}: fix lessons/{lesson}.yaml"
         ) from None
-    query = {k: int(v) if isinstance(v, bool) else v for k, v in settings.items()}
+    query = {k: "" if v is None else int(v) if isinstance(v, bool) else v for k, v in settings.items()}
     return "/lab?" + urlencode({**query, "try": item["id"]})
