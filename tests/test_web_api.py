@@ -78,7 +78,8 @@ def test_the_lesson_is_served_as_data(client):
     for step in lesson["steps"]:
         if step["kind"] == "choice":
             assert 0 <= step["answer"] < len(step["choices"])
-    assert [s["name"] for s in lesson["course_map"]["stages"]][:2] == ["text", "tokens"]
+    pipeline = [s["name"] for s in lesson["course_map"]["pipeline"]]
+    assert pipeline == ["text", "tokenize", "prefill"] and lesson["course_map"]["loop"]["name"] == "decode step"
 
 
 # --- one step, the lab --------------------------------------------------------------------------
