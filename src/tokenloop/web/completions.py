@@ -177,12 +177,7 @@ def ids_of(backend, body: CompletionIn) -> list[int]:
     if isinstance(body.prompt, str):
         ids = prompt_ids(backend, body.prompt)
     else:
-        ids = list(body.prompt)
-        bad = next((i for i in ids if not 0 <= i < (backend.vocab_size or 0)), None)
-        if bad is not None:
-            raise UsageError(
-                f"token id {bad} is outside {backend.model}'s vocabulary of {backend.vocab_size}: send ids it has"
-            )
+        ids = known(backend, body.prompt)
     if len(ids) + body.max_tokens > backend.context_length:
         raise UsageError(
             f"This model's maximum context length is {backend.context_length} tokens. However, you requested "
@@ -203,12 +198,17 @@ def tokenize(backend, body: TokenizeIn) -> dict:
 def detokenize(backend, body: DetokenizeIn) -> dict:
     """vLLM's /detokenize answer: the text of the ids."""
     check_model(backend, body)
-    bad = next((i for i in body.tokens if not 0 <= i < (backend.vocab_size or 0)), None)
+    return {"prompt": backend.decode(known(backend, body.tokens))}
+
+
+def known(backend, ids: list[int]) -> list[int]:
+    """Token ids given by the client, each checked to be in the model's vocabulary."""
+    bad = next((i for i in ids if not 0 <= i < (backend.vocab_size or 0)), None)
     if bad is not None:
         raise UsageError(
             f"token id {bad} is outside {backend.model}'s vocabulary of {backend.vocab_size}: send ids it has"
         )
-    return {"prompt": backend.decode(body.tokens)}
+    return list(ids)
 
 
 def models(backend, created: int) -> dict:
