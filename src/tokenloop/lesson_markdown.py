@@ -116,7 +116,8 @@ def render_map(course_map: dict | None) -> list[str]:
         out += [f"{i}. {box_line(box)}"]
     beside = course_map.get("beside") or []
     if beside:
-        out += ["", "Beside the loop: " + "; ".join(box_line(b) for b in beside) + "."]
+        label = course_map.get("beside_label") or "Beside the loop:"
+        out += ["", f"{label} " + "; ".join(box_line(b) for b in beside) + "."]
     return out + [""]
 
 

@@ -34,6 +34,7 @@ TL.courseMap = async (section, map) => {
       : el("span", { text: map.you_are_here })));
   section.replaceChildren(el("h2", { text: map.title }),
     el("ol", { class: "map-path" }, ...map.pipeline.map((b) => box(b)), decode, ...(map.after || []).map((b) => box(b))),
+    map.beside ? el("p", { class: "map-beside-label", text: map.beside_label || "" }) : null,
     el("ul", { class: "map-beside" }, ...(map.beside || []).map((b) => box(b, "map-box map-side"))),
     el("p", { class: "note", text: map.note }));
   section.dataset.ready = "1";
