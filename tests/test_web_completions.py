@@ -198,3 +198,16 @@ def test_tokenloop_runs_against_the_app_as_against_a_server(app_url, capsys, smo
     steps = [json.loads(line) for line in out.splitlines() if '"step"' in line]
     greedy = [r.chosen.id for r in generate(smol, prompt_ids(smol, PROMPT), 4) if isinstance(r, Step)]
     assert [s["chosen"]["id"] for s in steps] == greedy
+
+
+def test_beside_a_server_the_apps_own_v1_answers_with_the_model_in_this_process(llama_url, smol):
+    from tokenloop.backends.server import ServerBackend
+
+    server = ServerBackend(llama_url)
+    client = TestClient(create_app(server, compare=smol, server_url=server.root))
+    assert client.get("/v1/models").json()["data"][0]["id"] == smol.model
+    body = {"prompt": PROMPT, "max_tokens": 1, "logprobs": 3, "temperature": 0}
+    answer = client.post("/v1/completions", json=body).json()
+    expected = next_token(smol, prompt_ids(smol, PROMPT), 3).top
+    assert answer["model"] == smol.model
+    assert list(answer["choices"][0]["logprobs"]["top_logprobs"][0]) == [c.token for c in expected]
