@@ -20,16 +20,26 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import time
 from collections.abc import Callable
 
 from .loop import next_token, prompt_ids
 
 
 def measure(backend, lesson: dict, k: int = 8) -> dict:
-    """The live numbers that cost one forward pass: the model, and step 3's distribution."""
+    """The live numbers that cost one forward pass: the model, and step 3's distribution, with
+    when it was measured and the command that measures it again."""
     result = next_token(backend, prompt_ids(backend, lesson["prompt"]), k).to_json()
     vocab = {"model": backend.model, "vocab_size": backend.vocab_size}
-    return {"model": backend.model, "backend": backend.name, "results": {"next": result, "vocab": vocab}}
+    server = getattr(backend, "root", None)  # a server backend's address
+    again = f"tokenloop next {shlex.quote(lesson['prompt'])} --top-k {k}" + (f" --url {server}/v1" if server else "")
+    return {
+        "model": backend.model,
+        "backend": backend.name,
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "results": {"next": {**result, "again": again}, "vocab": vocab},
+    }
 
 
 def render(lesson: dict, live: dict) -> str:
@@ -166,6 +176,7 @@ def write_next(r: dict, live: dict) -> list[str]:
         "|---|---|---|",
         *rows,
         f"| | everything else | {percent(r['other'])} |",
+        *(["", f"The same numbers again: `{r['again']}`."] if r.get("again") else []),
     ]
 
 
@@ -217,7 +228,8 @@ WRITERS: dict[str, Callable[[dict, dict], list[str]]] = {
 # --- small pieces -------------------------------------------------------------------------------
 def provenance(live: dict) -> str:
     backend = f" ({live['backend']})" if live.get("backend") else ""
-    return f"{live.get('model', 'the connected model')}{backend}, by tokenloop"
+    when = f", {live['when']}" if live.get("when") else ""
+    return f"{live.get('model', 'the connected model')}{backend} by tokenloop{when}"
 
 
 def flat(text: str) -> str:
