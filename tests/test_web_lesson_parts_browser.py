@@ -6,8 +6,10 @@ checks on every page (no script error, nothing a model wrote ever ran) are test_
 from __future__ import annotations
 
 import json
+import math
 
 import httpx
+import pytest
 from test_web_browser import MODEL_WORK, browser, open_page, page, served, shot  # noqa: F401  (fixtures)
 
 from tokenloop.lesson_markdown import percent
@@ -120,3 +122,20 @@ def test_read_next_links_the_source_and_names_the_notebook_command(page, served)
     open_page(page, served)
     expect(page.locator("#read-source a")).to_have_attribute("href", read_next["source"]["url"])
     expect(page.locator("#notebook-command")).to_have_text(read_next["notebook"]["command"])
+
+
+def test_the_curl_the_page_shows_gives_the_bars_the_page_drew(page, served):  # noqa: F811
+    from playwright.sync_api import expect
+    from test_web_completions import run_curl
+
+    open_page(page, served)
+    third = page.locator("#step-confidence")
+    third.locator(".guess-number").fill("20")
+    third.locator(".reveal").click()
+    rows = page.locator("#lesson-bars .bar-row")
+    expect(rows).to_have_count(8, timeout=MODEL_WORK)
+    answer = run_curl(page.locator("#curl").text_content())  # as a learner pastes it into a terminal
+    top = answer["choices"][0]["logprobs"]["top_logprobs"][0]
+    assert rows.locator(".bar-token").all_text_contents() == [json.dumps(t, ensure_ascii=False) for t in top]
+    bars = [float(p) for p in rows.evaluate_all("rows => rows.map(r => r.dataset.prob)")]
+    assert [math.exp(v) for v in top.values()] == pytest.approx(bars, abs=1e-4)
