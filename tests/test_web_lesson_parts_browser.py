@@ -25,7 +25,7 @@ def test_copy_this_lesson_for_your_ai_carries_the_live_numbers_and_the_guesses(p
     third.locator(".guess-number").fill("37")
     page.locator("#copy-for-ai").click()
     markdown = page.locator("#lesson-markdown")
-    expect(markdown).to_contain_text("## Try it in the lab", timeout=MODEL_WORK)
+    expect(markdown).to_contain_text(f"## {lesson['try_it']['title']}", timeout=MODEL_WORK)
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied == markdown.text_content()
     live = httpx.post(f"{served}/api/next", json={"prompt": lesson["prompt"], "top_k": 8}, timeout=60).json()

@@ -140,7 +140,7 @@ def box_line(box: dict) -> str:
 def render_try_it(try_it: dict | None, lab: str | None) -> list[str]:
     if not try_it:
         return []
-    out = ["## Try it in the lab", "", flat(try_it["intro"]), ""]
+    out = [f"## {try_it['title']}", "", flat(try_it["intro"]), ""]
     for i, item in enumerate(try_it["items"], 1):
         settings = ", ".join(f"{k} {json.dumps(v)}" for k, v in item["lab"].items())
         link = f" [Open it in the lab]({lab.rstrip('/')}{item['href']})." if lab and item.get("href") else ""

@@ -26,6 +26,6 @@ TL.forYourAI = (section, lesson, progress) => {
       button.disabled = false;
     }
   });
-  section.replaceChildren(el("h2", { text: "Open this lesson in your AI" }), el("p", { text: words.intro }),
+  section.replaceChildren(el("h2", { text: words.title }), el("p", { text: words.intro }),
     el("div", { class: "actions" }, button), note, shown);
 };
