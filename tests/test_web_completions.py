@@ -211,3 +211,19 @@ def test_beside_a_server_the_apps_own_v1_answers_with_the_model_in_this_process(
     expected = next_token(smol, prompt_ids(smol, PROMPT), 3).top
     assert answer["model"] == smol.model
     assert list(answer["choices"][0]["logprobs"]["top_logprobs"][0]) == [c.token for c in expected]
+
+
+def test_an_end_token_stops_the_completion_unless_ignore_eos(smol):
+    client = TestClient(create_app(smol))
+    chat = smol.chat_text([{"role": "user", "content": "Say hello."}])
+    body = {"prompt": chat, "max_tokens": 48, "temperature": 0, "logprobs": 1}
+    stopped = client.post("/v1/completions", json=body).json()
+    choice = stopped["choices"][0]
+    assert choice["finish_reason"] == "stop" and stopped["usage"]["completion_tokens"] < 48
+    end = choice["logprobs"]["tokens"][-1]
+    assert end not in choice["text"]  # the end token is not part of the text
+    forced = client.post("/v1/completions", json={**body, "ignore_eos": True}).json()
+    assert forced["choices"][0]["finish_reason"] == "length" and forced["usage"]["completion_tokens"] == 48
+    assert (
+        forced["choices"][0]["logprobs"]["tokens"][: len(choice["logprobs"]["tokens"])] == choice["logprobs"]["tokens"]
+    )

@@ -87,6 +87,7 @@ class CompletionIn(BaseModel):
     stream_options: StreamOptions | None = None
     return_tokens_as_token_ids: bool = False
     return_token_ids: bool = False
+    ignore_eos: bool = False  # vLLM's: go on past the end token, to exactly max_tokens (tokenloop latency)
     user: str | None = None
 
 
@@ -238,11 +239,18 @@ class Call:
         self.new: list[int] = []
         self.offset = 0  # text_offset of the next token string
         self.sent = 0  # characters of text already streamed
+        self.stop_ids = frozenset() if body.ignore_eos else backend.eos_ids
 
     def records(self) -> Iterator[Step | Done]:
         k = self.body.logprobs or 0
         return generate(
-            self.backend, self.ids, self.body.max_tokens, sampler_of(self.body), show=max(k, 1), seed=self.body.seed
+            self.backend,
+            self.ids,
+            self.body.max_tokens,
+            sampler_of(self.body),
+            show=max(k, 1),
+            seed=self.body.seed,
+            stop_ids=self.stop_ids,
         )
 
     def token(self, token_id: int) -> str:
@@ -266,7 +274,7 @@ class Call:
     def finish(self, record: Step) -> str | None:
         """Why the run ends after this token, if it does: the loop stops on these same two rules
         (the context can't end it first: `ids_of` refused a request that would outgrow it)."""
-        if record.chosen.id in self.backend.eos_ids:
+        if record.chosen.id in self.stop_ids:
             return "stop"
         return "length" if len(self.new) == self.body.max_tokens else None
 
