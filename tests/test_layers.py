@@ -25,6 +25,7 @@ LAYERS = [
             "training_cost",
             "charts",
             "view",
+            "lesson_markdown",
         ],
     ),
     ("the edges", ["web", "web.*", "commands", "commands.*"]),

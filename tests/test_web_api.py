@@ -68,7 +68,7 @@ def test_info_describes_the_connected_backend(client, tiny):
     assert info["model"] == tiny.model and info["backend"] == "embedded"
     assert info["vocab_size"] == tiny.vocab_size and info["context_length"] == tiny.context_length
     assert info["can_score"] and not info["can_chat"]  # the tiny model has no chat template
-    assert "/api/next" in info["curl"] and "Kubernetes pods" in info["curl"]
+    assert "/v1/completions" in info["curl"] and "Kubernetes pods" in info["curl"]  # the app's own /v1
     assert info["demo"]["steps"] == SMALL["steps"]
 
 
@@ -78,7 +78,8 @@ def test_the_lesson_is_served_as_data(client):
     for step in lesson["steps"]:
         if step["kind"] == "choice":
             assert 0 <= step["answer"] < len(step["choices"])
-    assert [s["name"] for s in lesson["course_map"]["stages"]][:2] == ["text", "tokens"]
+    pipeline = [s["name"] for s in lesson["course_map"]["pipeline"]]
+    assert pipeline == ["text", "tokenize", "prefill"] and lesson["course_map"]["loop"]["name"] == "decode step"
 
 
 # --- one step, the lab --------------------------------------------------------------------------

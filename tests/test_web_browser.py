@@ -159,7 +159,7 @@ def test_lesson_guess_then_reveal_with_live_bars_and_progress_kept(page, served)
         p["text"].strip() for p in lesson["ask_your_ai"]["prompts"]
     ]
     expect(prompts.locator("button.copy")).to_have_count(3)
-    expect(page.locator("#curl")).to_contain_text("/api/next")
+    expect(page.locator("#curl")).to_contain_text("/v1/completions")
     shot(page, "lesson.png")
 
     # A reload keeps the guesses, the reveals and the quiz.

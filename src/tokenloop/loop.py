@@ -104,11 +104,14 @@ def generate(
     generator=None,
     first: int = 1,
     limit: int | None = None,
+    stop_ids: frozenset[int] | None = None,
 ) -> Iterator[Step | Done]:
     """The loop: yields a `Step` per generated token, then a `Done` saying why it stopped.
 
     `kv`, `generator` and `first` continue a run that paused (the lab): its cache, its random
-    stream and the number of its next step. `limit` caps the sequence below the context."""
+    stream and the number of its next step. `limit` caps the sequence below the context.
+    `stop_ids` are the tokens that end the run: the model's end tokens unless a caller says
+    otherwise (a server's `ignore_eos` request gives none)."""
     if max_new < 1:
         raise UsageError(f"--max-new must be at least 1, not {max_new}")
     if show < 1:
@@ -117,6 +120,7 @@ def generate(
     kv = kv if kv is not None else (backend.new_cache() if cache else None)
     generator = generator if generator is not None else sampling.make_generator(seed)
     limit = min(limit or backend.context_length, backend.context_length)
+    stop_ids = backend.eos_ids if stop_ids is None else stop_ids
     picks = (backend.picker or sampler_picks)(
         backend, ids, kv, sampler, generator, seed=seed, show=show, first=first, max_new=max_new
     )
@@ -128,11 +132,11 @@ def generate(
                 break
             record = next(picks, None)  # forward, distribution, pick
             if record is None:  # the server ended the run itself (a stream that finished)
-                stop = "eos" if ids[len(prompt) :] and ids[-1] in backend.eos_ids else "context"
+                stop = "eos" if ids[len(prompt) :] and ids[-1] in stop_ids else "context"
                 break
             yield record
             ids.append(record.chosen.id)  # append, and go round again with the longer sequence
-            if record.chosen.id in backend.eos_ids:
+            if record.chosen.id in stop_ids:
                 stop = "eos"
                 break
     finally:

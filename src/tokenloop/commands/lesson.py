@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a host name the page may be reached by, besides localhost and --host (repeatable)",
     )
     p.add_argument("--lesson", default="day01", help="which lesson to show (default day01)")
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the lesson as one Markdown document for your own AI assistant, with step 3's distribution "
+        "measured now on the connected model, and exit (no web app)",
+    )
     add_backend_options(p)
     p.set_defaults(func=cmd_lesson)
 
@@ -82,9 +88,11 @@ def cmd_lesson(args, console) -> int:
 
     from ..web import content, create_app
 
-    content.load(args.lesson)  # a wrong name fails before the model loads
-    check_free(args.host, args.port)
+    lesson = content.load(args.lesson)  # a wrong name fails before the model loads
     log = lambda message: print(f"tokenloop: {message}", file=sys.stderr)  # noqa: E731
+    if args.markdown:
+        return print_markdown(args, lesson, log)
+    check_free(args.host, args.port)
     backend = open_backend(args, log=log)
     compare, server_url = None, None
     if backend.name == "server":  # the embedded model beside the server, for the side-by-side view
@@ -106,4 +114,13 @@ def cmd_lesson(args, console) -> int:
     )
     console.print("Ctrl+C stops it.")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def print_markdown(args, lesson: dict, log) -> int:
+    """The lesson for your own AI: its words, and the live numbers measured here and now."""
+    from ..lesson_markdown import measure, render
+
+    backend = open_backend(args, log=log)
+    sys.stdout.write(render(lesson, measure(backend, lesson)))
     return 0

@@ -22,7 +22,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ..errors import ModelError, ServerError, TokenloopError, UsageError
 from ..loop import generate, next_token, prompt_ids
 from ..records import Done
-from . import connected, content, demos, lab, score, teacher
+from . import connected, content, demos, for_your_ai, lab, openai_api, score, teacher
 from .schemas import (
     BranchIn,
     CompareIn,
@@ -162,6 +162,8 @@ def create_app(
     install_errors(app)
     add_routes(app)
     app.include_router(connected.router)  # the connected server, the teacher's citations
+    app.include_router(openai_api.router)  # /v1/completions, /v1/models: the real call, on the model here
+    app.include_router(for_your_ai.router)  # the lesson as Markdown, with its live numbers
     return app
 
 
@@ -234,12 +236,10 @@ def stream(events: Iterator[tuple[str, dict]], session: Session | None = None) -
 
 def curl(app: FastAPI, request: Request) -> str:
     """The exact call behind the lesson's bars, for the model this app is connected to."""
-    prompt = app.state.lesson["prompt"]
-    if app.state.server_url:
-        body = {"model": app.state.backend.model, "prompt": prompt, "max_tokens": 1, "logprobs": 8, "temperature": 0}
-        url = app.state.server_url.rstrip("/") + "/v1/completions"
-    else:
-        body, url = {"prompt": prompt, "top_k": 8}, str(request.base_url).rstrip("/") + "/api/next"
+    body = {"model": app.state.backend.model, "prompt": app.state.lesson["prompt"], "max_tokens": 1, "logprobs": 8}
+    body["temperature"] = 0  # (the logprobs are the raw distribution's either way; this fixes the pick)
+    root = app.state.server_url or str(request.base_url)  # the server, or this app's own /v1 (openai_api.py)
+    url = root.rstrip("/") + "/v1/completions"
     return f"curl -s {url} -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body, ensure_ascii=False))}"
 
 
@@ -296,7 +296,7 @@ def add_routes(app: FastAPI) -> None:
 
     @app.post("/api/lab/start", response_model=LabOut, responses=ERRORS)
     def lab_start(body: StartIn, session: Session = Depends(lab_session)):
-        return lab.start(app.state.backend, session, body.prompt, body.chat, body.resume)
+        return lab.start(app.state.backend, session, body.prompt, body.chat, body.resume, body.cache)
 
     @app.post("/api/lab/step", response_model=StepOut | None, responses=ERRORS)
     def lab_step(body: StepIn, session: Session = Depends(lab_session)):

@@ -34,6 +34,7 @@ def state(backend, session: Session) -> dict:
         "started": session.started,
         "prompt": session.prompt,
         "chat": session.chat,
+        "cache": session.cached,
         "prompt_tokens": [{"id": i, "token": backend.token_text(i)} for i in session.prompt_ids],
         "steps": [s.to_json() for s in session.steps],
         "text": backend.decode(session.ids[len(session.prompt_ids) :]) if session.started else "",
@@ -46,8 +47,11 @@ def limit(backend) -> int:
     return min(backend.context_length, MAX_LAB_TOKENS)
 
 
-def start(backend, session: Session, prompt: str, chat: bool = False, resume: list[int] = ()) -> dict:
-    """A new run from a prompt. `resume` re-adds tokens generated before a reload."""
+def start(
+    backend, session: Session, prompt: str, chat: bool = False, resume: list[int] = (), cache: bool = True
+) -> dict:
+    """A new run from a prompt. `resume` re-adds tokens generated before a reload. Without `cache`
+    every step sends the whole sequence through the model (the staircase, one step at a time)."""
     ids = prompt_ids(backend, prompt, chat)
     if len(ids) + len(resume) >= limit(backend):
         raise UsageError(f"the prompt is {len(ids)} tokens; the lab takes at most {limit(backend) - 1}: shorten it")
@@ -60,7 +64,7 @@ def start(backend, session: Session, prompt: str, chat: bool = False, resume: li
         session.prompt, session.chat = prompt, chat
         session.prompt_ids, session.ids = ids, ids + list(resume)
         session.steps = [restored(backend, n, len(ids) + n - 1, i) for n, i in enumerate(resume, 1)]
-        session.cache = backend.new_cache()
+        session.cached, session.cache = cache, backend.new_cache() if cache else None
         session.seed, session.generator = None, None  # a new run with a seed repeats from its start
         session.stop.clear()
     return state(backend, session)
@@ -95,6 +99,7 @@ def _steps(backend, session: Session, options: SamplerIn, show: int, max_new: in
         session.ids,
         max_new,
         to_sampler(options),
+        cache=session.cached,
         show=show,
         kv=session.cache,
         generator=generator_for(session, options.seed),

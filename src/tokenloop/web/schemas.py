@@ -67,6 +67,7 @@ class NextIn(In):
 class StartIn(In):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     chat: bool = False
+    cache: bool = Field(True, description="keep a KV cache; false: the whole sequence goes through every step")
     resume: list[int] = Field(
         default_factory=list, max_length=MAX_LAB_TOKENS, description="generated ids to restore after a reload"
     )
@@ -78,6 +79,20 @@ class StepIn(In):
 
 
 class RunIn(StepIn):
+    max_new: int = Field(16, ge=1, le=MAX_LAB_NEW)
+
+
+class LabLink(In):
+    """A lab opened with its settings filled in (`/lab?prompt=...&temperature=...`): the lesson's
+    try-it items, checked when the lesson loads; the lab page reads the same names from its URL."""
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    chat: bool = False
+    cache: bool = True
+    temperature: float = Field(0.0, ge=0, le=5)
+    top_k: int | None = Field(None, ge=1, le=100_000)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
     max_new: int = Field(16, ge=1, le=MAX_LAB_NEW)
 
 
@@ -180,6 +195,7 @@ class LabOut(Out):
     started: bool
     prompt: str
     chat: bool
+    cache: bool
     prompt_tokens: list[TokenOut]
     steps: list[StepOut]
     text: str

@@ -29,7 +29,8 @@ class Session:
     prompt_ids: list[int] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)  # prompt ids followed by the generated ids
     steps: list[Step] = field(default_factory=list)  # the record of every generated token (JSON only at the edge)
-    cache: Any = None  # the backend's KV cache for `ids` (None: no run yet)
+    cache: Any = None  # the backend's KV cache for `ids` (None: no run yet, or a run without one)
+    cached: bool = True  # whether this run keeps a KV cache (the lab's "KV cache" box)
     seed: int | None = None
     generator: Any = None  # torch.Generator for seeded sampling
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -16,6 +16,7 @@ request, and what its logprobs mean; no `if vllm:` chains elsewhere. Facts per s
   logprobs keyed by token string; its default sampler has min_p and repeat_penalty on; any new
   request interrupts a running stream (its `interrupt_requests` setting).
 - Ollama: no tokenizer endpoint, text prompts only; logprobs before temperature.
+- tokenloop: the lesson app's own teaching endpoint (`web/openai_api.py`), vLLM's shapes, capped at 20.
 """
 
 from __future__ import annotations
@@ -98,9 +99,17 @@ OLLAMA = Kind(
     distribution="raw: Ollama computes logprobs before temperature scaling",
     neutral={"top_p": 1.0},
 )
+TOKENLOOP = Kind(
+    "tokenloop",
+    ("tokenloop",),
+    distribution="raw: tokenloop's lesson app (its teaching /v1/completions) reports the embedded model's "
+    "log-softmax, before temperature and top-p, as vLLM does by default",
+    neutral={"top_k": -1, "top_p": 1.0},
+    extra={"return_tokens_as_token_ids": True, "return_token_ids": True},
+)
 OTHER = Kind("other", neutral={"top_p": 1.0})
 
-KINDS = {k.name: k for k in (VLLM, SGLANG, LLAMA_CPP, LLAMA_CPP_PYTHON, OLLAMA, OTHER)}
+KINDS = {k.name: k for k in (VLLM, SGLANG, LLAMA_CPP, LLAMA_CPP_PYTHON, OLLAMA, TOKENLOOP, OTHER)}
 
 
 def by_owner(owned_by: str | None) -> Kind | None:

@@ -8,7 +8,7 @@
   const statusLine = $("status");
   const KEY = "tokenloop.lab";
   const saved = store.load(KEY);
-  const run = { started: false, prompt: "", chat: false, prompt_tokens: [], steps: [], selected: null };
+  const run = { started: false, prompt: "", chat: false, cache: true, prompt_tokens: [], steps: [], selected: null };
   let running = null; // AbortController of a Run in progress
   let info;
 
@@ -16,13 +16,15 @@
   const fields = ["prompt", "temperature", "top-k", "top-p", "seed", "max-new"];
   for (const id of fields) if (saved[id] !== undefined) $(id).value = saved[id];
   if (saved.chat) $("chat").checked = true;
+  if (saved.cache === false) $("cache").checked = false;
   const remember = () => {
     const out = Object.fromEntries(fields.map((id) => [id, $(id).value]));
     out.chat = $("chat").checked;
-    out.run = run.started ? { prompt: run.prompt, chat: run.chat, steps: run.steps } : null;
+    out.cache = $("cache").checked;
+    out.run = run.started ? { prompt: run.prompt, chat: run.chat, cache: run.cache, steps: run.steps } : null;
     store.save(KEY, out);
   };
-  for (const id of [...fields, "chat"]) $(id).addEventListener("change", remember);
+  for (const id of [...fields, "chat", "cache"]) $(id).addEventListener("change", remember);
 
   const optional = (id, parse) => ($(id).value === "" ? null : parse($(id).value));
   const sampler = () => ({
@@ -72,11 +74,21 @@
     }
   }
 
+  // The prefill reads the whole prompt in one pass (step 1, or the step after a branch); each decode
+  // step reads the one new token. Without a cache every step reads the whole sequence.
+  const phase = (s) => (s.extra && s.extra.restored ? "restored" : !s.cache ? "whole sequence" : s.step === 1 || s.tokens_in > 1 ? "prefill" : "decode");
+
   function drawTable() {
     const body = document.querySelector("#steps-table tbody");
     body.replaceChildren(...run.steps.map((s) => el("tr", {},
       el("td", { text: s.step }), el("td", { text: shown(s.chosen.token) }), el("td", { text: pct(s.chosen.prob) }),
-      el("td", { text: ms(s.ms) }), el("td", { text: s.tokens_in }), el("td", { text: s.sampler }))));
+      el("td", { text: ms(s.ms) }), el("td", { text: s.tokens_in }), el("td", { class: `phase-${phase(s)}`, text: phase(s) }),
+      el("td", { text: s.sampler }))));
+    const prefill = run.steps.filter((s) => phase(s) === "prefill"), decode = run.steps.filter((s) => phase(s) === "decode");
+    const mean = (list) => list.reduce((sum, s) => sum + s.ms, 0) / list.length;
+    $("phases").textContent = prefill.length && decode.length
+      ? `Prefill: ${prefill[0].tokens_in} tokens in one pass, ${ms(prefill[0].ms)}. Decode: ${decode.length} steps of one token, ${ms(mean(decode))} each on average.`
+      : "";
   }
 
   const tip = $("tip");
@@ -93,7 +105,7 @@
   function hideTip() { tip.hidden = true; }
 
   function load(state, local) {
-    Object.assign(run, { started: state.started, prompt: state.prompt, chat: state.chat, prompt_tokens: state.prompt_tokens, steps: state.steps });
+    Object.assign(run, { started: state.started, prompt: state.prompt, chat: state.chat, cache: state.cache, prompt_tokens: state.prompt_tokens, steps: state.steps });
     if (local) run.steps = run.steps.map((s, i) => (s.extra && s.extra.restored && local[i] && local[i].chosen.id === s.chosen.id ? local[i] : s));
     run.selected = run.steps.length ? run.steps.length - 1 : null;
     draw();
@@ -108,11 +120,11 @@
 
   async function ensureStarted() {
     const prompt = $("prompt").value;
-    if (!run.started || prompt !== run.prompt || $("chat").checked !== run.chat) await start();
+    if (!run.started || prompt !== run.prompt || $("chat").checked !== run.chat || $("cache").checked !== run.cache) await start();
   }
 
   async function start() {
-    load(await api("/api/lab/start", { prompt: $("prompt").value, chat: $("chat").checked }));
+    load(await api("/api/lab/start", { prompt: $("prompt").value, chat: $("chat").checked, cache: $("cache").checked }));
     $("summary").textContent = `${run.prompt_tokens.length} prompt tokens. Press Step or Run.`;
   }
 
@@ -193,6 +205,23 @@
       `mean log-probability ${result.mean_logprob.toFixed(2)}, perplexity ${result.perplexity.toFixed(1)}.`;
   }
 
+  // A link (the lesson's try-it list) fills in the prompt and settings, then starts the run.
+  async function openedFromLink() {
+    const link = TL.fromLink(location.search, $);
+    history.replaceState(null, "", location.pathname); // a reload keeps what the learner changed since
+    const note = $("link-note");
+    const parts = [];
+    if (link.tryId) {
+      const item = ((await api("/api/lesson")).try_it?.items || []).find((i) => i.id === link.tryId);
+      if (item) parts.push(`From the lesson's try-it list: ${item.title}. Look for: ${item.look_for}`);
+    }
+    if (link.refused.length) parts.push(`Left out of the link, as not valid here: ${link.refused.join(", ")}.`);
+    note.textContent = parts.join(" ");
+    note.hidden = !parts.length;
+    remember();
+    if (link.filled.length) await start();
+  }
+
   $("start").addEventListener("click", () => act(start));
   $("step").addEventListener("click", () => act(step));
   $("run").addEventListener("click", () => act(runLoop));
@@ -216,8 +245,9 @@
       $("prompt").value = saved.run.prompt;
       $("chat").checked = saved.run.chat;
       const ids = saved.run.steps.map((s) => s.chosen.id);
-      load(await api("/api/lab/start", { prompt: saved.run.prompt, chat: saved.run.chat, resume: ids }), saved.run.steps);
+      load(await api("/api/lab/start", { prompt: saved.run.prompt, chat: saved.run.chat, cache: saved.run.cache !== false, resume: ids }), saved.run.steps);
     }
+    if (location.search) await openedFromLink();
   });
   document.body.dataset.ready = "1";
 })();

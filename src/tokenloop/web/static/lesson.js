@@ -189,13 +189,8 @@
     grid.append(node);
   });
 
-  // --- the course map: the per-request pipeline, looping ----------------------------------------
-  const map = lesson.course_map;
-  const stages = el("ol", { class: "pipeline" });
-  map.stages.forEach((stage) => stages.append(el("li", { class: "stage" }, el("strong", { text: stage.name }), el("span", { text: stage.what }))));
-  $("course-map").append(el("h2", { text: map.title }), stages,
-    el("p", { class: "loop-back", text: `↺ ${map.stages.at(-1).name} → back to ${map.stages[2].name}, until an end token` }),
-    el("p", { class: "note", text: map.note }));
+  // --- the course map: the request pipeline, each box a lesson (map.js) -------------------------
+  TL.courseMap($("course-map"), lesson.course_map);
 
   // --- explain it to a colleague -----------------------------------------------------------------
   const col = lesson.colleague;
@@ -257,6 +252,11 @@
     button.addEventListener("click", () => copy(p.text, button));
     $("ask-ai").append(el("div", { class: "ask-prompt" }, el("h3", { text: p.title }), el("p", { class: "quote", text: p.text }), button));
   });
+
+  // --- try it in the lab, the lesson for your own AI, read next (tryit.js, export.js, readnext.js) ---
+  TL.tryIt($("try-it"), lesson.try_it);
+  TL.forYourAI($("for-your-ai"), lesson, progress);
+  TL.readNext($("read-next"), lesson.read_next);
 
   // --- the teacher: cites the lesson, acts, then the connected model answers (teacher.js) --------
   TL.teacher($("teacher"), { info, lesson, drawTraining });

@@ -1,0 +1,21 @@
+// Read next: the primary source (a plain link: nothing is loaded from it) and the companion notebook.
+"use strict";
+
+TL.readNext = (section, next) => {
+  if (!section || !next) return;
+  const { el, copy } = TL;
+  const items = [];
+  if (next.source) {
+    items.push(el("li", { id: "read-source" }, el("strong", { text: `${next.source.label}: ` }),
+      el("a", { href: next.source.url, rel: "noopener noreferrer", target: "_blank", text: next.source.title }),
+      el("p", { class: "note", text: next.source.why })));
+  }
+  if (next.notebook) {
+    const command = el("code", { id: "notebook-command", text: next.notebook.command });
+    const button = el("button", { class: "copy", text: "Copy" });
+    button.addEventListener("click", () => copy(next.notebook.command, button));
+    items.push(el("li", { id: "read-notebook" }, el("strong", { text: `${next.notebook.label}: ` }), el("span", { text: next.notebook.title }),
+      el("p", { class: "note", text: next.notebook.why }), el("p", {}, "Open it: ", command, " ", button)));
+  }
+  section.replaceChildren(el("h2", { text: next.title }), el("ul", { class: "read-next" }, ...items));
+};
