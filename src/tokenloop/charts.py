@@ -147,6 +147,34 @@ def latency_chart(data: dict, path: str | Path) -> Path:
     return path
 
 
+def concurrency_chart(data: dict, path: str | Path) -> Path:
+    """Batching's trade: total output tokens/s against each user's median TPOT, one point per level.
+    Written beside `path` as <name>-concurrency<suffix>."""
+    path = check_path(path)
+    path = path.with_name(f"{path.stem}-concurrency{path.suffix}")
+    levels = data["concurrency"]["levels"]
+    fig, ax = _figure()
+    xs = [lv["concurrency"] for lv in levels]
+    ax.plot(xs, [lv["metrics"]["output_throughput"] for lv in levels], "o-", color=COLORS["stream"])
+    ax.set_xlabel("requests at once")
+    ax.set_ylabel("output tokens/s, all requests", color=COLORS["stream"])
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_ylim(0, None)
+    per_user = ax.twinx()
+    for key, style in (("median_tpot_ms", "s--"), ("p90_tpot_ms", "v:")):
+        per_user.plot(
+            xs, [lv["metrics"][key] for lv in levels], style, color=COLORS["loop"], label=key.replace("_", " ")
+        )
+    per_user.set_ylabel("each user's time per output token (ms)", color=COLORS["loop"])
+    per_user.set_ylim(0, None)
+    per_user.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"Batching: {Path(data['model']).name} at {data['url']}")
+    ax.grid(alpha=0.3)
+    fig.savefig(path)
+    return path
+
+
 def bar(fraction: float, width: int, fill: str = "█") -> str:
     """`fraction` of `width` characters as a bar, never empty (a tiny value still shows).
 
