@@ -61,7 +61,7 @@ class Plan:
         if not 1 <= len(self.requests) <= MAX_REQUESTS:
             raise UsageError(f"a plan holds 1 to {MAX_REQUESTS} requests, not {len(self.requests)}")
         if not self.time_cap_s > 0:
-            raise UsageError(f"the time cap must be above 0 seconds, not {self.time_cap_s}")
+            raise UsageError(f"--time-cap must be a number of seconds above 0, not {self.time_cap_s:g}")
         if not self.consent and not is_loopback(self.url):
             raise UsageError(
                 f"{self.url} is not on this machine: concurrent load goes to 127.0.0.1 or localhost only, "

@@ -68,7 +68,6 @@ class Tally:
         self.busy |= queue[1] != sent or any(
             (snap.value(key) or 0) > 0 for snap in (before, after) for key in ("running", "waiting")
         )
-        self.peak(after.value("kv_usage"))
 
     def peak(self, kv_usage: float | None) -> None:
         if kv_usage is not None:
