@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -108,17 +109,17 @@ def vllm_bench(root: str, model: str, tokenizer: str, level: int, requests: int,
         return json.loads((Path(out) / "result.json").read_text()), done.stdout
 
 
-def tokenloop_levels(root: str, model: str, prompt: str, levels, requests: int, output_len: int) -> list[dict]:
+def tokenloop_level(root: str, model: str, prompt: str, level: int, requests: int, output_len: int) -> dict:
     client = Client(root, timeout=120)
     try:
         concurrency.measure(client, model, concurrency.plans(root, [1], 1, 2, "warm-up " + prompt, 60))  # not counted
-        plans = concurrency.plans(root, levels, requests, output_len, prompt, 600)
-        return concurrency.measure(client, model, plans)["levels"]
+        plans = concurrency.plans(root, [level], requests, output_len, prompt, 600)
+        return concurrency.measure(client, model, plans)["levels"][0]["metrics"]
     finally:
         client.close()
 
 
-def compare(root: str, levels: list[int], requests: int, input_len: int, output_len: int) -> None:
+def compare(root: str, levels: list[int], requests: int, input_len: int, output_len: int, rounds: int) -> None:
     from tokenloop.model_files import resolve
 
     client = Client(root, timeout=120)
@@ -127,18 +128,27 @@ def compare(root: str, levels: list[int], requests: int, input_len: int, output_
     count = client.call("POST", "/tokenize", {"model": model, "prompt": f"4.3. {prompt}"})["count"]
     client.close()
     print(f"server {root}, model {model}; {requests} requests per level, prompt {count} tokens, output {output_len}")
-    ours = {lv["concurrency"]: lv["metrics"] for lv in tokenloop_levels(root, model, prompt, levels, requests, output_len)}
+    print(f"each level {rounds} rounds, the two tools taking turns to go first (the machine's load drifts)")
     rows = []
     for level in levels:
-        theirs, text = vllm_bench(root, model, str(resolve()), level, requests, count, output_len)
-        print(text[text.find("=====") :].strip())
-        rows.append((level, theirs, ours[level]))
+        runs: dict[str, list[dict]] = {"vllm": [], "tokenloop": []}
+        for r in range(rounds):
+            for tool in ("tokenloop", "vllm") if r % 2 == 0 else ("vllm", "tokenloop"):
+                if tool == "vllm":
+                    theirs, text = vllm_bench(root, model, str(resolve()), level, requests, count, output_len)
+                    print(text[text.find("=====") :].strip())
+                    runs["vllm"].append(theirs)
+                else:
+                    runs["tokenloop"].append(tokenloop_level(root, model, prompt, level, requests, output_len))
+                    print(f"tokenloop at {level}: " + ", ".join(f"{k} {runs['tokenloop'][-1][k]:.1f}" for k in KEYS))
+        rows.append((level, runs))
     print()
-    print(f"{'at once':>7}  {'metric':<18} {'vllm bench':>10} {'tokenloop':>10} {'ratio':>6}")
-    for level, theirs, mine in rows:
+    print(f"{'at once':>7}  {'metric':<18} {'vllm bench':>10} {'tokenloop':>10} {'ratio':>6}   (mean of the rounds)")
+    for level, runs in rows:
         for key in KEYS:
-            ratio = mine[key] / theirs[key] if theirs[key] else float("nan")
-            print(f"{level:>7}  {key:<18} {theirs[key]:>10.1f} {mine[key]:>10.1f} {ratio:>6.3f}")
+            theirs = statistics.fmean(run[key] for run in runs["vllm"])
+            mine = statistics.fmean(run[key] for run in runs["tokenloop"])
+            print(f"{level:>7}  {key:<18} {theirs:>10.1f} {mine:>10.1f} {mine / theirs:>6.3f}")
 
 
 def main() -> None:
@@ -148,13 +158,21 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=16, help="requests per level (default 16)")
     parser.add_argument("--input-len", type=int, default=16, help="prompt tokens (default 16)")
     parser.add_argument("--output-len", type=int, default=32, help="output tokens (default 32)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each tool per level (default 2)")
     args = parser.parse_args()
     levels = concurrency.parse_levels(args.levels)
     if args.url:
-        compare(args.url.removesuffix("/v1").rstrip("/"), levels, args.requests, args.input_len, args.output_len)
+        compare(
+            args.url.removesuffix("/v1").rstrip("/"),
+            levels,
+            args.requests,
+            args.input_len,
+            args.output_len,
+            args.rounds,
+        )
     else:
         with started_vllm() as root:
-            compare(root, levels, args.requests, args.input_len, args.output_len)
+            compare(root, levels, args.requests, args.input_len, args.output_len, args.rounds)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def measured(vllm_url, tmp_path_factory):
     with redirect_stdout(out), redirect_stderr(err):
         code = main(
             ["latency", "--url", vllm_url, "--max-tokens", "6", "--points", "2", "--repeats", "2",
-             "--concurrency", "1,2", "--requests", "2", "--goodput", "ttft:60000,tpot:60000",
+             "--concurrency", "1,2", "--requests", "4", "--goodput", "ttft:60000,tpot:60000",
              "--cost-per-hour", "3", "--save", str(saved), "--json"]
         )  # fmt: skip
     assert code == 0, err.getvalue()

@@ -165,10 +165,10 @@ def load(path: str | Path) -> list[Stream]:
             streams.append(Stream.from_json(json.loads(line)))
         except (ValueError, TypeError, KeyError, AttributeError):
             raise UsageError(
-                f"--load {path}: line {number} is not a record `latency --save` wrote (JSON lines of streams)"
+                f"--load {path}: line {number} is not a record that latency --save wrote (JSON lines of streams)"
             ) from None
     if not streams:
-        raise UsageError(f"--load {path}: no records in it; write one with `tokenloop latency --url URL --save FILE`")
+        raise UsageError(f"--load {path}: no records in it; write them with tokenloop latency --url URL --save FILE")
     return streams
 
 
