@@ -137,9 +137,9 @@ def cmd_latency(args, console) -> int:
         print("plan, after the single-stream run:", file=sys.stderr)
         for plan in plans:
             print(f"  {plan.describe()}", file=sys.stderr)
-    rounds = len(latency.output_lengths(args.max_tokens, args.points)) + 1
+    sizes = len(latency.output_lengths(args.max_tokens, args.points))
     with view.progress_bar(f"requests to {url}") as bar:
-        task = bar.add_task("", total=rounds * args.repeats)
+        task = bar.add_task("", total=sizes * args.repeats + latency.loop_rounds(args.repeats))
         data = latency.measure(
             url,
             args.max_tokens,
