@@ -112,9 +112,10 @@ def vllm_bench(root: str, model: str, tokenizer: str, level: int, requests: int,
 def tokenloop_level(root: str, model: str, prompt: str, level: int, requests: int, output_len: int) -> dict:
     client = Client(root, timeout=120)
     try:
-        concurrency.measure(client, model, concurrency.plans(root, [1], 1, 2, "warm-up " + prompt, 60))  # not counted
+        warm_up = concurrency.plans(root, [1], 1, 2, "warm-up " + prompt, 60)
+        concurrency.measure(client, model, warm_up, watch=False)  # not counted
         plans = concurrency.plans(root, [level], requests, output_len, prompt, 600)
-        return concurrency.measure(client, model, plans)["levels"][0]["metrics"]
+        return concurrency.measure(client, model, plans, watch=False)["levels"][0]["metrics"]
     finally:
         client.close()
 

@@ -69,16 +69,18 @@ def measure(
     plans: list[Plan],
     slos: dict | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    watch: bool = True,
 ) -> dict:
     """Run each plan in turn; per level its metrics, the server's split of TTFT, and why it stopped
-    early if it did."""
+    early if it did. `watch` reads /metrics twice a second while a level runs, for the peak KV-cache
+    use (a little work for the server's API process: off when comparing with another tool)."""
     total, done = sum(len(p.requests) for p in plans), 0
     levels, records = [], []
     for plan in plans:
         tally = ttft_split.Tally()
         before = scrape(client)
         progress = (lambda d, _t, base=done: on_progress(base + d, total)) if on_progress else None
-        if before is not None:
+        if before is not None and watch:
             with ttft_split.Watch(client, tally):
                 result = run(client, model, plan, progress)
         else:

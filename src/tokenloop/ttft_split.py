@@ -115,7 +115,7 @@ class Watch:
     """Reads `/metrics` every `every_s` seconds on a thread while a block runs, keeping the peak
     KV-cache use (it falls back to 0 as soon as the requests end): `with Watch(client, tally):`."""
 
-    def __init__(self, client: Client, tally: Tally, every_s: float = 0.25):
+    def __init__(self, client: Client, tally: Tally, every_s: float = 0.5):
         self.client, self.tally, self.every_s = client, tally, every_s
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True)
