@@ -12,13 +12,14 @@ from io import StringIO
 
 import pytest
 from cli_runner import cli
+from servers import FakeVLLM, fake_vllm
 
 from tokenloop import latency_definitions
 from tokenloop.backends.server import Client
 from tokenloop.cli import main
 from tokenloop.errors import UsageError
 from tokenloop.latency import model_name
-from tokenloop.load import Plan, Request, is_loopback
+from tokenloop.load import Plan, Request, is_loopback, run
 from tokenloop.streamed import Chunk, Stream, load, stream_once
 
 
@@ -149,6 +150,7 @@ def test_cli_refuses_remote_load_before_sending_anything(capsys):
         (["--concurrency", "0,x"], "each level must be 1 to 256, not 0"),
         (["--concurrency", "1,x"], "'x' is not a whole number"),
         (["--concurrency", "1", "--time-cap", "0"], "--time-cap must be a number of seconds above 0"),
+        (["--requests", "3"], "shape --concurrency: add e.g. --concurrency 1,2,4,8"),
         (["--cost-per-hour", "-2"], "--cost-per-hour must be dollars above 0"),
         (["--cost-per-hour", "nan"], "--cost-per-hour must be dollars above 0"),
         (["--save", "/no/such/folder/raw.jsonl"], "folder /no/such/folder does not exist"),
@@ -166,3 +168,17 @@ def test_load_refuses_what_is_not_a_saved_run(capsys, tmp_path):
     for path, message in ((bad, "line 1 is not a record"), (tmp_path / "none.jsonl", "can't read it")):
         code, out, err = cli(capsys, "latency", "--load", str(path))
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_runner_stops_at_the_first_5xx():
+    # a real vLLM answers 500 only when its engine has died: the stand-in answers it on demand
+    fake = FakeVLLM(fail_status=500)
+    with fake_vllm(fake) as url:
+        root = url.removesuffix("/v1")
+        client = Client(root, timeout=10)
+        result = run(client, "org/big-model", Plan(root, [Request("x", 4)] * 6, 2))
+        client.close()
+    sent = [r for r in fake.requests if r[1] == "/v1/completions"]
+    assert result.streams == [] and "answered 500" in result.stopped and "EngineCore" in result.stopped
+    assert len(sent) <= 2  # each thread stopped after its first refusal; the rest were never sent
+    assert result.healthy == (None, None)  # the stand-in has no /health: not checked, not failed

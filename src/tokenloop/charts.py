@@ -160,14 +160,12 @@ def concurrency_chart(data: dict, path: str | Path) -> Path:
     ax.set_ylabel("output tokens/s, all requests", color=COLORS["stream"])
     ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [str(x) for x in xs])
-    ax.set_ylim(0, None)
+    ax.set_ylim(0, 1.15 * max(lv["metrics"]["output_throughput"] or 0 for lv in levels) or None)
     per_user = ax.twinx()
-    for key, style in (("median_tpot_ms", "s--"), ("p90_tpot_ms", "v:")):
-        per_user.plot(
-            xs, [lv["metrics"][key] for lv in levels], style, color=COLORS["loop"], label=key.replace("_", " ")
-        )
+    for key, style, label in (("median_tpot_ms", "s--", "TPOT, median user"), ("p90_tpot_ms", "v:", "TPOT, p90")):
+        per_user.plot(xs, [lv["metrics"][key] for lv in levels], style, color=COLORS["loop"], label=label)
     per_user.set_ylabel("each user's time per output token (ms)", color=COLORS["loop"])
-    per_user.set_ylim(0, None)
+    per_user.set_ylim(0, 1.15 * max(lv["metrics"]["p90_tpot_ms"] or 0 for lv in levels) or None)
     per_user.legend(fontsize=8, loc="lower right")
     ax.set_title(f"Batching: {Path(data['model']).name} at {data['url']}")
     ax.grid(alpha=0.3)

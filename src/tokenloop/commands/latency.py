@@ -77,7 +77,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--time-cap",
         type=number("--time-cap"),
-        default=60.0,
         metavar="S",
         help="with --concurrency: start no new request after S seconds at a level (default 60)",
     )
@@ -129,10 +128,21 @@ def cmd_latency(args, console) -> int:
     url = latency.check(args.url, args.max_tokens, args.points, args.repeats)
     prompt = args.prompt or latency.PROMPT
     plans = []
+    if not args.concurrency and (args.requests or args.time_cap is not None or args.allow_remote):
+        raise UsageError(
+            "--requests, --time-cap and --allow-remote shape --concurrency: add e.g. --concurrency 1,2,4,8"
+        )
     if args.concurrency:
         levels = concurrency.parse_levels(args.concurrency)
         plans = concurrency.plans(
-            url, levels, args.requests, args.max_tokens, prompt, args.time_cap, args.allow_remote, args.chat
+            url,
+            levels,
+            args.requests,
+            args.max_tokens,
+            prompt,
+            60.0 if args.time_cap is None else args.time_cap,
+            args.allow_remote,
+            args.chat,
         )
         print("plan, after the single-stream run:", file=sys.stderr)
         for plan in plans:
