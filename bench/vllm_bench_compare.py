@@ -4,7 +4,9 @@ vLLM's own benchmark runs first (its random dataset: prompts of random token ids
 a fixed output length with the end token ignored, N requests at most C at a time, one warm-up not
 counted), then tokenloop's concurrent runner (`concurrency.plans` + `concurrency.measure`) sends
 the same number of requests of the same lengths at the same concurrency, with a prompt of the same
-token count. Both sets of medians (TTFT, TPOT, ITL) are printed with their ratio, for each level.
+token count. Both sets of medians (TTFT, TPOT, ITL) are printed with their ratio, for each level:
+each tool runs `--rounds` times per level, taking turns to go first, and the median round counts
+(on a shared machine one round can be twice as slow as the next).
 
 vLLM's console script does not start in its CPU build's venv, so its bench runs from
 `vllm.benchmarks.serve`'s own `add_cli_args` and `main`, in .venv-vllm's Python.
@@ -144,11 +146,11 @@ def compare(root: str, levels: list[int], requests: int, input_len: int, output_
                     print(f"tokenloop at {level}: " + ", ".join(f"{k} {runs['tokenloop'][-1][k]:.1f}" for k in KEYS))
         rows.append((level, runs))
     print()
-    print(f"{'at once':>7}  {'metric':<18} {'vllm bench':>10} {'tokenloop':>10} {'ratio':>6}   (mean of the rounds)")
+    print(f"{'at once':>7}  {'metric':<18} {'vllm bench':>10} {'tokenloop':>10} {'ratio':>6}   (median of the rounds)")
     for level, runs in rows:
         for key in KEYS:
-            theirs = statistics.fmean(run[key] for run in runs["vllm"])
-            mine = statistics.fmean(run[key] for run in runs["tokenloop"])
+            theirs = statistics.median(run[key] for run in runs["vllm"])
+            mine = statistics.median(run[key] for run in runs["tokenloop"])
             print(f"{level:>7}  {key:<18} {theirs:>10.1f} {mine:>10.1f} {mine / theirs:>6.3f}")
 
 

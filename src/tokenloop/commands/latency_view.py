@@ -137,8 +137,10 @@ def show_split(console, split: dict | None) -> None:
         console.print(f"  KV cache in use: at most {split['kv_usage_peak']:.1%} of it")
     if split["server_wide"]:
         console.print(
-            "  [yellow]caveat[/]: the server was busy with other requests too, so these numbers are server-wide"
+            "  [yellow]caveat[/]: other requests ran or finished in the same windows: these numbers are server-wide"
         )
+    elif split["source"] == "/metrics":
+        console.print("  (nothing else ran: the server was idle before and after each request and counted only ours)")
 
 
 def show_definitions(console, by_tool: dict) -> None:
