@@ -91,7 +91,7 @@ def measure(
         levels.append(level_summary(plan, result.streams, result.stopped, tally, slos))
         if result.stopped and "answered" in result.stopped:
             break  # a 5xx: no higher level
-    return {"plans": [p.describe() for p in plans], "levels": levels, "records": [r.to_json() for r in records]}
+    return {"plans": [p.describe() for p in plans], "levels": levels, "records": records}
 
 
 def level_summary(plan: Plan, streams: list[Stream], stopped, tally, slos) -> dict:

@@ -193,7 +193,7 @@ def measure(
     every = [r for runs in streams.values() for r in runs]
     data["split"] = tally.report([r.ttft_ms for r in every]) or ttft_split.from_timings(every)
     data["chat"] = chat
-    data["records"] = [r.to_json() for r in every]
+    data["records"] = every  # the raw records (for --save), not part of the JSON
     return data
 
 

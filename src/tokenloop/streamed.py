@@ -88,6 +88,7 @@ class Stream:
 
     @classmethod
     def from_json(cls, data: dict) -> Stream:
+        data = dict(data)
         chunks = [Chunk(float(ms), int(tokens), bool(text)) for ms, tokens, text in data.pop("chunks")]
         return cls(**data, chunks=chunks)
 

@@ -172,7 +172,7 @@ def cmd_latency(args, console) -> int:
     if args.cost_per_hour is not None:
         data["cost"] = costs(args.cost_per_hour, data)
     if args.save:
-        streamed.save(args.save, [streamed.Stream.from_json(r) for r in records])
+        streamed.save(args.save, records)
     if args.plot:
         charts.latency_chart(data, args.plot)
         if plans:
