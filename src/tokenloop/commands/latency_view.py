@@ -169,19 +169,13 @@ def show_definitions(console, by_tool: dict) -> None:
 
 def show_concurrency(console, data: dict) -> None:
     console.print()
-    console.print("[bold]Batching[/]: the same requests, N at a time (ms; tokens/s over all requests)")
+    console.print(
+        "[bold]Batching[/]: the same requests, N at a time (ms; tokens/s over all requests; "
+        "the server's queue time and its KV cache's fullest, sampled twice a second)"
+    )
     table = Table(box=None, header_style="bold")
-    for column in (
-        "at once",
-        "done",
-        "output tok/s",
-        "TTFT median",
-        "TPOT median",
-        "TPOT p90",
-        "ITL median",
-        "ITL p99",
-        "server queue",
-    ):
+    columns = ("at once", "done", "output tok/s", "TTFT median", "TPOT median", "TPOT p90", "ITL median", "ITL p99")
+    for column in (*columns, "server queue", "KV peak"):
         table.add_column(column, justify="right")
     for level in data["levels"]:
         m, split = level["metrics"], level["split"]
@@ -195,6 +189,7 @@ def show_concurrency(console, data: dict) -> None:
             _opt(m["median_itl_ms"]),
             _opt(m["p99_itl_ms"]),
             _opt(split["queue_ms"]) if split else "–",
+            f"{split['kv_usage_peak']:.1%}" if split and split.get("kv_usage_peak") is not None else "–",
         )
     console.print(table)
     for level in data["levels"]:
