@@ -41,11 +41,11 @@ DEFINITIONS = {
     ("vllm", "tpot"): "per request: (last chunk - first chunk) / (output tokens - 1)",
     ("vllm", "itl"): "every gap between two chunks, pooled over all requests",
     ("guidellm", "ttft"): "sent -> first chunk with text",
-    ("guidellm", "tpot"): "per request: (last token - sent) / output tokens: the wait for the first included",
+    ("guidellm", "tpot"): "per request: (last token - sent) / output tokens, TTFT included",
     ("guidellm", "itl"): "per request: (last token - first token) / (output tokens - 1)",
     ("aiperf", "ttft"): "sent -> first chunk with content",
     ("aiperf", "tpot"): "no such metric (its per-user tokens/s is 1 / ITL)",
-    ("aiperf", "itl"): "per request: (last content - TTFT) / (output tokens - first chunk's tokens)",
+    ("aiperf", "itl"): "per request: (last content - TTFT) / (tokens - first chunk's tokens)",
 }
 METRICS = ("ttft", "tpot", "itl")
 
