@@ -182,3 +182,16 @@ def test_the_runner_stops_at_the_first_5xx():
     assert result.streams == [] and "answered 500" in result.stopped and "EngineCore" in result.stopped
     assert len(sent) <= 2  # each thread stopped after its first refusal; the rest were never sent
     assert result.healthy == (None, None)  # the stand-in has no /health: not checked, not failed
+
+
+def test_cli_chat_streams_show_where_the_tools_start_the_clock(capsys, vllm_url):
+    code, out, err = cli(
+        capsys, "latency", "--url", vllm_url, "--chat", "--max-tokens", "3", "--points", "2", "--repeats", "2", "--json"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["chat"] is True and [p["received"] for p in data["series"]] == [1, 3]
+    by = data["by_tool"]
+    # vLLM's bench stops TTFT's clock at the role-only chunk; AIPerf and GuideLLM at the first text
+    assert by["vllm"]["ttft"]["median_ttft_ms"] < by["aiperf"]["ttft"]["median_ttft_ms"]
+    assert by["aiperf"]["ttft"] == by["guidellm"]["ttft"]
