@@ -32,9 +32,7 @@ from .staircase import r_squared
 from .streamed import Stream, bench, stream_once
 
 PROMPT = "The history of the printing press begins"
-# The default run: 4 lengths up to 32 tokens, 10 of each (40 requests for the percentiles), and 3
-# per-token loops: about a minute on the embedded model served by vLLM on this CPU (35-60 ms a token).
-MAX_TOKENS, POINTS, REPEATS, LOOPS = 32, 4, 10, 3
+LOOPS = 3  # per-token loops in a run (the command's default run is in commands/latency.py)
 
 
 # --- the budget (pure) -------------------------------------------------------------------------
@@ -149,9 +147,9 @@ def check(url: str, max_tokens: int, points: int, repeats: int) -> str:
 
 def measure(
     url: str,
-    max_tokens: int = MAX_TOKENS,
-    points: int = POINTS,
-    repeats: int = REPEATS,
+    max_tokens: int,
+    points: int,
+    repeats: int,
     prompt: str = PROMPT,
     on_progress: Callable[[int, int], None] | None = None,
     seed: int = 0,
