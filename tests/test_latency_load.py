@@ -118,7 +118,7 @@ def test_a_chat_stream_opens_with_a_role_only_chunk_that_carries_no_token(vllm_u
 
 def test_chunks_of_several_tokens_are_counted_by_tokens():
     # a role chunk, then 1, 3 and 2 tokens (e.g. speculative decoding); the server said 6
-    s = Stream(6, chat=True, completion_tokens=6)
+    s = Stream(6, chat=True, usage={"prompt_tokens": 3, "completion_tokens": 6})
     s.chunks = [Chunk(100, 0, False), Chunk(150, 1, True), Chunk(200, 3, True), Chunk(250, 2, True)]
     assert s.arrivals_ms == [150, 200, 250] and s.itl_ms == pytest.approx(100 / 5)
     assert latency_definitions.vllm(s) == {"ttft": 100, "tpot": pytest.approx(150 / 5), "itl": [50, 50, 50]}

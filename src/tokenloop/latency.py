@@ -171,7 +171,7 @@ def measure(
     client, model = backend.client, backend.model
     tally = ttft_split.Tally()
     try:
-        stream_once(client, model, f"0. {prompt}", 2, chat)  # warm-up, not counted
+        stream_once(client, model, f"0. {prompt}", 2, chat=chat)  # warm-up, not counted
         metrics = scrape(client) is not None
         streams: dict[int, list[Stream]] = {n: [] for n in sizes}
         loops: list[list[float]] = []
@@ -181,7 +181,7 @@ def measure(
                 loops.append(loop_once(backend, fresh, max_tokens))
             else:
                 before = scrape(client) if metrics else None
-                streams[item].append(stream_once(client, model, fresh, item, chat, f"length {item}"))
+                streams[item].append(stream_once(client, model, fresh, item, chat=chat, group=f"length {item}"))
                 tally.add(before, ttft_split.settled(client, before, 1), 1)
             if on_progress:
                 on_progress(done, total_work)

@@ -122,7 +122,9 @@ def run(client: Client, model: str, plan: Plan, on_done=None) -> Result:
     def worker() -> None:
         while (request := next_request()) is not None:
             try:
-                s = stream_once(client, model, request.prompt, request.max_tokens, request.chat, plan.group, start)
+                s = stream_once(
+                    client, model, request.prompt, request.max_tokens, chat=request.chat, group=plan.group, clock=start
+                )
             except ServerError as e:
                 with lock:
                     errors.append(e)

@@ -48,15 +48,22 @@ class Stream:
     """One streamed request's raw record (the schema of `--save`'s JSON lines)."""
 
     max_tokens: int
-    prompt: str = ""
+    prompt: str | list[int] = ""  # text, or token ids
     chat: bool = False
     group: str = ""  # which part of a run it belongs to, e.g. "length 16" or "concurrency 4"
     sent_s: float = 0.0  # when it was sent, seconds on the run's clock
     chunks: list[Chunk] = field(default_factory=list)
     done_ms: float | None = None  # when the stream closed ([DONE])
-    prompt_tokens: int | None = None  # from the server's usage
-    completion_tokens: int | None = None
+    usage: dict | None = None  # the server's last `usage` (prompt, completion, cached tokens), when sent
     server: dict | None = None  # llama.cpp's own `timings`, when it sends them
+
+    @property
+    def prompt_tokens(self) -> int | None:
+        return _count(self.usage, "prompt_tokens")
+
+    @property
+    def completion_tokens(self) -> int | None:
+        return _count(self.usage, "completion_tokens")
 
     @property
     def arrivals_ms(self) -> list[float]:
@@ -94,11 +101,21 @@ class Stream:
 
 
 def stream_once(
-    client: Client, model: str, prompt: str, n: int, chat: bool = False, group: str = "", clock: float | None = None
+    client: Client,
+    model: str,
+    prompt: str | list[int],
+    n: int,
+    extra: dict | None = None,
+    *,
+    chat: bool = False,
+    group: str = "",
+    clock: float | None = None,
 ) -> Stream:
-    """One streamed request for n tokens, timing every chunk from the moment it is sent. `clock` is
-    the run's start (time.perf_counter()), so requests sent together can be placed on one line."""
+    """One streamed request for n tokens, timing every chunk from the moment it is sent. `extra`:
+    more request fields (a cache salt, other `stream_options`); `clock`: the run's start
+    (time.perf_counter()), so requests sent together can be placed on one line."""
     path, body = _request(model, prompt, n, chat)
+    body.update(extra or {})
     result = Stream(n, prompt, chat, group)
     start = time.perf_counter()
     result.sent_s = start - clock if clock is not None else 0.0
@@ -116,9 +133,8 @@ def stream_once(
                 result.chunks.append(Chunk(now, max(tokens, 0), bool(text)))
             if isinstance(reported, int):
                 counted = reported
-                result.completion_tokens = reported
-            if isinstance(usage.get("prompt_tokens"), int):
-                result.prompt_tokens = usage["prompt_tokens"]
+            if usage:
+                result.usage = usage
             if isinstance(chunk.get("timings"), dict):
                 result.server = chunk["timings"]
     result.done_ms = (time.perf_counter() - start) * 1000
@@ -127,7 +143,12 @@ def stream_once(
     return result
 
 
-def _request(model: str, prompt: str, n: int, chat: bool) -> tuple[str, dict]:
+def _count(usage: dict | None, key: str) -> int | None:
+    value = (usage or {}).get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _request(model: str, prompt: str | list[int], n: int, chat: bool) -> tuple[str, dict]:
     body = {"model": model, "max_tokens": n, "stream": True, "stream_options": USAGE, **EXTRA}
     if chat:
         return "/v1/chat/completions", {**body, "messages": [{"role": "user", "content": prompt}]}
