@@ -26,13 +26,14 @@ from tokenloop.streamed import Chunk, Stream, load, stream_once
 @pytest.fixture(scope="module")
 def measured(vllm_url, tmp_path_factory):
     """One short run with every option: (its JSON, the --save file)."""
-    saved = tmp_path_factory.mktemp("latency") / "raw.jsonl"
+    folder = tmp_path_factory.mktemp("latency")
+    saved = folder / "raw.jsonl"
     out, err = StringIO(), StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         code = main(
             ["latency", "--url", vllm_url, "--max-tokens", "6", "--points", "2", "--repeats", "2",
              "--concurrency", "1,2", "--requests", "4", "--goodput", "ttft:60000,tpot:60000",
-             "--cost-per-hour", "3", "--save", str(saved), "--json"]
+             "--cost-per-hour", "3", "--save", str(saved), "--plot", str(folder / "l.png"), "--json"]
         )  # fmt: skip
     assert code == 0, err.getvalue()
     assert "plan, after the single-stream run" in err.getvalue()  # the plan is stated first
@@ -51,6 +52,8 @@ def test_concurrency_levels_report_throughput_and_per_user_percentiles(measured)
     # two at once: the pair shares forward passes, so more tokens per second come out in all
     assert levels[1]["metrics"]["output_throughput"] > levels[0]["metrics"]["output_throughput"], levels
     assert data["concurrency"]["best"] == 2
+    chart = data["concurrency"]["plot"]  # --plot's second chart: throughput against each user's TPOT
+    assert chart.endswith("l-concurrency.png") and open(chart, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_goodput_with_loose_objectives_counts_every_request(measured):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from .backends.server import Client
 from .backends.server.metrics import Snapshot, scrape
+from .errors import ServerError
 from .streamed import Stream
 
 SETTLE_S = 1.0  # how long to wait for the server to count a request it has already answered
@@ -124,7 +125,7 @@ class Watch:
         while not self.stop.wait(self.every_s):
             try:
                 snap = scrape(self.client)
-            except Exception:  # noqa: BLE001 - a failed side reading must not stop the measurement
+            except ServerError:  # a failed side reading must not stop the measurement
                 return
             if snap is None:
                 return
