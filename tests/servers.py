@@ -332,6 +332,7 @@ class FakeVLLM:
     stream: str = "ok"  # "endless": streams tokens until the client hangs up; "cut": closes after 3, no [DONE]
     raw: bytes | None = None  # the /v1/completions answer as these bytes, whatever they are
     trickle_s: float = 0.0  # write the /v1/completions answer one byte per this many seconds
+    fail_status: int | None = None  # answer /v1/completions with this HTTP error (a crashed engine's 500)
     sent_chunks: int = 0  # stream chunks written
     hung_up: bool = False  # the client closed the stream before it ended
 
@@ -423,6 +424,8 @@ class FakeVLLM:
             return 200, {"count": len(tokens), "max_model_len": 4096, "tokens": tokens, "token_strs": None}
         if path == "/detokenize":
             return 200, {"prompt": "".join("" if t == self.eos else chr(t) for t in body.get("tokens", []))}
+        if path == "/v1/completions" and self.fail_status:
+            return self.fail_status, {"error": {"message": "EngineCore encountered an issue", "code": self.fail_status}}
         if path == "/v1/completions":
             return self.completion(body)
         return 404, {"detail": "Not Found"}

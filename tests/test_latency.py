@@ -175,6 +175,11 @@ def test_cli_latency_against_llama_server(capsys, llama_url, tmp_path):
     # (the fastest point's prompt time: one cold or preempted request must not decide the test)
     fastest_prompt = min(p["server_prompt_ms"] for p in data["series"] if p["server_prompt_ms"] is not None)
     assert fit["ttft_ms"] >= 0.5 * fastest_prompt, (fit, data["series"])
+    # no /metrics here: the split of TTFT comes from llama.cpp's own timings, prefill only
+    split = data["split"]
+    assert split["source"] == "llama.cpp timings" and split["queue_ms"] is None and split["requests"] == 4
+    assert 0 < split["prefill_ms"] <= split["client_ttft_ms"]  # each first token comes after its prefill
+    assert split["overhead_ms"] == pytest.approx(split["client_ttft_ms"] - split["prefill_ms"])
     loop = data["loop"]["fit"]
     assert loop["ttft_ms"] > 0 and loop["itl_ms"] > 0
     assert data["budget"]["stream"]["total_ms"] == pytest.approx(fit["ttft_ms"] + 499 * fit["itl_ms"])

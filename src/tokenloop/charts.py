@@ -147,6 +147,32 @@ def latency_chart(data: dict, path: str | Path) -> Path:
     return path
 
 
+def concurrency_chart(data: dict, path: str | Path) -> Path:
+    """Batching's trade: total output tokens/s against each user's median TPOT, one point per level.
+    Written beside `path` as <name>-concurrency<suffix>."""
+    path = check_path(path)
+    path = path.with_name(f"{path.stem}-concurrency{path.suffix}")
+    levels = data["concurrency"]["levels"]
+    fig, ax = _figure()
+    xs = [lv["concurrency"] for lv in levels]
+    ax.plot(xs, [lv["metrics"]["output_throughput"] for lv in levels], "o-", color=COLORS["stream"])
+    ax.set_xlabel("requests at once")
+    ax.set_ylabel("output tokens/s, all requests", color=COLORS["stream"])
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_ylim(0, 1.15 * max(lv["metrics"]["output_throughput"] or 0 for lv in levels) or None)
+    per_user = ax.twinx()
+    for key, style, label in (("median_tpot_ms", "s--", "TPOT, median user"), ("p90_tpot_ms", "v:", "TPOT, p90")):
+        per_user.plot(xs, [lv["metrics"][key] for lv in levels], style, color=COLORS["loop"], label=label)
+    per_user.set_ylabel("each user's time per output token (ms)", color=COLORS["loop"])
+    per_user.set_ylim(0, 1.15 * max(lv["metrics"]["p90_tpot_ms"] or 0 for lv in levels) or None)
+    per_user.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"Batching: {Path(data['model']).name} at {data['url']}")
+    ax.grid(alpha=0.3)
+    fig.savefig(path)
+    return path
+
+
 def bar(fraction: float, width: int, fill: str = "█") -> str:
     """`fraction` of `width` characters as a bar, never empty (a tiny value still shows).
 

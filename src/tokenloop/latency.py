@@ -22,16 +22,17 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 
-from . import latency_stats
+from . import latency_definitions, latency_stats, ttft_split
 from .backends.server import Client, ServerBackend, base_url
 from .backends.server.discover import discover
-from .errors import ServerError, UsageError
+from .backends.server.metrics import scrape
+from .errors import UsageError
 from .staircase import r_squared
+from .streamed import Stream, bench, stream_once
 
 PROMPT = "The history of the printing press begins"
-EXTRA = {"ignore_eos": True, "temperature": 0}
+LOOPS = 3  # per-token loops in a run (the command's default run is in commands/latency.py)
 
 
 # --- the budget (pure) -------------------------------------------------------------------------
@@ -109,54 +110,8 @@ def output_lengths(max_tokens: int, points: int) -> list[int]:
 
 
 # --- talking to the server ---------------------------------------------------------------------
-@dataclass
-class Stream:
-    """One streamed request as the client saw it."""
-
-    tokens: int  # max_tokens asked
-    arrivals_ms: list[float] = field(default_factory=list)  # when each token chunk arrived
-    server: dict | None = None  # the server's own `timings`, when it sends them
-    usage: dict | None = None  # the closing `usage` (prompt tokens, cached tokens), when asked for and sent
-
-    @property
-    def ttft_ms(self) -> float:
-        return self.arrivals_ms[0]
-
-    @property
-    def total_ms(self) -> float:
-        return self.arrivals_ms[-1]
-
-    @property
-    def itl_ms(self) -> float | None:
-        gaps = len(self.arrivals_ms) - 1
-        return (self.arrivals_ms[-1] - self.arrivals_ms[0]) / gaps if gaps else None
-
-
 def model_name(client: Client) -> str:
     return discover(client, None).model
-
-
-def stream_once(client: Client, model: str, prompt: str | list[int], n: int, extra: dict | None = None) -> Stream:
-    """One streamed request for n tokens, timing every token chunk from the moment it's sent.
-    `extra`: more request fields (e.g. a cache salt, `stream_options`)."""
-    body = {"model": model, "prompt": prompt, "max_tokens": n, "stream": True, **EXTRA, **(extra or {})}
-    result = Stream(n)
-    start = time.perf_counter()
-    with client.events("/v1/completions", body) as chunks:
-        for chunk in chunks:
-            now = (time.perf_counter() - start) * 1000
-            choices = chunk.get("choices")
-            choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-            # a token: some text, or an empty piece of a longer character before the end
-            if choice.get("text") or (choice.get("finish_reason") is None and "text" in choice):
-                result.arrivals_ms.append(now)
-            timings = chunk.get("timings")
-            result.server = timings if isinstance(timings, dict) else result.server
-            usage = chunk.get("usage")
-            result.usage = usage if isinstance(usage, dict) else result.usage
-    if not result.arrivals_ms:
-        raise ServerError(f"{client.root} streamed no tokens for max_tokens={n}")
-    return result
 
 
 def loop_once(backend: ServerBackend, prompt: str, n: int) -> list[float]:
@@ -172,6 +127,11 @@ def loop_once(backend: ServerBackend, prompt: str, n: int) -> list[float]:
 
 
 # --- measuring ---------------------------------------------------------------------------------
+def cost_per_million(usd_per_hour: float, tokens_per_s: float | None) -> float | None:
+    """What a million output tokens cost on a server rented by the hour, at a measured rate."""
+    return usd_per_hour / (tokens_per_s * 3600) * 1e6 if tokens_per_s else None
+
+
 def check(url: str, max_tokens: int, points: int, repeats: int) -> str:
     url = base_url(url)
     if points < 2:
@@ -187,28 +147,32 @@ def check(url: str, max_tokens: int, points: int, repeats: int) -> str:
 
 def measure(
     url: str,
-    max_tokens: int = 64,
-    points: int = 5,
-    repeats: int = 2,
+    max_tokens: int,
+    points: int,
+    repeats: int,
     prompt: str = PROMPT,
     on_progress: Callable[[int, int], None] | None = None,
     seed: int = 0,
     timeout_s: float = 120,
     slos: dict | None = None,
+    chat: bool = False,
 ) -> dict:
     """Streamed requests at several output lengths (interleaved, repeated) and the per-token loop.
-    Latency is what a user waits for, so the repeats are summarised by their median."""
+    Latency is what a user waits for, so the repeats are summarised by their median. Where the
+    server has `/metrics`, it is read just before and after each streamed request (`ttft_split`)."""
     url = check(url, max_tokens, points, repeats)
     sizes = output_lengths(max_tokens, points)
     rng = random.Random(seed)
     order = []
     for _ in range(repeats):
         order += rng.sample(sizes, len(sizes))
-    total_work = len(order) + repeats
+    total_work = len(order) + loop_rounds(repeats)
     backend = ServerBackend(url, timeout=timeout_s, log=lambda message: None)
     client, model = backend.client, backend.model
+    tally = ttft_split.Tally()
     try:
-        stream_once(client, model, f"0. {prompt}", 2)  # warm-up, not counted
+        stream_once(client, model, f"0. {prompt}", 2, chat=chat)  # warm-up, not counted
+        metrics = scrape(client) is not None
         streams: dict[int, list[Stream]] = {n: [] for n in sizes}
         loops: list[list[float]] = []
         for done, item in enumerate(_interleave(order, repeats), 1):
@@ -216,20 +180,34 @@ def measure(
             if item is None:
                 loops.append(loop_once(backend, fresh, max_tokens))
             else:
-                streams[item].append(stream_once(client, model, fresh, item))
+                before = scrape(client) if metrics else None
+                streams[item].append(stream_once(client, model, fresh, item, chat=chat, group=f"length {item}"))
+                tally.add(before, ttft_split.settled(client, before, 1), 1)
             if on_progress:
                 on_progress(done, total_work)
     finally:
         backend.close()
-    return summarize(url, model, max_tokens, repeats, streams, loops, sizes, slos)
+    data = summarize(url, model, max_tokens, repeats, streams, loops, sizes, slos)
+    every = [r for runs in streams.values() for r in runs]
+    data["split"] = tally.report([r.ttft_ms for r in every]) or ttft_split.from_timings(every)
+    data["chat"] = chat
+    data["records"] = every  # the raw records (for --save), not part of the JSON
+    return data
+
+
+def loop_rounds(repeats: int) -> int:
+    """How many per-token loops run: one after each of up to LOOPS rounds, spread over the run (a
+    loop of max_tokens calls costs more than a round of streams, and its fit needs only a few)."""
+    return min(repeats, LOOPS)
 
 
 def _interleave(order: list[int], repeats: int) -> Iterator[int | None]:
-    """The streamed requests in order, with one per-token loop (None) after each round."""
-    per_round = len(order) // repeats
+    """The streamed requests in order, with a per-token loop (None) after the chosen rounds."""
+    per_round, loops = len(order) // repeats, loop_rounds(repeats)
+    after = {round((k + 1) * repeats / loops) for k in range(loops)}
     for i, n in enumerate(order, 1):
         yield n
-        if i % per_round == 0:
+        if i % per_round == 0 and i // per_round in after:
             yield None
 
 
@@ -252,7 +230,7 @@ def summarize(
         series.append(
             {
                 "tokens": n,
-                "received": min(len(s.arrivals_ms) for s in runs),
+                "received": min(s.tokens for s in runs),
                 "ttft_ms": median(s.ttft_ms for s in runs),
                 "itl_ms": median(itls) if itls else None,
                 "total_ms": median(totals),
@@ -274,13 +252,14 @@ def summarize(
     server_itl = [p["server_itl_ms"] for p in series if p["server_itl_ms"] is not None and p["tokens"] > 1]
 
     def metrics(runs: list[Stream]) -> dict:  # one request at a time: together they took the sum of their E2ELs
-        return latency_stats.bench([r.arrivals_ms for r in runs], sum(r.total_ms for r in runs) / 1000, slos)
+        return bench(runs, sum(r.total_ms for r in runs) / 1000, slos)
 
     for point in series:
         point["metrics"] = metrics(streams[point["tokens"]])
     return {
         "metrics": metrics([r for runs in streams.values() for r in runs]),
         "definitions": latency_stats.DEFINITIONS,
+        "by_tool": latency_definitions.side_by_side([r for runs in streams.values() for r in runs]),
         "url": url,
         "model": model,
         "max_tokens": max_tokens,

@@ -55,11 +55,13 @@ def summary(name: str, values: Sequence[float]) -> dict[str, float | None]:
     return out
 
 
-def per_request(arrivals_ms: Sequence[float]) -> dict[str, float | list[float] | None]:
-    """One request's TTFT, TPOT, E2EL and ITL gaps from the times its tokens arrived (ms after sending)."""
+def per_request(arrivals_ms: Sequence[float], tokens: int | None = None) -> dict[str, float | list[float] | None]:
+    """One request's TTFT, TPOT, E2EL and ITL gaps from the times its token chunks arrived (ms after
+    sending); `tokens` is the output's length where a chunk may hold several (default: one each)."""
     ttft, e2el = arrivals_ms[0], arrivals_ms[-1]
     gaps = [b - a for a, b in zip(arrivals_ms, arrivals_ms[1:])]
-    tpot = (e2el - ttft) / (len(arrivals_ms) - 1) if len(arrivals_ms) > 1 else None
+    tokens = len(arrivals_ms) if tokens is None else tokens
+    tpot = (e2el - ttft) / (tokens - 1) if tokens > 1 else None
     return {"ttft": ttft, "tpot": tpot, "e2el": e2el, "itl": gaps}
 
 
@@ -88,14 +90,21 @@ def meets(request: dict, slos: dict[str, float]) -> bool:
     return all(request[name] is None or request[name] <= limit for name, limit in slos.items())
 
 
-def bench(arrivals: Sequence[Sequence[float]], duration_s: float, slos: dict[str, float] | None = None) -> dict:
-    """vLLM-bench-style metrics of completed streamed requests, given each one's token arrival times
-    and the wall time they took together."""
-    requests = [per_request(a) for a in arrivals if a]
+def bench(
+    arrivals: Sequence[Sequence[float]],
+    duration_s: float,
+    slos: dict[str, float] | None = None,
+    tokens: Sequence[int] | None = None,
+) -> dict:
+    """vLLM-bench-style metrics of completed streamed requests, given each one's token chunk arrival
+    times (and, where a chunk may hold several, each one's output tokens) and the wall time they
+    took together."""
+    counts = [len(a) for a in arrivals] if tokens is None else list(tokens)
+    requests = [per_request(a, n) for a, n in zip(arrivals, counts) if a]
     out: dict = {
         "completed": len(requests),
         "duration_s": duration_s,
-        "total_output_tokens": sum(len(a) for a in arrivals),
+        "total_output_tokens": sum(counts),
     }
     out["request_throughput"] = len(requests) / duration_s if duration_s > 0 else None
     out["output_throughput"] = out["total_output_tokens"] / duration_s if duration_s > 0 else None

@@ -43,8 +43,8 @@ from dataclasses import asdict, dataclass, field
 
 from .backends.server import ServerBackend, kinds, metrics, shapes
 from .errors import UsageError
-from .latency import Stream, stream_once
 from .staircase import TEXT, fit_cached, fit_uncached, lengths
+from .streamed import Stream, stream_once
 
 USAGE = {"stream_options": {"include_usage": True}}  # the closing usage: prompt and cached tokens
 

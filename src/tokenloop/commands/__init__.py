@@ -7,6 +7,7 @@ MODULES = [
     "tokenloop.commands.lesson",
     "tokenloop.commands.server",
     "tokenloop.commands.cost",
+    "tokenloop.commands.latency",
     "tokenloop.commands.notebook",
     "tokenloop.commands.train",
 ]

@@ -88,6 +88,10 @@ class Client:
         status, _, text = self._request("GET", path, None, None)
         return None if status >= 400 else text
 
+    def status(self, path: str) -> int:
+        """The HTTP status of a GET (e.g. `/health`: 200 healthy, 404 none there, 503 not ready)."""
+        return self._request("GET", path, None, None)[0]
+
     def _request(self, method: str, path: str, body: dict | None, step: int | None) -> tuple[int, Any, str]:
         for attempt in range(2):
             try:
