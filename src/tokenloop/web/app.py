@@ -22,7 +22,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ..errors import ModelError, ServerError, TokenloopError, UsageError
 from ..loop import generate, next_token, prompt_ids
 from ..records import Done
-from . import content, demos, lab, score, teacher
+from . import content, demos, lab, lessons, live, score, teacher
+from .events import response as events_response
 from .schemas import (
     BranchIn,
     CompareIn,
@@ -41,6 +42,7 @@ from .schemas import (
     TeacherIn,
     TrainingIn,
 )
+from .score import local
 from .sessions import COOKIE, Session, SessionStore
 
 STATIC = Path(__file__).parent / "static"
@@ -135,7 +137,15 @@ async def too_large(scope, receive, send):
 
 
 # How big the on-demand demos are by default (a learner's button press); tests pass smaller ones.
-DEMO = {"steps": 6, "max_len": 256, "points": 6, "repeats": 2, "teacher_max_new": 96}
+DEMO = {
+    "steps": 6,
+    "max_len": 256,
+    "points": 6,
+    "repeats": 2,
+    "teacher_max_new": 96,
+    "context_len": 1024,
+    "answer_steps": 16,
+}
 
 
 def create_app(
@@ -161,6 +171,8 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_errors(app)
     add_routes(app)
+    app.include_router(lessons.router)
+    app.include_router(live.router)
     return app
 
 
@@ -203,29 +215,12 @@ def remember(response: Response, session: Session) -> None:
     response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", max_age=7 * 24 * 3600)
 
 
-def local(app: FastAPI):
-    """The backend running in this process (for scoring, training, the staircase), if any."""
-    return next((b for b in (app.state.backend, app.state.compare) if score.can_score(b)), None)
-
-
 def chatty(app: FastAPI):
     return next((b for b in (app.state.backend, app.state.compare) if b is not None and teacher.can_chat(b)), None)
 
 
-def sse(events: Iterator[tuple[str, dict]]) -> Iterator[str]:
-    """Server-sent events; an error after the stream started becomes an `error` event."""
-    try:
-        for event, data in events:
-            yield f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-    except TokenloopError as e:
-        yield f"event: error\ndata: {json.dumps({'error': str(e)})}\n\n"
-    except Exception as e:  # a bug must not leave the page waiting on a dead stream
-        log.exception("stream failed")
-        yield f"event: error\ndata: {json.dumps({'error': f'internal error ({type(e).__name__}): see the server log'})}\n\n"
-
-
 def stream(events: Iterator[tuple[str, dict]], session: Session | None = None) -> StreamingResponse:
-    response = StreamingResponse(sse(events), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    response = events_response(events)
     if session is not None:
         remember(response, session)
     return response
@@ -279,10 +274,6 @@ def add_routes(app: FastAPI) -> None:
             "lessons": content.available(),
             "demo": app.state.demo,
         }
-
-    @app.get("/api/lesson")
-    def lesson() -> dict:
-        return app.state.lesson
 
     @app.post("/api/next", response_model=NextOut, responses=ERRORS)
     def next_(body: NextIn):
