@@ -1,8 +1,10 @@
 """A bounded fill of a server's KV cache, planned, stated and consented to first (COURSE.md §1.4).
 
-The plan is sized from the server's own allocation: enough long generations that together they
-need about 1.5× the cache's tokens, capped at MAX_REQUESTS and MAX_SECONDS, so that a small cache
-runs out and the scheduler must preempt. While they run, `/metrics` is sampled every half second
+The plan is sized from the server's own allocation: enough long requests that together they need
+about 1.5× the cache's tokens, capped at MAX_REQUESTS and MAX_SECONDS, so that a small cache runs
+out and the scheduler must preempt. Most of each request is prompt: a prefill fills blocks in one
+pass where decoding fills one token per step, so the cache is full within seconds and the
+preemption comes when the running requests next need a block each. While they run, `/metrics` is sampled every half second
 (KV usage, running, waiting, preemptions); the fill stops at the first preemption, at the time
 cap, or at a 5xx. `/health` is read before and after. A server that is not on this machine is
 never filled without the caller's explicit `remote` consent.
@@ -32,7 +34,8 @@ from .staircase import TEXT
 MAX_REQUESTS = 8  # far below the usual max_num_seqs, and the test servers' 8
 MAX_SECONDS = 90
 EVERY_S = 0.5
-PROMPT_REPEATS = 3  # the filler text three times: about 190 tokens on SmolLM2's tokenizer
+TEXT_TOKENS = 66  # the filler text on SmolLM2's tokenizer (other tokenizers: about as many)
+PROMPT_TOKENS = 9 * TEXT_TOKENS
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,9 @@ class Plan:
         return {**asdict(self), "text": self.text()}
 
 
-def plan(cache_tokens: float, max_model_len: int, prompt_tokens: int = 190) -> Plan:
+def plan(cache_tokens: float, max_model_len: int, prompt_tokens: int = PROMPT_TOKENS) -> Plan:
     """Requests of up to ~900 tokens, enough of them to ask for ~1.5× the cache (capped)."""
+    prompt_tokens = min(prompt_tokens, max_model_len // 2)
     per_request = max(min(900, max_model_len - 16), prompt_tokens + 16)
     wanted = math.ceil(1.5 * cache_tokens / per_request)
     return Plan(
@@ -111,7 +115,7 @@ def fill(client: Client, model: str, the_plan: Plan) -> Iterator[tuple[str, dict
     if before is None or before.value("preemptions") is None:
         raise ServerError("the server does not count preemptions in /metrics: the fill has nothing to watch")
     stop, errors, tokens = threading.Event(), [], [0] * the_plan.requests
-    prompt = " ".join([TEXT] * PROMPT_REPEATS)
+    prompt = " ".join([TEXT] * max(1, the_plan.prompt_tokens // TEXT_TOKENS))
 
     def one(i: int) -> None:
         # Each prompt starts with its own number, so no two share cached blocks.

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from .. import provenance
 from ..errors import ModelError, ServerError, TokenloopError, UsageError
 from ..loop import generate, next_token, prompt_ids
 from ..records import Done
@@ -273,6 +274,7 @@ def add_routes(app: FastAPI) -> None:
             "curl": curl(app, request),
             "lessons": content.available(),
             "demo": app.state.demo,
+            "source": provenance.of(b),  # engine, version, model, hardware: named under every chart
         }
 
     @app.post("/api/next", response_model=NextOut, responses=ERRORS)

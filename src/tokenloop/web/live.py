@@ -20,6 +20,7 @@ from ..model_config import Shape
 from ..staircase import token_ids
 from . import events
 from .demos import Busy, Unavailable
+from .schemas import StaircaseIn
 from .score import local
 
 router = APIRouter(prefix="/api/live")
@@ -73,6 +74,17 @@ def context(request: Request) -> dict:
     backend = in_process(request)
     measured = context_cost.measure(backend, request.app.state.demo["context_len"])
     return {**measured, "source": provenance.embedded(backend)}
+
+
+@router.post("/staircase")
+def staircase(body: StaircaseIn, request: Request) -> dict:
+    """Lesson 7, step 2: Lesson 1's staircase demo, with where it ran."""
+    backend = in_process(request)
+    options = {"max_len": body.max_len, "points": body.points, "repeats": body.repeats}
+    return {
+        "result": request.app.state.demos["staircase"].run(backend, **options),
+        "source": provenance.embedded(backend),
+    }
 
 
 @router.get("/kv_bytes")
