@@ -57,13 +57,14 @@ class Plan:
 
 
 def plan(cache_tokens: float, max_model_len: int, prompt_tokens: int = PROMPT_TOKENS) -> Plan:
-    """Requests of up to ~900 tokens, enough of them to ask for ~1.5× the cache (capped)."""
+    """Requests of a long prompt and a short answer, enough of them to ask for ~1.5× the cache.
+
+    The answer is short on purpose: vLLM counts a preemption when the paused request runs again,
+    which is when another request finishes and gives its blocks back."""
     prompt_tokens = min(prompt_tokens, max_model_len // 2)
-    per_request = max(min(900, max_model_len - 16), prompt_tokens + 16)
-    wanted = math.ceil(1.5 * cache_tokens / per_request)
-    return Plan(
-        max(2, min(MAX_REQUESTS, wanted)), prompt_tokens, per_request - prompt_tokens, MAX_SECONDS, int(cache_tokens)
-    )
+    generated = max(32, prompt_tokens // 4)
+    wanted = math.ceil(1.5 * cache_tokens / (prompt_tokens + generated))
+    return Plan(max(2, min(MAX_REQUESTS, wanted)), prompt_tokens, generated, MAX_SECONDS, int(cache_tokens))
 
 
 def is_loopback(url: str) -> bool:

@@ -140,8 +140,10 @@ def fill(body: FillIn, request: Request):
     url = request.app.state.server_url
     if url is None:
         raise UsageError("the fill loads a server: start the app with --url to connect one")
-    kv_fill.require_consent(url, body.consent, body.remote)
+    kv_fill.require_consent(url, body.consent, body.remote)  # before anything is sent
     server = server_of(request)
+    if server is None:
+        raise UsageError("the fill needs the app's backend to be the server: start it with --url")
     allocation = kv_capacity.server_allocation(scrape(server.client), server.context_length)
     plan = kv_fill.plan(allocation["tokens"], server.context_length)
 
