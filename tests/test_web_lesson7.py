@@ -67,8 +67,8 @@ def vllm_app(smol, vllm_small_cache_url):
         yield url, server
 
 
-def reveal(page, step_id: str):
-    box = page.locator(f"#step-{step_id}")
+def reveal(tab, step_id: str):
+    box = tab.locator(f"#step-{step_id}")
     box.locator(".reveal").click()
     return box
 
@@ -89,39 +89,39 @@ def guess_estimate(box, value: float):
     box.locator(".estimate-number").fill(str(value))
 
 
-def all_five_steps(page, url: str, engine: str, model: str) -> dict:
+def all_five_steps(tab, url: str, engine: str, model: str) -> dict:
     """Guess and reveal Lesson 7's five steps; returns the boxes by step id."""
     from playwright.sync_api import expect
 
     lesson = content.load("day07")
-    open_page(page, f"{url}/?lesson=day07")
-    expect(page.locator("#title")).to_have_text(lesson["title"])
-    expect(page.locator("#lesson-switch")).to_have_value("day07")
+    open_page(tab, f"{url}/?lesson=day07")
+    expect(tab.locator("#title")).to_have_text(lesson["title"])
+    expect(tab.locator("#lesson-switch")).to_have_value("day07")
     boxes = {}
 
     # 1: the earlier keys and values, with and without one more token: exactly equal.
-    box = page.locator("#step-causal")
+    box = tab.locator("#step-causal")
     expect(box.locator(".reveal")).to_be_disabled()
     box.locator("input[value='0']").check()
-    box = boxes["causal"] = reveal(page, "causal")
+    box = boxes["causal"] = reveal(tab, "causal")
     expect(box.locator(".live")).to_contain_text("largest difference 0 (K) and 0 (V)", timeout=MODEL_WORK)
     expect(box.locator(".chart-causal svg")).to_be_visible()
     expect_source(box, "tokenloop embedded", model, "exact")  # in process, also beside a server
 
     # 2: two curves to pick, then the measured staircase.
-    box = page.locator("#step-staircase")
+    box = tab.locator("#step-staircase")
     box.locator("input[name='curve-staircase-0'][value='line']").check()
     expect(box.locator(".reveal")).to_be_disabled()  # both curves first
     box.locator("input[name='curve-staircase-1'][value='staircase']").check()
-    box = boxes["staircase"] = reveal(page, "staircase")
+    box = boxes["staircase"] = reveal(tab, "staircase")
     expect(box.locator(".chart-staircase svg path.series")).to_have_count(2, timeout=MODEL_WORK)
     expect(box.locator(".verdict.wrong")).to_contain_text("you picked staircase; it is flat")
     expect_source(box, "tokenloop embedded", model, "shape")
     expect(box.locator(".honesty-note")).to_contain_text(lesson["honesty"]["shape"].split(",")[0])
 
     # 3: time per cached token at several context lengths, and the caveat that goes with it.
-    page.locator("#step-long_context input[value='1']").check()
-    box = boxes["long_context"] = reveal(page, "long_context")
+    tab.locator("#step-long_context input[value='1']").check()
+    box = boxes["long_context"] = reveal(tab, "long_context")
     expect(box.locator(".chart-context svg circle")).to_have_count(
         len({max(8, round(SMALL["context_len"] * f)) for f in (1 / 32, 1 / 8, 1 / 4, 1 / 2, 1)}), timeout=MODEL_WORK
     )
@@ -130,26 +130,26 @@ def all_five_steps(page, url: str, engine: str, model: str) -> dict:
     expect(box.locator(".honesty-note")).to_contain_text(cpu_note.split(";")[0])
 
     # 4 and 5: estimates on log sliders, scored by ratio.
-    guess_estimate(page.locator("#step-bytes_per_token"), 40000)
-    box = boxes["bytes_per_token"] = reveal(page, "bytes_per_token")
+    guess_estimate(tab.locator("#step-bytes_per_token"), 40000)
+    box = boxes["bytes_per_token"] = reveal(tab, "bytes_per_token")
     expect(box.locator(".verdict")).to_contain_text("Measured:", timeout=MODEL_WORK)
     expect(box.locator(".verdict.right")).to_contain_text("within 2×")  # 40,000 against ~46,000
     expect_source(box, engine, model, "exact")
 
-    guess_estimate(page.locator("#step-capacity"), 500)
-    box = boxes["capacity"] = reveal(page, "capacity")
+    guess_estimate(tab.locator("#step-capacity"), 500)
+    box = boxes["capacity"] = reveal(tab, "capacity")
     expect(box.locator(".verdict")).to_contain_text("Measured:", timeout=MODEL_WORK)
     expect_source(box, engine, model, "exact")
     return boxes
 
 
-def answer_time_step(page, url: str, how: str):
+def answer_time_step(tab, url: str, how: str):
     """Lesson 1's step 6: guess a 500-token answer's time, then the live projection."""
     from playwright.sync_api import expect
 
-    open_page(page, url)
-    guess_estimate(page.locator("#step-answer_time"), 30)
-    box = reveal(page, "answer_time")
+    open_page(tab, url)
+    guess_estimate(tab.locator("#step-answer_time"), 30)
+    box = reveal(tab, "answer_time")
     expect(box.locator(".chart-answer .bar-row")).to_have_count(2, timeout=MODEL_WORK)
     live = box.locator(".live").first
     expect(live).to_contain_text(how)
@@ -159,7 +159,7 @@ def answer_time_step(page, url: str, how: str):
     return box
 
 
-def test_lesson7_on_the_embedded_model(page, embedded_app, smol):
+def test_lesson7_on_the_embedded_model(page, embedded_app, smol):  # noqa: F811  (page: a fixture)
     from playwright.sync_api import expect
 
     boxes = all_five_steps(page, embedded_app, "tokenloop embedded", smol.model)
@@ -171,7 +171,7 @@ def test_lesson7_on_the_embedded_model(page, embedded_app, smol):
     answer_time_step(page, embedded_app, "the cached loop")
 
 
-def test_lesson7_on_a_real_vllm_with_a_small_cache(page, vllm_app, smol):
+def test_lesson7_on_a_real_vllm_with_a_small_cache(page, vllm_app, smol):  # noqa: F811
     from playwright.sync_api import expect
 
     url, server = vllm_app

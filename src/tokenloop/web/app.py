@@ -344,7 +344,8 @@ def add_routes(app: FastAPI) -> None:
         b = chatty(app)
         if b is None:
             raise UsageError(f"{app.state.backend.model} has no chat template, so it cannot answer as a teacher")
-        conversation = teacher.messages(app.state.lesson, body.question, [t.model_dump() for t in body.history])
+        lesson = app.state.lesson if body.lesson is None else content.load(body.lesson)
+        conversation = teacher.messages(lesson, body.question, [t.model_dump() for t in body.history])
         text = teacher.prepare(b, conversation, body.max_new)
         events = (("text", {"text": piece}) for piece in text)
         return stream(chain([("model", {"model": b.model, "backend": b.name})], events, [("done", {"done": True})]))

@@ -280,7 +280,7 @@
     const reply = el("p", { class: "teacher-answer" });
     answers.append(el("p", { class: "teacher-question", text }), reply);
     try {
-      await stream("/api/teacher", { question: text, history: history.slice(-4), max_new: info.demo.teacher_max_new }, (event, data) => {
+      await stream("/api/teacher", { question: text, history: history.slice(-4), max_new: info.demo.teacher_max_new, lesson: lesson.id }, (event, data) => {
         if (event === "model") reply.dataset.model = data.model;
         if (event === "text") reply.append(data.text);
       });
