@@ -18,6 +18,7 @@ LAYERS = [
             "model_numbers",
             "scratch",
             "staircase",
+            "server_staircase",
             "latency",
             "latency_stats",
             "training",

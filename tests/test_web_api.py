@@ -61,6 +61,8 @@ def test_pages_load_only_local_assets_under_a_strict_policy(client):
         "kinds.js",
         "live_kv.js",
         "lessons.js",
+        "teacher.js",
+        "cluster.js",
         "style.css",
         "kinds.css",
         "index.html",
@@ -70,7 +72,7 @@ def test_pages_load_only_local_assets_under_a_strict_policy(client):
         assert not re.search(r"(src|href|url\()\s*=?\s*[\"']?https?://", text), (
             f"{name} loads something from the network"
         )
-    for name in ("app.js", "lesson.js", "lab.js", "kinds.js", "live_kv.js", "lessons.js"):
+    for name in ("app.js", "lesson.js", "lab.js", "kinds.js", "live_kv.js", "lessons.js", "teacher.js", "cluster.js"):
         assert "innerHTML" not in client.get(f"/static/{name}").text  # model text goes in as text only
 
 

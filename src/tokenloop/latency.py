@@ -116,6 +116,7 @@ class Stream:
     tokens: int  # max_tokens asked
     arrivals_ms: list[float] = field(default_factory=list)  # when each token chunk arrived
     server: dict | None = None  # the server's own `timings`, when it sends them
+    usage: dict | None = None  # the closing `usage` (prompt tokens, cached tokens), when asked for and sent
 
     @property
     def ttft_ms(self) -> float:
@@ -135,9 +136,10 @@ def model_name(client: Client) -> str:
     return discover(client, None).model
 
 
-def stream_once(client: Client, model: str, prompt: str, n: int) -> Stream:
-    """One streamed request for n tokens, timing every token chunk from the moment it's sent."""
-    body = {"model": model, "prompt": prompt, "max_tokens": n, "stream": True, **EXTRA}
+def stream_once(client: Client, model: str, prompt: str | list[int], n: int, extra: dict | None = None) -> Stream:
+    """One streamed request for n tokens, timing every token chunk from the moment it's sent.
+    `extra`: more request fields (e.g. a cache salt, `stream_options`)."""
+    body = {"model": model, "prompt": prompt, "max_tokens": n, "stream": True, **EXTRA, **(extra or {})}
     result = Stream(n)
     start = time.perf_counter()
     with client.events("/v1/completions", body) as chunks:
@@ -150,6 +152,8 @@ def stream_once(client: Client, model: str, prompt: str, n: int) -> Stream:
                 result.arrivals_ms.append(now)
             timings = chunk.get("timings")
             result.server = timings if isinstance(timings, dict) else result.server
+            usage = chunk.get("usage")
+            result.usage = usage if isinstance(usage, dict) else result.usage
     if not result.arrivals_ms:
         raise ServerError(f"{client.root} streamed no tokens for max_tokens={n}")
     return result

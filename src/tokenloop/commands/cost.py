@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import UsageError
+from . import server_staircase
 from .common import byte_size, emit_json, number, positive_int
 
 
@@ -50,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model",
         metavar="PATH",
         help="a local Hugging Face model folder or .gguf file (default: the embedded "
-        "SmolLM2-135M-Instruct); a server's costs are measured by `tokenloop latency --url`",
+        "SmolLM2-135M-Instruct); a server's: --url here, or `tokenloop latency --url`",
     )
     p.add_argument(
         "--engine",
@@ -63,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["float32", "bfloat16", "int8", "int4"],
         help="the weights: float32 (default), or bfloat16/int8/int4 on --engine torch (default there: int4)",
     )
+    server_staircase.add_options(p)
     p.set_defaults(func=cmd_staircase)
 
     p = sub.add_parser(
@@ -115,6 +117,8 @@ def progress_bar(what: str) -> Progress:
 
 # --- staircase ---------------------------------------------------------------------------------
 def cmd_staircase(args, console) -> int:
+    if args.url:
+        return server_staircase.cmd(args, console)
     from .. import charts, staircase
     from ..paths import open_embedded
 

@@ -23,7 +23,7 @@ from .. import provenance
 from ..errors import ModelError, ServerError, TokenloopError, UsageError
 from ..loop import generate, next_token, prompt_ids
 from ..records import Done
-from . import content, demos, lab, lessons, live, score, teacher
+from . import connected, content, demos, lab, lessons, live, score, teacher
 from .events import response as events_response
 from .schemas import (
     BranchIn,
@@ -174,6 +174,7 @@ def create_app(
     add_routes(app)
     app.include_router(lessons.router)
     app.include_router(live.router)
+    app.include_router(connected.router)  # the connected server, the teacher's citations
     return app
 
 

@@ -1,11 +1,13 @@
-"""The two expensive demos of the lesson, run on demand: a few training steps (step 4) and the
-cost staircase (step 5). Their modules are imported only when a learner presses the button;
-the last result of each is kept so a reload shows it without measuring again."""
+"""The expensive demos of the lesson, run on demand: a few training steps (step 4), the cost
+staircase (step 5) and, with --url, the same staircase measured on the server. Their modules are
+imported only when a learner presses the button; the last result of each is kept so a reload
+shows it without measuring again."""
 
 from __future__ import annotations
 
 import importlib
 import threading
+from importlib.metadata import PackageNotFoundError, version
 
 from ..errors import TokenloopError
 
@@ -18,12 +20,21 @@ class Busy(TokenloopError):
     """The demo is already running for another request."""
 
 
-MODULES = {"training": "tokenloop.training", "staircase": "tokenloop.staircase"}
+MODULES = {
+    "training": "tokenloop.training",
+    "staircase": "tokenloop.staircase",
+    "server_staircase": "tokenloop.server_staircase",
+}
 # What each demo needs of the backend: training, where the weights are (`model_path`: it trains
 # them in transformers); the staircase, the model's numbers (`config`) beside `forward` with and
-# without a cache, which the transformers and torch engines have.
-NEEDS = {"training": "model_path", "staircase": "config"}
-HOW = {"training": "the embedded model", "staircase": "the embedded model on the transformers or torch engine"}
+# without a cache, which the transformers and torch engines have; the server's staircase, a
+# server's HTTP client.
+NEEDS = {"training": "model_path", "staircase": "config", "server_staircase": "client"}
+HOW = {
+    "training": "the embedded model",
+    "staircase": "the embedded model on the transformers or torch engine",
+    "server_staircase": "a server: start the lesson with --url",
+}
 
 
 def module(name: str):
@@ -58,21 +69,37 @@ class Demo:
         return self._trainable
 
     def run(self, backend, **options) -> dict:
+        called = self.name.replace("_", " ")
+        if backend is None and self.name == "server_staircase":
+            raise Unavailable(f"the {called} demo needs {HOW[self.name]}")
         if backend is None:
-            raise Unavailable(f"the {self.name} demo needs a model running in this process (the embedded model)")
-        if getattr(backend, NEEDS[self.name]) is None:  # declared on every backend (None where it has none)
-            raise Unavailable(f"the {self.name} demo needs {HOW[self.name]}")
+            raise Unavailable(f"the {called} demo needs a model running in this process (the embedded model)")
+        if getattr(backend, NEEDS[self.name], None) is None:  # declared where a backend has it
+            raise Unavailable(f"the {called} demo needs {HOW[self.name]}")
         code = module(self.name)
         if not self._running.acquire(blocking=False):
-            raise Busy(f"the {self.name} demo is already running: wait for it to finish")
+            raise Busy(f"the {called} demo is already running: wait for it to finish")
         try:
             if self.name == "training":
-                result = code.train(self.trainable(backend), steps=options["steps"])
-            else:
+                self.last = code.train(self.trainable(backend), steps=options["steps"]).to_json()
+            elif self.name == "staircase":
                 result = code.measure(
                     backend, max_len=options["max_len"], points=options["points"], repeats=options["repeats"]
                 )
-            self.last = result.to_json()
+                self.last = {**result.to_json(), "engine": engine_of(backend)}
+            else:
+                self.last = code.measure(backend, **options)
             return self.last
         finally:
             self._running.release()
+
+
+def engine_of(backend) -> str:
+    """What ran an embedded demo, in words: 'transformers 4.57.1, float32, in this process'."""
+    library = backend.path.split()[0] if backend.path else backend.name
+    try:
+        library = f"{library} {version(library)}"
+    except PackageNotFoundError:  # an engine that is no Python distribution: llama.cpp
+        pass
+    rest = backend.path.split(maxsplit=1)[1] if backend.path and " " in backend.path else ""
+    return ", ".join(part for part in (library, rest, "in this process") if part)

@@ -1,8 +1,9 @@
 """The live parts of the lessons' estimate and curve steps: thin routes over plain modules.
 
 Each answer carries `source` (engine, version, model, hardware: `provenance.py`) so the page can
-name them under every chart. Steps that need the model in this process (Lesson 7's steps 1-3) run
-on the embedded model, also when the app is connected to a server (it is beside it), and say so.
+name them under every chart. Lesson 7's step 1 needs the model's tensors, so it runs on the
+embedded model in this process also when the app is connected to a server, and says so; steps 2
+and 3 run on the server when there is one (`server_staircase`).
 The server's URL is the one the app started with: nothing here takes a URL from the page.
 """
 
@@ -71,6 +72,12 @@ def causal(request: Request) -> dict:
 
 @router.post("/context_cost")
 def context(request: Request) -> dict:
+    server = server_of(request)
+    if server is not None:  # time per streamed token after fresh prompts of each length
+        return {
+            **context_cost.server(server, request.app.state.demo["context_len"]),
+            "source": provenance.server(server),
+        }
     backend = in_process(request)
     measured = context_cost.measure(backend, request.app.state.demo["context_len"])
     return {**measured, "source": provenance.embedded(backend)}
@@ -78,13 +85,18 @@ def context(request: Request) -> dict:
 
 @router.post("/staircase")
 def staircase(body: StaircaseIn, request: Request) -> dict:
-    """Lesson 7, step 2: Lesson 1's staircase demo, with where it ran."""
+    """Lesson 7, step 2: the staircase on the server (fresh prompts' TTFT against streamed ITL,
+    `server_staircase`) or, without one, Lesson 1's staircase demo in this process."""
+    server = server_of(request)
+    if server is not None:
+        longest = max(body.points, min(body.max_len, server.context_length - 9))
+        options = {"max_len": longest, "points": body.points, "repeats": body.repeats, "gaps": 8}
+        result = request.app.state.demos["server_staircase"].run(server, **options)
+        return {"result": result, "on": "server", "source": provenance.server(server)}
     backend = in_process(request)
     options = {"max_len": body.max_len, "points": body.points, "repeats": body.repeats}
-    return {
-        "result": request.app.state.demos["staircase"].run(backend, **options),
-        "source": provenance.embedded(backend),
-    }
+    result = request.app.state.demos["staircase"].run(backend, **options)
+    return {"result": result, "on": "embedded", "source": provenance.embedded(backend)}
 
 
 @router.get("/kv_bytes")

@@ -1,23 +1,66 @@
-"""The teacher panel: the connected model answers questions through its own chat template, with
-the lesson's context as the system message, streamed a piece of text at a time."""
+"""The teacher panel. A question first gets the lesson's own passages that answer it best
+(`passages.rank`), then one of the two things the teacher can do live, if it asks for one
+(`action`: the next-token bars for a text, or the training demo), then the connected model's
+answer through its own chat template, with the lesson and those passages as the system message,
+streamed a piece of text at a time."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from ..errors import UsageError
 from ..loop import generate
 from ..records import Done
 from ..sampling import Sampler
+from . import passages
 
 # A little randomness keeps a small model from repeating one sentence; top-p cuts the odd tail.
 TEACHER_SAMPLER = Sampler(temperature=0.4, top_p=0.9)
 
 
+CITED = 3  # passages shown per question
+GROUNDING = 2  # of those, how many go into the model's instructions (a small model reads slowly)
+
+# "what comes after <text>?", "what comes next after <text>", "the next token after <text>"
+NEXT = re.compile(
+    r"\b(?:comes?|follows?|next\s+(?:token|word))\s+(?:next\s+)?after\s*:?\s+(?P<text>.+?)\s*\??\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+TRAINING = re.compile(r"\b(?:show|run|demo|see|watch)\b.{0,40}\btrain", re.IGNORECASE | re.DOTALL)
+QUOTES = "\"'“”‘’«»`"
+
+
+def action(question: str) -> dict | None:
+    """The live thing a question asks the teacher to do: {"kind": "next", "text": ...} for the
+    next-token bars of a text, {"kind": "training"} for the training demo, or None."""
+    found = NEXT.search(question)
+    if found:
+        text = found.group("text").strip().strip(QUOTES).rstrip("?").strip(QUOTES)
+        if text.strip():
+            return {"kind": "next", "text": text}
+    if TRAINING.search(question):
+        return {"kind": "training"}
+    return None
+
+
+def cite(lesson: dict, question: str) -> dict:
+    """What the page shows before the model speaks: the lesson's best passages and the action."""
+    act = action(question)
+    about = question.replace(act["text"], " ") if act and "text" in act else question  # not the words of their text
+    ranked = passages.rank(passages.passages(lesson), about, CITED)
+    return {"passages": [{**p.to_json(), "score": round(score, 3)} for p, score in ranked], "action": act}
+
+
 def messages(lesson: dict, question: str, history: list[dict]) -> list[dict]:
-    """System message from the lesson, then the earlier turns, then the new question."""
+    """System message from the lesson and the passages that answer this question best, then the
+    earlier turns, then the new question."""
+    ranked = passages.rank(passages.passages(lesson), question, GROUNDING)
+    system = lesson["teacher"]["system"].strip()
+    if ranked:
+        system += "\n\n" + lesson["teacher"]["grounding"].strip() + "\n" + "\n".join(f"- {p.text}" for p, _ in ranked)
     return [
-        {"role": "system", "content": lesson["teacher"]["system"].strip()},
+        {"role": "system", "content": system},
         *history,
         {"role": "user", "content": question},
     ]

@@ -5,10 +5,13 @@ request, and what its logprobs mean; no `if vllm:` chains elsewhere. Facts per s
 
 - vLLM: `/tokenize` and `/detokenize` (root, not /v1), prompts as token ids, logprobs capped by
   `--max-logprobs` (default 20, 400 "max allowed: 20" above it), raw by default
-  (`--logprobs-mode raw_logprobs`), `return_tokens_as_token_ids` keys candidates by id.
+  (`--logprobs-mode raw_logprobs`), `return_tokens_as_token_ids` keys candidates by id. Prefix
+  caching is on by default; a request's `cache_salt` (1-128 characters, none of @ / \\ NUL) keys
+  its cached blocks, so a new random salt is a guaranteed miss.
 - SGLang: the same tokenizer endpoints; its logprobs are taken after temperature scaling.
 - llama.cpp (`llama-server`): native `/completion` with `n_probs` and `cache_prompt`, token ids
-  in and out, `timings` and cached-token counts; raw unless `post_sampling_probs`.
+  in and out, `timings` and cached-token counts; raw unless `post_sampling_probs`; a request with
+  `cache_prompt: false` reads its whole prompt anew.
 - llama-cpp-python: `/extras/tokenize`, text prompts only (a list of ids gets 422), legacy
   logprobs keyed by token string; its default sampler has min_p and repeat_penalty on; any new
   request interrupts a running stream (its `interrupt_requests` setting).
@@ -39,6 +42,8 @@ class Kind:
     distribution: str = "unknown: the server does not say whether its logprobs come before or after its sampler"
     neutral: dict = field(default_factory=dict)  # switch off the server's own default sampler steps
     extra: dict = field(default_factory=dict)  # sent with every completion request
+    salt_field: str | None = None  # a request field that keys the prefix cache (vLLM's cache_salt)
+    no_cache: dict = field(default_factory=dict)  # request fields that switch the prefix cache off
 
     @property
     def endpoint(self) -> str:
@@ -52,6 +57,7 @@ VLLM = Kind(
     "penalties and top-k/top-p (processed_logprobs would be after them)",
     neutral={"top_k": -1, "top_p": 1.0, "min_p": 0.0},
     extra={"return_tokens_as_token_ids": True, "return_token_ids": True},
+    salt_field="cache_salt",
 )
 SGLANG = Kind(
     "SGLang",
@@ -69,6 +75,7 @@ LLAMA_CPP = Kind(
     native=True,
     distribution="raw: llama.cpp reports probabilities before its sampler unless a request sets post_sampling_probs",
     neutral={"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0, "post_sampling_probs": False},
+    no_cache={"cache_prompt": False},
 )
 LLAMA_CPP_PYTHON = Kind(
     "llama-cpp-python",
@@ -139,6 +146,16 @@ def completion_body(
         if not kind.native:
             body["stream_options"] = {"include_usage": True}
     return body
+
+
+def uncached_fields(kind: Kind, salt: str) -> dict:
+    """The request fields that keep one request from reading any cached prefix: a fresh `salt`
+    where the server keys its cache by one, its off switch where it has one, else nothing (then
+    only a prompt no request has sent before makes sure)."""
+    fields = dict(kind.no_cache)
+    if kind.salt_field:
+        fields[kind.salt_field] = salt
+    return fields
 
 
 def tokenize_body(kind: Kind, model: str, text: str, special: bool = True) -> dict:

@@ -3,7 +3,7 @@
 "use strict";
 
 (async () => {
-  const { el, pct, ms, shown, api, stream, bars, lineChart, copy, store, status } = TL;
+  const { el, pct, ms, shown, api, bars, lineChart, copy, store, status } = TL;
   const statusLine = document.getElementById("status");
   let info, lesson;
   try {
@@ -56,7 +56,9 @@
     training(box) { demo(box, "training", `Run the training demo (${info.demo.steps} steps)`, { steps: info.demo.steps }, drawTraining); },
     staircase(box) {
       const { max_len, points, repeats } = info.demo;
-      demo(box, "staircase", `Measure the staircase (up to ${max_len} tokens)`, { max_len, points, repeats }, drawStaircase);
+      const where = info.server_url ? " on the embedded model, in this process" : "";
+      demo(box, "staircase", `Measure the staircase${where} (up to ${max_len} tokens)`, { max_len, points, repeats }, drawStaircase);
+      if (info.server_url) TL.serverStaircase(box, { lesson, demo }); // cluster.js: the same, on the server
     },
   };
 
@@ -169,14 +171,14 @@
 
   function drawStaircase(out, r) {
     const chart = el("div", { class: "chart-box" });
-    out.append(chart);
+    out.append(el("p", { class: "chart-title", text: `Measured on ${r.model} by ${r.engine || r.path}` }), chart);
     lineChart(chart, [
       { name: "no cache: whole sequence", points: r.series.map((p) => [p.length, p.uncached_ms]) },
       { name: "KV cache: one new token", points: r.series.map((p) => [p.length, p.cached_ms]) },
     ], { xLabel: "tokens in the sequence", yLabel: "ms per step" });
     const last = r.series[r.series.length - 1];
     out.append(el("p", { class: "live", text:
-      `Measured on ${r.model} (${r.path}): at ${last.length} tokens one step takes ${ms(last.uncached_ms)} without a cache and ` +
+      `${r.model} (${r.engine || r.path}): at ${last.length} tokens one step takes ${ms(last.uncached_ms)} without a cache and ` +
       `${ms(last.cached_ms)} with one. Fits: without ${r.fits.uncached.formula} (R² ${r.fits.uncached.r2.toFixed(2)}); ` +
       `with ${r.fits.cached.formula} (R² ${r.fits.cached.r2.toFixed(2)}).` }));
   }
@@ -261,38 +263,8 @@
     $("ask-ai").append(el("div", { class: "ask-prompt" }, el("h3", { text: p.title }), el("p", { class: "quote", text: p.text }), button));
   });
 
-  // --- the teacher: the connected model answers, streamed ----------------------------------------
-  const teach = lesson.teacher;
-  const panel = $("teacher");
-  const who = el("p", { class: "note", id: "teacher-model",
-    text: info.can_chat ? `Answers come from ${info.teacher_model}, through its own chat template, with today's lesson as its instructions.`
-      : "The connected model has no chat template, so the teacher is not available." });
-  const question = el("textarea", { id: "teacher-question", rows: 2, maxlength: 2000, placeholder: "Ask a question about the lesson" });
-  const askButton = el("button", { id: "teacher-ask", text: "Ask", disabled: !info.can_chat });
-  const answers = el("div", { id: "teacher-answers" });
-  const teacherStatus = el("p", { class: "status" });
-  const history = [];
-  askButton.addEventListener("click", async () => {
-    const text = question.value.trim();
-    if (!text) return status(teacherStatus, "Type a question first.");
-    askButton.disabled = true;
-    status(teacherStatus, "");
-    const reply = el("p", { class: "teacher-answer" });
-    answers.append(el("p", { class: "teacher-question", text }), reply);
-    try {
-      await stream("/api/teacher", { question: text, history: history.slice(-4), max_new: info.demo.teacher_max_new, lesson: lesson.id }, (event, data) => {
-        if (event === "model") reply.dataset.model = data.model;
-        if (event === "text") reply.append(data.text);
-      });
-      history.push({ role: "user", content: text }, { role: "assistant", content: reply.textContent });
-      question.value = "";
-    } catch (error) {
-      status(teacherStatus, error.message);
-    } finally {
-      askButton.disabled = false;
-    }
-  });
-  panel.append(el("h2", { text: teach.title }), el("p", { text: teach.greeting }), who, question,
-    el("div", { class: "actions" }, askButton), teacherStatus, answers);
+  // --- the teacher: cites the lesson, acts, then the connected model answers (teacher.js) --------
+  TL.teacher($("teacher"), { info, lesson, drawTraining });
+  if (info.server_url) TL.cluster($("cluster"), { lesson }); // cluster.js: the probe's facts
   document.body.dataset.ready = "1";
 })();

@@ -64,14 +64,18 @@ TL.live = (() => {
       const r = await measuring(box, `Timing one step at lengths up to ${max_len} tokens`, () => api("/api/live/staircase", { max_len, points, repeats }));
       if (!r) return;
       box.append(K.curve.verdict(step, guess));
-      const s = r.result;
+      // The same two curves either way: in process (a forward without and with the cache), or on
+      // the server (a fresh prompt's time to first token, and the streamed gap after it).
+      const server = r.on === "server";
+      const pts = r.result.series.map((p) => server ? { n: p.n, without: p.fresh_ms, with: p.itl_ms } : { n: p.length, without: p.uncached_ms, with: p.cached_ms });
       lineChart(chartBox(box, "staircase"), [
-        { name: "no cache: the whole sequence", points: s.series.map((p) => [p.length, p.uncached_ms]) },
-        { name: "KV cache: one new token", points: s.series.map((p) => [p.length, p.cached_ms]) },
+        { name: server ? "no cache: time to first token, fresh prompt" : "no cache: the whole sequence", points: pts.map((p) => [p.n, p.without]) },
+        { name: server ? "KV cache: time per streamed token" : "KV cache: one new token", points: pts.filter((p) => p.with !== null).map((p) => [p.n, p.with]) },
       ], { xLabel: "tokens in the sequence", yLabel: "ms per step" });
-      const first = s.series[0], last = s.series[s.series.length - 1];
-      says(box, `From ${first.length} to ${last.length} tokens one step went from ${ms(first.uncached_ms)} to ${ms(last.uncached_ms)} ` +
-        `without a cache, and from ${ms(first.cached_ms)} to ${ms(last.cached_ms)} with one.`);
+      const first = pts[0], last = pts[pts.length - 1];
+      says(box, `From ${first.n} to ${last.n} tokens one step went from ${ms(first.without)} to ${ms(last.without)} ` +
+        `without a cache, and from ${ms(first.with)} to ${ms(last.with)} with one` +
+        (server ? " (measured on the server: every prompt new to its prefix cache)." : " (in this process)."));
       box.append(K.source(r.source, step, lesson));
     },
 

@@ -1,0 +1,59 @@
+// With --url: the connected server as tokenloop's probe found it (engine and version, model,
+// context, logprob cap, raw or processed logprobs), and step 5's staircase measured on that
+// server itself. Everything rendered as text.
+"use strict";
+
+TL.cluster = async (section, { lesson }) => {
+  const { el, api, status } = TL;
+  const words = lesson.cluster;
+  const note = el("p", { class: "status busy", text: "Asking the server…" });
+  section.hidden = false;
+  section.append(el("h2", { text: words.title }), el("p", { text: words.intro }), note);
+  try {
+    const { cluster: c } = await api("/api/cluster");
+    if (!c) return section.remove();
+    const caching = c.prefix_caching === null ? "not reported"
+      : c.prefix_caching ? `on${c.block_size ? `, in blocks of ${c.block_size} tokens` : ""}` : "off";
+    const rows = [
+      ["Engine", [c.engine, c.version].filter(Boolean).join(" ")],
+      ["Model", c.model],
+      ["Context", c.context_length ? `${c.context_length.toLocaleString("en")} tokens` : "not reported"],
+      ["Logprobs per token", c.max_logprobs ? `at most ${c.max_logprobs}` : `no cap met (${c.logprobs_returned} returned)`],
+      ["Its logprobs are", c.distribution_detail],
+      ["Prompt sent as", c.prompt_ids ? `token ids (its tokenizer: ${c.tokenizer})` : "text"],
+      ["Prefix caching", caching],
+      ["Address", c.url],
+    ];
+    const table = el("table", { id: "cluster-facts" });
+    for (const [name, value] of rows) table.append(el("tr", { dataset: { fact: name } }, el("th", { text: name }), el("td", { text: value ?? "–" })));
+    note.replaceWith(table);
+  } catch (error) {
+    status(note, error.message);
+  }
+};
+
+// Step 5 on the server: `demo` is the lesson's own button-and-last-result helper.
+TL.serverStaircase = (box, { lesson, demo }) => {
+  const { el, ms, lineChart } = TL;
+  box.append(el("p", { class: "note", text: lesson.cluster.staircase }));
+  demo(box, "server-staircase", "Measure it on the server", {}, (out, r) => {
+    const last = r.series[r.series.length - 1];
+    const chart = el("div", { class: "chart-box" });
+    out.append(el("p", { class: "chart-title", text: `Measured on ${r.model} by ${r.engine} at ${r.url}` }), chart);
+    lineChart(chart, [
+      { name: "no cache: a fresh prompt of n tokens", points: r.series.map((p) => [p.n, p.fresh_ms]) },
+      { name: "KV cache: one new token", points: r.series.filter((p) => p.itl_ms !== null).map((p) => [p.n, p.itl_ms]) },
+    ], { xLabel: "tokens in the sequence", yLabel: "ms per step" });
+    const fits = r.fits.itl ? ` Fits: without ${r.fits.fresh.formula} (R² ${r.fits.fresh.r2.toFixed(2)}); with ${r.fits.itl.formula}.` : "";
+    out.append(el("p", { class: "live", text:
+      `${r.engine}, ${r.model}: at ${last.n} tokens, reading the whole sequence took ${ms(last.fresh_ms)}; ` +
+      `with the cache one step took ${ms(last.itl_ms)}.${fits}` }));
+    const table = el("table", { class: "hits" }, el("tr", {}, el("th", { text: "send" }), el("th", { text: "time to first token" }),
+      el("th", { text: "prompt tokens found in the cache" })));
+    for (const h of r.hits) {
+      const found = h.hit_tokens === null ? "not reported" : `${h.hit_tokens} of ${h.prompt_tokens}`;
+      table.append(el("tr", { dataset: { send: h.label } }, el("td", { text: h.label }), el("td", { text: ms(h.ttft_ms) }), el("td", { text: found })));
+    }
+    out.append(el("p", { class: "note", text: lesson.cluster.hits }), table);
+  });
+};

@@ -1,0 +1,117 @@
+// The teacher panel. A question first gets the lesson's own passages that answer it best, cited
+// with where they are on the page; then the live thing it asks for, if any (the next-token bars
+// for a text, or the training demo), also offered as buttons; then the connected model's own
+// answer, streamed and labelled with the model's name. Model text goes in as text, never HTML.
+"use strict";
+
+TL.teacher = (panel, { info, lesson, drawTraining }) => {
+  const { el, api, stream, bars, status } = TL;
+  const teach = lesson.teacher;
+  const who = el("p", { class: "note", id: "teacher-model",
+    text: info.can_chat ? `Answers come from ${info.teacher_model}, through its own chat template, with today's lesson as its instructions.`
+      : "The connected model has no chat template, so only the lesson's own passages answer." });
+  const small = info.server_url ? null : el("p", { class: "note", id: "teacher-small", text: teach.small_model });
+  const question = el("textarea", { id: "teacher-question", rows: 2, maxlength: 2000, placeholder: "Ask a question about the lesson" });
+  const askButton = el("button", { id: "teacher-ask", text: "Ask" });
+  const nextButton = el("button", { class: "copy", id: "teacher-next", text: teach.actions.next });
+  const trainButton = el("button", { class: "copy", id: "teacher-training", text: teach.actions.training });
+  const answers = el("div", { id: "teacher-answers" });
+  const teacherStatus = el("p", { class: "status" });
+  const history = [];
+  const buttons = [askButton, nextButton, trainButton];
+
+  // Each action goes into its own turn; an error there is a message in that turn, not a dead panel.
+  async function attempt(turn, work) {
+    try {
+      await work();
+    } catch (error) {
+      turn.append(el("p", { class: "status error", text: error.message }));
+    }
+  }
+
+  async function showNext(turn, text) {
+    const chart = el("div", { class: "bars teacher-bars" });
+    turn.append(chart);
+    const r = await api("/api/next", { prompt: text, top_k: 8 });
+    bars(chart, r.top, { other: r.other, label: `What comes after ${JSON.stringify(text)}: the raw distribution from ${r.model}, computed now` });
+  }
+
+  async function showTraining(turn) {
+    const out = el("div", { class: "demo teacher-training" }, el("p", { class: "status busy", text: "Training the model on one sentence…" }));
+    turn.append(out);
+    const r = (await api("/api/training", { steps: info.demo.steps })).result;
+    out.replaceChildren();
+    drawTraining(out, r);
+  }
+
+  // Where each passage is on the page, in the words of the page's own headings.
+  const PLACE = { recall: "Recall: ", quiz: "Check yourself: " };
+  const place = (p) => (p.source === "colleague" ? "Explain it to a colleague" : (PLACE[p.source] || "") + p.title);
+
+  function cite(turn, passages) {
+    if (!passages.length) return;
+    const list = el("div", { class: "teacher-cited" }, el("h3", { text: teach.cited }));
+    for (const p of passages) {
+      list.append(el("blockquote", { class: "cited", dataset: { source: p.source, step: p.step || "" } },
+        el("p", { text: p.text }), el("cite", { text: place(p) })));
+    }
+    turn.append(list);
+  }
+
+  async function answer(turn, text) {
+    const label = el("p", { class: "teacher-says", text: `${info.teacher_model} says:` });
+    const reply = el("p", { class: "teacher-answer" });
+    turn.append(label, reply);
+    await stream("/api/teacher", { question: text, history: history.slice(-4), max_new: info.demo.teacher_max_new, lesson: lesson.id }, (event, data) => {
+      if (event === "model") {
+        reply.dataset.model = data.model;
+        label.textContent = `${data.model} (${data.backend}) says:`;
+      }
+      if (event === "text") reply.append(data.text);
+    });
+    history.push({ role: "user", content: text }, { role: "assistant", content: reply.textContent });
+  }
+
+  async function busy(work) {
+    buttons.forEach((b) => { b.disabled = true; });
+    status(teacherStatus, "");
+    try {
+      await work();
+    } catch (error) {
+      status(teacherStatus, error.message);
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+
+  askButton.addEventListener("click", () => busy(async () => {
+    const text = question.value.trim();
+    if (!text) return status(teacherStatus, "Type a question first.");
+    const turn = el("div", { class: "teacher-turn" }, el("p", { class: "teacher-question", text }));
+    answers.append(turn);
+    const cited = await api("/api/teacher/cite", { question: text });
+    cite(turn, cited.passages);
+    const act = cited.action;
+    if (act && act.kind === "next") await attempt(turn, () => showNext(turn, act.text));
+    if (act && act.kind === "training") await attempt(turn, () => showTraining(turn));
+    if (info.can_chat) await answer(turn, text);
+    question.value = "";
+  }));
+
+  nextButton.addEventListener("click", () => busy(async () => {
+    const text = question.value.trim() || lesson.prompt;
+    const turn = el("div", { class: "teacher-turn" }, el("p", { class: "teacher-question", text: `${teach.actions.next} ${JSON.stringify(text)}` }));
+    answers.append(turn);
+    await attempt(turn, () => showNext(turn, text));
+  }));
+
+  trainButton.addEventListener("click", () => busy(async () => {
+    const turn = el("div", { class: "teacher-turn" }, el("p", { class: "teacher-question", text: teach.actions.training }));
+    answers.append(turn);
+    await attempt(turn, () => showTraining(turn));
+  }));
+
+  panel.append(el("h2", { text: teach.title }), el("p", { text: teach.greeting }), who, small, question,
+    el("div", { class: "actions" }, askButton, nextButton, trainButton),
+    el("p", { class: "note", text: teach.actions.next_help }), teacherStatus, answers);
+};

@@ -1,0 +1,123 @@
+"""The teacher that acts and cites, and the page connected to a real server (--url), in a real
+browser: headless Debian chromium against the app on 127.0.0.1 (fixtures of test_web_browser)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from test_web_browser import MODEL_WORK, SMALL, browser, open_page, page, served, shot  # noqa: F401 (fixtures)
+
+from tokenloop.web import create_app
+
+
+def test_the_teacher_cites_the_lesson_then_runs_what_is_asked(page, served):  # noqa: F811
+    from playwright.sync_api import expect
+
+    lesson = httpx.get(f"{served}/api/lesson").json()
+    training_step = next(s for s in lesson["steps"] if s["id"] == "training")
+    open_page(page, served)
+    expect(page.locator("#teacher-small")).to_have_text(lesson["teacher"]["small_model"].strip())  # said plainly
+
+    # A training question: the lesson's own training passage is cited, then the model answers.
+    page.locator("#teacher-question").fill("How does training change the weights?")
+    page.locator("#teacher-ask").click()
+    cited = page.locator(".teacher-turn").nth(0).locator(".cited[data-step='training']")
+    expect(cited).to_contain_text(training_step["explain"].strip()[:60])
+    expect(cited.locator("cite")).to_have_text(training_step["title"])
+    expect(page.locator("#teacher-ask")).to_be_enabled(timeout=MODEL_WORK)  # the answer's stream ended
+    answer = page.locator(".teacher-turn").nth(0).locator(".teacher-answer")
+    assert answer.text_content().strip() and answer.get_attribute("data-model") == "SmolLM2-135M-Instruct"
+    expect(page.locator(".teacher-turn").nth(0).locator(".teacher-says")).to_contain_text("SmolLM2-135M-Instruct")
+
+    # "What comes after <text>?": the live next-token bars for that text, as /api/next gives them.
+    text = "The capital of France is"
+    page.locator("#teacher-question").fill(f"What comes after {text}?")
+    page.locator("#teacher-ask").click()
+    rows = page.locator(".teacher-turn").nth(1).locator(".teacher-bars .bar-row")
+    expect(rows).to_have_count(8, timeout=MODEL_WORK)
+    live = httpx.post(f"{served}/api/next", json={"prompt": text, "top_k": 8}, timeout=MODEL_WORK / 1000).json()
+    assert [int(i) for i in rows.evaluate_all("rows => rows.map(r => r.dataset.id)")] == [c["id"] for c in live["top"]]
+    expect(page.locator("#teacher-ask")).to_be_enabled(timeout=MODEL_WORK)
+
+    # "Show me training", as a button: the training demo runs in the panel.
+    page.locator("#teacher-training").click()
+    expect(page.locator(".teacher-training")).to_contain_text("One training step took", timeout=MODEL_WORK)
+    expect(page.locator(".teacher-training svg.chart path.series")).to_have_count(1)
+    shot(page.locator("#teacher"), "lesson-teacher.png")
+
+
+@contextmanager
+def serving(app):
+    """An app on a free 127.0.0.1 port, in a thread of this process."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the app did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def connected(vllm_url, smol):
+    """The lesson with --url on the test suite's real vLLM, the embedded model beside it."""
+    from tokenloop.backends.server import ServerBackend
+
+    backend = ServerBackend(vllm_url, log=lambda message: None)
+    with serving(create_app(backend, compare=smol, server_url=backend.root, demo=SMALL)) as url:
+        yield url, backend
+    backend.close()
+
+
+def test_with_url_the_page_shows_the_server_and_measures_its_own_staircase(page, connected):  # noqa: F811
+    from playwright.sync_api import expect
+
+    url, backend = connected
+    open_page(page, url)
+    facts = page.locator("#cluster-facts")
+    expect(facts).to_be_visible(timeout=MODEL_WORK)
+    expect(facts.locator("tr[data-fact='Engine'] td")).to_have_text(f"vLLM {backend.caps.version}")
+    expect(facts.locator("tr[data-fact='Model'] td")).to_have_text(backend.model)
+    expect(facts.locator("tr[data-fact='Context'] td")).to_have_text("2,048 tokens")
+    expect(facts.locator("tr[data-fact='Logprobs per token'] td")).to_have_text("at most 20")  # vLLM's default cap
+    expect(facts.locator("tr[data-fact='Its logprobs are'] td")).to_contain_text("raw")
+    expect(facts.locator("tr[data-fact='Prefix caching'] td")).to_contain_text("on")
+
+    step = page.locator("#step-cost")
+    step.locator("input[value='1']").check()
+    step.locator(".reveal").click()
+    step.locator("button.run-server-staircase").click()
+    demo = step.locator(".demo-server-staircase")
+    expect(demo.locator("svg.chart path.series")).to_have_count(2, timeout=MODEL_WORK)  # without and with the cache
+    expect(demo.locator(".chart-title")).to_have_text(
+        f"Measured on {backend.model} by vLLM {backend.caps.version} at {backend.root}"
+    )
+    result = httpx.get(f"{url}/api/server-staircase").json()["result"]
+    fresh = [p["fresh_ms"] for p in result["series"]]
+    assert fresh[-1] > fresh[0] and result["engine"] == f"vLLM {backend.caps.version}"
+    sends = demo.locator("table.hits tr[data-send]")
+    expect(sends).to_have_count(3)
+    expect(sends.nth(0).locator("td").nth(2)).to_have_text(f"0 of {result['max_len']}")  # a prompt never seen
+    assert result["hits"][1]["hit_tokens"] > 0 and result["hits"][2]["hit_tokens"] == 0  # repeated; then salted
+
+    # The embedded model's staircase beside it says that it ran in this process, not on the server.
+    step.locator("button.run-staircase").click()
+    expect(step.locator(".demo-staircase .chart-title")).to_contain_text("in this process", timeout=MODEL_WORK)
+    expect(step.locator(".demo-staircase .chart-title")).to_contain_text("transformers")
+    shot(page.locator("#cluster"), "lesson-cluster.png")
+    shot(step, "lesson-server-staircase.png")
