@@ -89,7 +89,7 @@ TL.teacher = (panel, { info, lesson, drawTraining }) => {
     if (!text) return status(teacherStatus, "Type a question first.");
     const turn = el("div", { class: "teacher-turn" }, el("p", { class: "teacher-question", text }));
     answers.append(turn);
-    const cited = await api("/api/teacher/cite", { question: text });
+    const cited = await api("/api/teacher/cite", { question: text, lesson: lesson.id });
     cite(turn, cited.passages);
     const act = cited.action;
     if (act && act.kind === "next") await attempt(turn, () => showNext(turn, act.text));
