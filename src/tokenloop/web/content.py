@@ -10,7 +10,21 @@ import yaml
 from ..errors import UsageError
 
 NAME = re.compile(r"^[a-z0-9_-]{1,40}$")
-SECTIONS = ("title", "prompt", "steps", "recall", "quiz", "course_map", "ask_your_ai", "teacher")
+# The sections and teacher fields the page reads in every lesson (lesson.js, teacher.js, cluster.js).
+SECTIONS = (
+    "title",
+    "prompt",
+    "steps",
+    "recall",
+    "quiz",
+    "course_map",
+    "ask_your_ai",
+    "teacher",
+    "colleague",
+    "raw",
+    "cluster",
+)
+TEACHER = ("title", "greeting", "system", "grounding", "cited", "small_model", "actions")
 KINDS = ("choice", "probability", "estimate", "curve")
 # What a reveal's number means on other hardware (COURSE.md §1.6): the tag, and its sentence.
 HONESTY = ("exact", "shape", "cause_differs")
@@ -36,8 +50,16 @@ def load(name: str = "day01") -> dict:
     for key in SECTIONS:
         if key not in lesson:
             raise UsageError(f"lesson {name} has no {key!r} section: fix lessons/{name}.yaml")
+    for key in TEACHER:
+        if key not in lesson["teacher"]:
+            raise UsageError(f"lesson {name}'s teacher section has no {key!r}: fix lessons/{name}.yaml")
     for step in lesson["steps"]:
         check_step(name, step)
+        if "honesty" in step and not step.get("cpu_note") and step["honesty"] not in (lesson.get("honesty") or {}):
+            raise UsageError(
+                f"lesson {name}: step {step.get('id')} is tagged {step['honesty']} but no sentence says what that "
+                "means on a CPU: add a cpu_note to the step or the tag to the lesson's honesty section"
+            )
     return lesson
 
 
