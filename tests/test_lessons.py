@@ -44,6 +44,18 @@ def test_every_measured_step_of_every_lesson_has_an_honesty_tag():
                 assert step.get("cpu_note") or lesson["honesty"][step["honesty"]]
 
 
+def test_a_lesson_missing_what_the_page_reads_is_a_one_line_error():
+    lesson = content.load("day07")
+    for broken, says in [
+        ({k: v for k, v in lesson.items() if k != "cluster"}, "no 'cluster' section"),
+        ({**lesson, "teacher": {k: v for k, v in lesson["teacher"].items() if k != "actions"}}, "no 'actions'"),
+        ({**lesson, "honesty": {}}, "no sentence says what that means on a CPU"),
+    ]:
+        with pytest.raises(UsageError, match=says) as caught:
+            content.check("day07", broken)
+        assert "fix lessons/day07.yaml" in str(caught.value) or "cpu_note" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     "step, says",
     [

@@ -47,6 +47,12 @@ def load(name: str = "day01") -> dict:
     if not NAME.match(name) or name not in available():
         raise UsageError(f"no lesson called {name!r}: choose one of {', '.join(available())}")
     lesson = yaml.safe_load((resources.files("tokenloop") / "lessons" / f"{name}.yaml").read_text(encoding="utf-8"))
+    check(name, lesson)
+    return lesson
+
+
+def check(name: str, lesson: dict) -> None:
+    """The whole lesson: its sections, its teacher's fields, every step."""
     for key in SECTIONS:
         if key not in lesson:
             raise UsageError(f"lesson {name} has no {key!r} section: fix lessons/{name}.yaml")
@@ -60,7 +66,6 @@ def load(name: str = "day01") -> dict:
                 f"lesson {name}: step {step.get('id')} is tagged {step['honesty']} but no sentence says what that "
                 "means on a CPU: add a cpu_note to the step or the tag to the lesson's honesty section"
             )
-    return lesson
 
 
 def check_step(name: str, step: dict) -> None:
