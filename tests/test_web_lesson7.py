@@ -73,6 +73,16 @@ def reveal(tab, step_id: str):
     return box
 
 
+def drawn(box, selector: str, count: int):
+    """Wait for a reveal's chart; on a timeout, fail with what the step shows (its error, if any)."""
+    from playwright.sync_api import expect
+
+    try:
+        expect(box.locator(selector)).to_have_count(count, timeout=MODEL_WORK)
+    except AssertionError:
+        raise AssertionError(f"{selector} not drawn; the step shows: {box.inner_text()[-600:]!r}") from None
+
+
 def expect_source(box, engine: str, model: str, tag: str):
     """The line under the chart: engine, version, model, the honesty tag."""
     from playwright.sync_api import expect
@@ -114,7 +124,7 @@ def all_five_steps(tab, url: str, engine: str, model: str) -> dict:
     expect(box.locator(".reveal")).to_be_disabled()  # both curves first
     box.locator("input[name='curve-staircase-1'][value='staircase']").check()
     box = boxes["staircase"] = reveal(tab, "staircase")
-    expect(box.locator(".chart-staircase svg path.series")).to_have_count(2, timeout=MODEL_WORK)
+    drawn(box, ".chart-staircase svg path.series", 2)
     expect(box.locator(".verdict.wrong")).to_contain_text("you picked staircase; it is flat")
     expect_source(box, engine, model, "shape")  # on the server itself when there is one
     expect(box.locator(".honesty-note")).to_contain_text(lesson["honesty"]["shape"].split(",")[0])
@@ -122,8 +132,10 @@ def all_five_steps(tab, url: str, engine: str, model: str) -> dict:
     # 3: time per cached token at several context lengths, and the caveat that goes with it.
     tab.locator("#step-long_context input[value='1']").check()
     box = boxes["long_context"] = reveal(tab, "long_context")
-    expect(box.locator(".chart-context svg circle")).to_have_count(
-        len({max(8, round(SMALL["context_len"] * f)) for f in (1 / 32, 1 / 8, 1 / 4, 1 / 2, 1)}), timeout=MODEL_WORK
+    drawn(
+        box,
+        ".chart-context svg circle",
+        len({max(8, round(SMALL["context_len"] * f)) for f in (1 / 32, 1 / 8, 1 / 4, 1 / 2, 1)}),
     )
     expect_source(box, engine, model, "cause differs")
     cpu_note = next(s for s in lesson["steps"] if s["id"] == "long_context")["cpu_note"]
