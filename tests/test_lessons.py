@@ -81,7 +81,9 @@ def test_the_fill_asks_for_half_again_the_cache_in_a_few_requests():
     assert 1.5 * 2176 <= need < 1.5 * 2176 + small.prompt_tokens + small.max_tokens
     assert small.max_tokens < small.prompt_tokens  # prefill fills blocks fast; a short answer frees them soon
     assert f"sends {small.requests} requests" in small.text() and f"{small.seconds:g} s" in small.text()
-    assert kv_fill.plan(10**6, 2048).requests == kv_fill.MAX_REQUESTS  # a big cache: capped, never a flood
+    big = kv_fill.plan(10**6, 2048)
+    assert big.requests == kv_fill.MAX_REQUESTS and "expect no preemption" in big.text()  # capped, and says so
+    assert "expect no preemption" not in small.text()
     short = kv_fill.plan(500, 256)
     assert short.prompt_tokens + short.max_tokens <= 256
 
@@ -116,3 +118,33 @@ def test_the_servers_allocation_is_read_from_its_cache_config_labels():
     assert got["tokens"] == 1600 and got["conversations"] == 4 and got["bytes_per_token"] is None
     with pytest.raises(Exception, match="cache_config_info"):
         kv_capacity.server_allocation(parse("vllm:num_requests_running 0\n"), 400)
+
+
+# --- the live parts' modules, on the tiny real model ------------------------------------------------
+def test_earlier_keys_and_values_are_bit_for_bit_unchanged_by_one_more_token(tiny, tiny_model_dir):
+    from tokenloop import kv_causal
+
+    model = kv_causal.scratch_model(str(tiny_model_dir))
+    ids = tiny.encode("The scheduler places pods on nodes and the model predicts the next token")
+    found = kv_causal.causal_check(model, ids)
+    assert found["tokens"] == len(ids) - 1 and found["layers"] == model.config.layers
+    assert found["max_abs_diff_k"] == 0.0 and found["max_abs_diff_v"] == 0.0
+    held = found["cache"]
+    assert held["tokens"] == len(ids) and held["bytes_per_token"] == held["predicted_bytes_per_token"]
+
+
+def test_a_500_token_answer_is_the_first_token_and_499_steps(tiny):
+    from tokenloop import answer_time
+
+    got = answer_time.embedded(tiny, "The scheduler places pods", steps=3)
+    assert got["ttft_ms"] > 0 and got["itl_ms"] > 0 and got["measured_tokens"] == 4
+    assert got["total_ms"] == pytest.approx(got["ttft_ms"] + 499 * got["itl_ms"])
+    assert got["prefill_share"] == pytest.approx(got["ttft_ms"] / got["total_ms"])
+
+
+def test_the_cached_step_is_timed_at_every_planned_context(tiny):
+    from tokenloop import context_cost
+
+    got = context_cost.measure(tiny, longest=32, repeats=2)
+    assert [p["context"] for p in got["points"]] == context_cost.lengths(32)
+    assert all(p["ms"] > 0 for p in got["points"]) and got["ratio"] == got["points"][-1]["ms"] / got["points"][0]["ms"]

@@ -47,9 +47,15 @@ class Plan:
     cache_tokens: int
 
     def text(self) -> str:
+        asked = self.requests * (self.prompt_tokens + self.max_tokens)
+        short = (
+            f"; together ~{asked:,} tokens, less than the cache's {self.cache_tokens:,}, so expect no preemption"
+            if asked < self.cache_tokens
+            else ""
+        )
         return (
             f"sends {self.requests} requests of ~{self.prompt_tokens + self.max_tokens:,} tokens "
-            f"(~{self.prompt_tokens} prompt + {self.max_tokens} generated) for at most {self.seconds:g} s"
+            f"(~{self.prompt_tokens} prompt + {self.max_tokens} generated) for at most {self.seconds:g} s{short}"
         )
 
     def to_json(self) -> dict:
