@@ -10,6 +10,7 @@ The server's URL is the one the app started with: nothing here takes a URL from 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
@@ -48,6 +49,11 @@ def server_of(request: Request):
 
 
 def scratch_of(backend):
+    """The from-scratch forward's model, read from the folder the backend's weights came from."""
+    if not Path(backend.model_path).is_dir():  # llama.cpp runs a GGUF file: no folder to read
+        raise Unavailable(
+            "this step reads the model's weights from its folder: run the lesson on the transformers or torch engine"
+        )
     return kv_causal.scratch_model(backend.model_path)
 
 
@@ -104,7 +110,8 @@ def kv_bytes(request: Request) -> dict:
     """Bytes per cached token: the config's prediction beside the server's allocation, or beside
     the in-process cache's own tensors."""
     server, mine = server_of(request), local(request.app)
-    predicted = kv_capacity.prediction(Shape.from_config(mine.config)) if mine is not None else None
+    config = getattr(mine, "config", None)
+    predicted = kv_capacity.prediction(Shape.from_config(config)) if config is not None else None
     if server is None:
         backend = in_process(request)
         held = kv_causal.cache_bytes(
