@@ -56,6 +56,7 @@ TL.kinds = (() => {
   }
 
   function estimateVerdict(step, guess, measured) {
+    if (!(measured > 0)) return el("div", { class: "verdict" }, el("strong", { text: "Measured: " }), "nothing to compare with (see below)");
     const s = score(guess, measured);
     return el("div", { class: "verdict " + (s.close ? "right" : "wrong") },
       el("div", { class: "yours" }, el("strong", { text: "Your estimate: " }), format(guess, step.unit)),
