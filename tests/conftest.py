@@ -23,8 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENLOOP_CACHE", str(Path(__file__).resolve().parent.parent / "build" / "test-cache"))
 
 MARKS = {
-    "model": {"smol", "served", "vllm_url", "vllm_processed_url"},
-    "server": {"llama_url", "llama_python_url", "vllm_url", "vllm_processed_url"},
+    "model": {"smol", "served", "vllm_url", "vllm_processed_url", "vllm_small_cache_url"},
+    "server": {"llama_url", "llama_python_url", "vllm_url", "vllm_processed_url", "vllm_small_cache_url"},
     "browser": {"page", "browser"},
 }
 
@@ -86,7 +86,13 @@ def smol():
 
 
 # Real OpenAI-compatible servers (llama-server, llama-cpp-python) for the server backend's tests.
-from servers import llama_python_url, llama_url, vllm_processed_url, vllm_url  # noqa: E402,F401  # noqa: E402,F401
+from servers import (  # noqa: E402,F401
+    llama_python_url,
+    llama_url,
+    vllm_processed_url,
+    vllm_small_cache_url,
+    vllm_url,
+)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by these marks

@@ -112,7 +112,7 @@ def _launch(command: list[str], tmp: Path, env: dict | None = None) -> Served:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env=None if env is None else {**os.environ, **env},
+            env=None if env is None else {k: v for k, v in {**os.environ, **env}.items() if v is not None},
         )
     root = f"http://127.0.0.1:{port}"
     return Served(root + "/v1", root, process, log)
@@ -261,7 +261,13 @@ VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_T
 VLLM_SERVERS = {
     "vllm_url": (),
     "vllm_processed_url": ("--logprobs-mode", "processed_logprobs", "--max-logprobs", "5"),
+    # Lesson 7: a KV cache of 96 MiB, 17 blocks x 128 = 2,176 float32 tokens (46,080 B each), so a
+    # few long requests fill it and get preempted. (48 MiB holds the same in bfloat16.)
+    "vllm_small_cache_url": ("--kv-cache-memory-bytes", "100663296"),
 }
+# Environment changes per server (None removes a variable): the CPU build's legacy
+# VLLM_CPU_KVCACHE_SPACE would override --kv-cache-memory-bytes, so the small cache goes without it.
+VLLM_SERVER_ENV = {"vllm_small_cache_url": {"VLLM_CPU_KVCACHE_SPACE": None}}
 _vllm_launched: dict[str, Served] = {}
 
 
@@ -272,7 +278,8 @@ def launch_vllm_early(names: set[str]) -> None:
     for name in sorted(names & set(VLLM_SERVERS)):
         if name not in _vllm_launched:
             logs = Path(tempfile.mkdtemp(prefix="tokenloop-vllm-"))
-            _vllm_launched[name] = _launch(vllm_command(*VLLM_SERVERS[name]), logs, VLLM_ENV)
+            env = {**VLLM_ENV, **VLLM_SERVER_ENV.get(name, {})}
+            _vllm_launched[name] = _launch(vllm_command(*VLLM_SERVERS[name]), logs, env)
 
 
 def stop_vllm() -> None:
@@ -299,6 +306,12 @@ def vllm_url():
 def vllm_processed_url():
     """A second vLLM: --logprobs-mode processed_logprobs --max-logprobs 5."""
     return _vllm("vllm_processed_url")
+
+
+@pytest.fixture(scope="session")
+def vllm_small_cache_url():
+    """A third vLLM, with a KV cache of 2,176 tokens: Lesson 7's fill preempts on it."""
+    return _vllm("vllm_small_cache_url")
 
 
 # --- vLLM's shapes, from its documentation ------------------------------------------------------

@@ -54,12 +54,25 @@ def test_pages_load_only_local_assets_under_a_strict_policy(client):
         assert "script-src 'self'" in response.headers["content-security-policy"]
         for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', response.text):
             assert client.get(asset).status_code == 200, asset
-    for name in ("app.js", "lesson.js", "lab.js", "teacher.js", "cluster.js", "style.css", "index.html", "lab.html"):
+    for name in (
+        "app.js",
+        "lesson.js",
+        "lab.js",
+        "kinds.js",
+        "live_kv.js",
+        "lessons.js",
+        "teacher.js",
+        "cluster.js",
+        "style.css",
+        "kinds.css",
+        "index.html",
+        "lab.html",
+    ):
         text = client.get(f"/static/{name}").text
         assert not re.search(r"(src|href|url\()\s*=?\s*[\"']?https?://", text), (
             f"{name} loads something from the network"
         )
-    for name in ("app.js", "lesson.js", "lab.js", "teacher.js", "cluster.js"):
+    for name in ("app.js", "lesson.js", "lab.js", "kinds.js", "live_kv.js", "lessons.js", "teacher.js", "cluster.js"):
         assert "innerHTML" not in client.get(f"/static/{name}").text  # model text goes in as text only
 
 
@@ -74,7 +87,7 @@ def test_info_describes_the_connected_backend(client, tiny):
 
 def test_the_lesson_is_served_as_data(client):
     lesson = client.get("/api/lesson").json()
-    assert len(lesson["steps"]) == 5 and len(lesson["ask_your_ai"]["prompts"]) == 3
+    assert len(lesson["steps"]) == 6 and len(lesson["ask_your_ai"]["prompts"]) == 3
     for step in lesson["steps"]:
         if step["kind"] == "choice":
             assert 0 <= step["answer"] < len(step["choices"])

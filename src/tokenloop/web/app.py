@@ -19,10 +19,12 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from .. import provenance
 from ..errors import ModelError, ServerError, TokenloopError, UsageError
 from ..loop import generate, next_token, prompt_ids
 from ..records import Done
-from . import connected, content, demos, for_your_ai, lab, openai_api, score, teacher
+from . import connected, content, demos, for_your_ai, lab, lessons, live, openai_api, score, teacher
+from .events import response as events_response
 from .schemas import (
     BranchIn,
     CompareIn,
@@ -41,6 +43,7 @@ from .schemas import (
     TeacherIn,
     TrainingIn,
 )
+from .score import local
 from .sessions import COOKIE, Session, SessionStore
 
 STATIC = Path(__file__).parent / "static"
@@ -135,7 +138,15 @@ async def too_large(scope, receive, send):
 
 
 # How big the on-demand demos are by default (a learner's button press); tests pass smaller ones.
-DEMO = {"steps": 6, "max_len": 256, "points": 6, "repeats": 2, "teacher_max_new": 96}
+DEMO = {
+    "steps": 6,
+    "max_len": 256,
+    "points": 6,
+    "repeats": 2,
+    "teacher_max_new": 96,
+    "context_len": 1024,
+    "answer_steps": 16,
+}
 
 
 def create_app(
@@ -161,6 +172,8 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_errors(app)
     add_routes(app)
+    app.include_router(lessons.router)
+    app.include_router(live.router)
     app.include_router(connected.router)  # the connected server, the teacher's citations
     app.include_router(openai_api.router)  # /v1/completions, /v1/models: the real call, on the model here
     app.include_router(for_your_ai.router)  # the lesson as Markdown, with its live numbers
@@ -206,29 +219,12 @@ def remember(response: Response, session: Session) -> None:
     response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", max_age=7 * 24 * 3600)
 
 
-def local(app: FastAPI):
-    """The backend running in this process (for scoring, training, the staircase), if any."""
-    return next((b for b in (app.state.backend, app.state.compare) if score.can_score(b)), None)
-
-
 def chatty(app: FastAPI):
     return next((b for b in (app.state.backend, app.state.compare) if b is not None and teacher.can_chat(b)), None)
 
 
-def sse(events: Iterator[tuple[str, dict]]) -> Iterator[str]:
-    """Server-sent events; an error after the stream started becomes an `error` event."""
-    try:
-        for event, data in events:
-            yield f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-    except TokenloopError as e:
-        yield f"event: error\ndata: {json.dumps({'error': str(e)})}\n\n"
-    except Exception as e:  # a bug must not leave the page waiting on a dead stream
-        log.exception("stream failed")
-        yield f"event: error\ndata: {json.dumps({'error': f'internal error ({type(e).__name__}): see the server log'})}\n\n"
-
-
 def stream(events: Iterator[tuple[str, dict]], session: Session | None = None) -> StreamingResponse:
-    response = StreamingResponse(sse(events), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    response = events_response(events)
     if session is not None:
         remember(response, session)
     return response
@@ -279,11 +275,8 @@ def add_routes(app: FastAPI) -> None:
             "curl": curl(app, request),
             "lessons": content.available(),
             "demo": app.state.demo,
+            "source": provenance.of(b),  # engine, version, model, hardware: named under every chart
         }
-
-    @app.get("/api/lesson")
-    def lesson() -> dict:
-        return app.state.lesson
 
     @app.post("/api/next", response_model=NextOut, responses=ERRORS)
     def next_(body: NextIn):
@@ -352,7 +345,8 @@ def add_routes(app: FastAPI) -> None:
         b = chatty(app)
         if b is None:
             raise UsageError(f"{app.state.backend.model} has no chat template, so it cannot answer as a teacher")
-        conversation = teacher.messages(app.state.lesson, body.question, [t.model_dump() for t in body.history])
+        lesson = app.state.lesson if body.lesson is None else content.load(body.lesson)
+        conversation = teacher.messages(lesson, body.question, [t.model_dump() for t in body.history])
         text = teacher.prepare(b, conversation, body.max_new)
         events = (("text", {"text": piece}) for piece in text)
         return stream(chain([("model", {"model": b.model, "backend": b.name})], events, [("done", {"done": True})]))

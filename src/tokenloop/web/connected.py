@@ -16,7 +16,7 @@ from pydantic import Field
 
 from ..backends.server import metrics
 from ..errors import UsageError
-from . import teacher
+from . import content, teacher
 from .schemas import MAX_PROMPT_CHARS, ErrorOut, In
 
 router = APIRouter()
@@ -29,6 +29,7 @@ _probing = threading.Lock()
 
 class CiteIn(In):
     question: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    lesson: str | None = Field(None, max_length=40)  # the lesson shown (default: the app's)
 
 
 class ServerStaircaseIn(In):
@@ -103,4 +104,5 @@ def server_staircase(body: ServerStaircaseIn, request: Request) -> dict:
 def cite(body: CiteIn, request: Request) -> dict:
     if not body.question.strip():
         raise UsageError("the question is empty: type a question about the lesson")
-    return teacher.cite(request.app.state.lesson, body.question)
+    lesson = request.app.state.lesson if body.lesson is None else content.load(body.lesson)
+    return teacher.cite(lesson, body.question)

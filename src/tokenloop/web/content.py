@@ -13,6 +13,26 @@ from ..errors import UsageError
 from .schemas import LabLink
 
 NAME = re.compile(r"^[a-z0-9_-]{1,40}$")
+# The sections and teacher fields the page reads in every lesson (lesson.js, teacher.js, cluster.js).
+SECTIONS = (
+    "title",
+    "prompt",
+    "steps",
+    "recall",
+    "quiz",
+    "course_map",
+    "ask_your_ai",
+    "teacher",
+    "colleague",
+    "raw",
+    "cluster",
+)
+TEACHER = ("title", "greeting", "system", "grounding", "cited", "small_model", "actions")
+KINDS = ("choice", "probability", "estimate", "curve")
+# What a reveal's number means on other hardware (COURSE.md §1.6): the tag, and its sentence.
+HONESTY = ("exact", "shape", "cause_differs")
+UNITS = ("tokens", "ms", "s", "bytes", "users", "conversations")
+SHAPES = ("flat", "line", "staircase", "knee")
 
 
 def available() -> list[str]:
@@ -20,20 +40,65 @@ def available() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def listing() -> list[dict]:
+    """Every lesson's id and title, in course order (the file names sort that way)."""
+    return [{"id": name, "title": load(name)["title"]} for name in available()]
+
+
 def load(name: str = "day01") -> dict:
     """A lesson by name, with the fields the page relies on checked."""
     if not NAME.match(name) or name not in available():
         raise UsageError(f"no lesson called {name!r}: choose one of {', '.join(available())}")
     lesson = yaml.safe_load((resources.files("tokenloop") / "lessons" / f"{name}.yaml").read_text(encoding="utf-8"))
-    for key in ("title", "prompt", "steps", "recall", "quiz", "course_map", "ask_your_ai", "teacher"):
-        if key not in lesson:
-            raise UsageError(f"lesson {name} has no {key!r} section: fix lessons/{name}.yaml")
-    for step in lesson["steps"]:
-        if step.get("kind") == "choice" and not 0 <= step.get("answer", -1) < len(step.get("choices", [])):
-            raise UsageError(f"lesson {name}: step {step.get('id')} has no valid answer index")
+    check(name, lesson)
     for item in (lesson.get("try_it") or {}).get("items", []):
         item["href"] = lab_href(name, item)
     return lesson
+
+
+def check(name: str, lesson: dict) -> None:
+    """The whole lesson: its sections, its teacher's fields, every step."""
+    for key in SECTIONS:
+        if key not in lesson:
+            raise UsageError(f"lesson {name} has no {key!r} section: fix lessons/{name}.yaml")
+    for key in TEACHER:
+        if key not in lesson["teacher"]:
+            raise UsageError(f"lesson {name}'s teacher section has no {key!r}: fix lessons/{name}.yaml")
+    for step in lesson["steps"]:
+        check_step(name, step)
+        if "honesty" in step and not step.get("cpu_note") and step["honesty"] not in (lesson.get("honesty") or {}):
+            raise UsageError(
+                f"lesson {name}: step {step.get('id')} is tagged {step['honesty']} but no sentence says what that "
+                "means on a CPU: add a cpu_note to the step or the tag to the lesson's honesty section"
+            )
+
+
+def check_step(name: str, step: dict) -> None:
+    """One step's fields for its kind; a bad one is a one-line error naming the step and the fix."""
+    where = f"lesson {name}: step {step.get('id')}"
+    kind = step.get("kind")
+    if kind not in KINDS:
+        raise UsageError(f"{where} has kind {kind!r}: use one of {', '.join(KINDS)}")
+    if kind == "choice" and not 0 <= step.get("answer", -1) < len(step.get("choices", [])):
+        raise UsageError(f"{where} has no valid answer index")
+    if "honesty" in step and step["honesty"] not in HONESTY:
+        raise UsageError(f"{where} has honesty {step['honesty']!r}: use one of {', '.join(HONESTY)}")
+    if kind in ("estimate", "curve") and "honesty" not in step:
+        raise UsageError(
+            f"{where} reveals a measurement but has no honesty tag: add honesty: exact, shape or cause_differs"
+        )
+    if kind == "estimate":
+        low, high = step.get("min"), step.get("max")
+        if step.get("unit") not in UNITS:
+            raise UsageError(f"{where} has unit {step.get('unit')!r}: use one of {', '.join(UNITS)}")
+        if not (isinstance(low, int | float) and isinstance(high, int | float) and 0 < low < high):
+            raise UsageError(f"{where} needs 0 < min < max for its log slider (got min {low!r}, max {high!r})")
+    if kind == "curve":
+        curves = step.get("curves")
+        if not curves or any(c.get("answer") not in SHAPES or not c.get("label") for c in curves):
+            raise UsageError(
+                f"{where} needs curves: a list of {{label, answer}} with answers among {', '.join(SHAPES)}"
+            )
 
 
 def lab_href(lesson: str, item: dict) -> str:

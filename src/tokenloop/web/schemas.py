@@ -123,6 +123,7 @@ class TeacherIn(In):
     question: str = Field(min_length=1, max_length=2000)
     history: list[Turn] = Field(default_factory=list, max_length=8)
     max_new: int = Field(96, ge=1, le=256)
+    lesson: str | None = Field(None, max_length=40)  # whose teacher section instructs the model (default: the app's)
 
 
 class TrainingIn(In):

@@ -62,3 +62,9 @@ def score(backend, text: str, max_tokens: int = 1024) -> dict:
         )
     mean = float(picked.mean())
     return {"model": backend.model, "tokens": tokens, "mean_logprob": mean, "perplexity": math.exp(-mean), "ms": ms}
+
+
+def local(app):
+    """The backend running in this process (for scoring, training, the staircase, Lesson 7's
+    in-process steps), if any: the connected one, or the embedded model beside a server."""
+    return next((b for b in (app.state.backend, app.state.compare) if can_score(b)), None)

@@ -7,7 +7,8 @@
   const statusLine = document.getElementById("status");
   let info, lesson;
   try {
-    [info, lesson] = await Promise.all([TL.header(), api("/api/lesson")]);
+    const name = new URLSearchParams(location.search).get("lesson"); // /?lesson=day07
+    [info, lesson] = await Promise.all([TL.header(), api("/api/lesson" + (name ? `?name=${encodeURIComponent(name)}` : ""))]);
   } catch (error) {
     status(statusLine, error.message);
     return;
@@ -29,6 +30,7 @@
   const fetchNext = () => (nextResult ||= api("/api/next", { prompt: lesson.prompt, top_k: 8 }));
 
   const live = {
+    ...TL.live, // the estimate and curve steps' reveals (live_kv.js)
     vocab(box) {
       box.append(el("p", {
         class: "live", text: info.vocab_size
@@ -84,7 +86,7 @@
       if (progress.guesses[step.id] !== undefined) number.value = slider.value = progress.guesses[step.id];
       box.append(el("p", { class: "prompt-line" }, "Prompt: ", el("q", { text: lesson.prompt })),
         el("div", { class: "guess" }, el("label", { text: "The top token's probability: " }), slider, number, "%"));
-    } else {
+    } else if (step.kind === "choice") {
       const choices = el("div", { class: "choices", role: "radiogroup" });
       step.choices.forEach((choice, i) => {
         const input = el("input", { type: "radio", name: `choice-${step.id}`, value: i, checked: progress.guesses[step.id] === i });
@@ -92,6 +94,8 @@
         choices.append(el("label", { class: "choice" }, input, el("span", { text: choice })));
       });
       box.append(choices);
+    } else if (TL.kinds[step.kind]) {
+      TL.kinds[step.kind].guess(box, step, progress.guesses[step.id], commit); // estimate, curve (kinds.js)
     }
     if (progress.guesses[step.id] !== undefined) reveal.disabled = false;
     reveal.addEventListener("click", () => showAnswer(step, box, result, reveal));
@@ -114,7 +118,8 @@
         el("div", { class: "answer" }, el("strong", { text: right ? "Right: " : "The answer: " }), step.choices[step.answer])));
     }
     result.append(el("p", { class: "explain", text: step.explain }));
-    if (step.live && live[step.live]) live[step.live](result, step);
+    if (step.live && live[step.live]) live[step.live](result, step, { guess, info, lesson });
+    if (step.honesty && !TL.live[step.live]) result.append(TL.kinds.source(TL.kinds.connected(info), step, lesson));
   }
 
   lesson.steps.forEach((step, i) => $("steps").append(renderStep(step, i)));

@@ -62,7 +62,7 @@ TL.teacher = (panel, { info, lesson, drawTraining }) => {
     const label = el("p", { class: "teacher-says", text: `${info.teacher_model} says:` });
     const reply = el("p", { class: "teacher-answer" });
     turn.append(label, reply);
-    await stream("/api/teacher", { question: text, history: history.slice(-4), max_new: info.demo.teacher_max_new }, (event, data) => {
+    await stream("/api/teacher", { question: text, history: history.slice(-4), max_new: info.demo.teacher_max_new, lesson: lesson.id }, (event, data) => {
       if (event === "model") {
         reply.dataset.model = data.model;
         label.textContent = `${data.model} (${data.backend}) says:`;
@@ -89,7 +89,7 @@ TL.teacher = (panel, { info, lesson, drawTraining }) => {
     if (!text) return status(teacherStatus, "Type a question first.");
     const turn = el("div", { class: "teacher-turn" }, el("p", { class: "teacher-question", text }));
     answers.append(turn);
-    const cited = await api("/api/teacher/cite", { question: text });
+    const cited = await api("/api/teacher/cite", { question: text, lesson: lesson.id });
     cite(turn, cited.passages);
     const act = cited.action;
     if (act && act.kind === "next") await attempt(turn, () => showNext(turn, act.text));
