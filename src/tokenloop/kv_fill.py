@@ -10,12 +10,12 @@ cap, or at a 5xx. `/health` is read before and after. A server that is not on th
 never filled without the caller's explicit `remote` consent.
 
 `fill` is a generator of (event, data) pairs: the page draws the timeline as the samples arrive.
-Kept small and in one place so it can fold into the load runner (`load.py`) when that lands.
+It shares the load runner's (`load.py`) loopback rule and `/health` check; its own threads, because
+a fill must hang up on every request the moment the server preempts.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import random
 import threading
@@ -29,6 +29,7 @@ from .backends.server import Client
 from .backends.server.client import Refused
 from .backends.server.metrics import scrape
 from .errors import ServerError, UsageError
+from .load import health, is_loopback
 from .staircase import TEXT
 
 MAX_REQUESTS = 8  # far below the usual max_num_seqs, and the test servers' 8
@@ -73,14 +74,6 @@ def plan(cache_tokens: float, max_model_len: int, prompt_tokens: int = PROMPT_TO
     return Plan(max(2, min(MAX_REQUESTS, wanted)), prompt_tokens, generated, MAX_SECONDS, int(cache_tokens))
 
 
-def is_loopback(url: str) -> bool:
-    host = httpx.URL(url).host
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def require_consent(url: str, consent: bool, remote: bool) -> None:
     """The click that follows the stated plan; and, for a server elsewhere, the owner's say-so."""
     if not is_loopback(url) and not remote:
@@ -90,13 +83,6 @@ def require_consent(url: str, consent: bool, remote: bool) -> None:
         )
     if not consent:
         raise UsageError("the fill sends several long requests at once: read its plan, then press Start to consent")
-
-
-def healthy(client: Client) -> bool:
-    try:
-        return client.text("/health") is not None
-    except ServerError:
-        return False
 
 
 def reading(client: Client, before, start: float) -> dict:
@@ -115,7 +101,7 @@ def reading(client: Client, before, start: float) -> dict:
 def fill(client: Client, model: str, the_plan: Plan) -> Iterator[tuple[str, dict]]:
     """Run the plan; yields ("plan"), ("health"), ("sample") every EVERY_S, ("health"), ("done")."""
     yield "plan", the_plan.to_json()
-    if not healthy(client):
+    if health(client) is False:
         raise ServerError(f"{client.root}/health does not answer 200: the fill won't load a server that is not healthy")
     yield "health", {"when": "before", "ok": True}
     before = scrape(client)
@@ -174,7 +160,7 @@ def fill(client: Client, model: str, the_plan: Plan) -> Iterator[tuple[str, dict
         stop.set()
         for t in threads:
             t.join(10)
-    ok = healthy(client)
+    ok = health(client) is not False
     yield "health", {"when": "after", "ok": ok}
     yield "done", summary(samples, why, errors, ok)
 

@@ -120,7 +120,10 @@ def generate(
     kv = kv if kv is not None else (backend.new_cache() if cache else None)
     generator = generator if generator is not None else sampling.make_generator(seed)
     limit = min(limit or backend.context_length, backend.context_length)
-    stop_ids = backend.eos_ids if stop_ids is None else stop_ids
+
+    def ends(token: int) -> bool:  # read live: a server backend learns its end tokens as the run goes
+        return token in (backend.eos_ids if stop_ids is None else stop_ids)
+
     picks = (backend.picker or sampler_picks)(
         backend, ids, kv, sampler, generator, seed=seed, show=show, first=first, max_new=max_new
     )
@@ -132,11 +135,11 @@ def generate(
                 break
             record = next(picks, None)  # forward, distribution, pick
             if record is None:  # the server ended the run itself (a stream that finished)
-                stop = "eos" if ids[len(prompt) :] and ids[-1] in stop_ids else "context"
+                stop = "eos" if ids[len(prompt) :] and ends(ids[-1]) else "context"
                 break
             yield record
             ids.append(record.chosen.id)  # append, and go round again with the longer sequence
-            if record.chosen.id in stop_ids:
+            if ends(record.chosen.id):
                 stop = "eos"
                 break
     finally:

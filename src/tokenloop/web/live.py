@@ -15,7 +15,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
-from .. import answer_time, context_cost, kv_capacity, kv_causal, kv_fill, provenance
+from .. import answer_time, context_cost, kv_capacity, kv_causal, kv_fill, load, provenance
 from ..backends.server.metrics import scrape
 from ..errors import UsageError
 from ..model_config import Shape
@@ -148,7 +148,7 @@ def capacity(request: Request) -> dict:
     return {
         "allocation": allocation,
         "plan": plan.to_json(),
-        "loopback": kv_fill.is_loopback(server.root),
+        "loopback": load.is_loopback(server.root),
         "source": provenance.server(server),
     }
 
