@@ -5,6 +5,8 @@
   tokens 0..i, so appending a token cannot change them: the difference is exactly 0, and caching
   them is exact, not an approximation.
 - `cache_bytes`: what that cache really holds, from the tensors' own `nbytes`, per token.
+- `on_backend` and `bytes_on_backend`: the two, run on an in-process backend's weights, as the
+  lesson page's steps 1 and 4 show them (and `tokenloop lesson --markdown` writes them).
 
 Both need the weights in `scratch.py`'s form (a plain Llama); they are read once per model folder.
 """
@@ -15,8 +17,12 @@ import functools
 import time
 from pathlib import Path
 
-from . import model_numbers, scratch
+from . import kv_capacity, model_numbers, provenance, scratch
 from .model_config import Shape
+from .staircase import token_ids
+
+CAUSAL_TOKENS = 40  # K and V of the first 40 tokens, with and without a 41st
+BYTES_TOKENS = 64  # the cache whose tensors are weighed
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,4 +75,26 @@ def cache_bytes(model: scratch.Model, cache: scratch.KVCache) -> dict:
         "predicted_bytes_per_token": model_numbers.kv_bytes_per_token(shape, dtype),
         "formula": f"2 × {shape.layers} layers × {shape.kv_heads} KV heads × {shape.head_dim} × "
         f"{model_numbers.bytes_per_value(dtype)} B ({dtype})",
+    }
+
+
+def readable(backend) -> bool:
+    """Whether the backend's weights sit in a folder `scratch.py` can read (a GGUF file cannot)."""
+    path = getattr(backend, "model_path", None)
+    return path is not None and Path(path).is_dir()
+
+
+def on_backend(backend, tokens: int = CAUSAL_TOKENS) -> dict:
+    """Step 1 on an in-process backend's weights, with where it ran."""
+    model = scratch_model(backend.model_path)
+    return {**causal_check(model, token_ids(backend, tokens + 1)), "source": provenance.embedded(backend)}
+
+
+def bytes_on_backend(backend, tokens: int = BYTES_TOKENS) -> dict:
+    """Step 4 in process: the config's prediction beside what the cache's tensors hold."""
+    model = scratch_model(backend.model_path)
+    return {
+        "predicted": kv_capacity.prediction(Shape.from_config(model.config)),
+        "measured": cache_bytes(model, prefilled(model, token_ids(backend, tokens))),
+        "source": provenance.embedded(backend),
     }

@@ -24,22 +24,50 @@ import shlex
 import time
 from collections.abc import Callable
 
+from . import kv_causal
+from .lesson_markdown_live import WRITERS, as_json, cell, number, percent, quoted  # noqa: F401  (cell, percent: the tests')
 from .loop import next_token, prompt_ids
 
 
-def measure(backend, lesson: dict, k: int = 8) -> dict:
-    """The live numbers that cost one forward pass: the model, and step 3's distribution, with
-    when it was measured and the command that measures it again."""
-    result = next_token(backend, prompt_ids(backend, lesson["prompt"]), k).to_json()
-    vocab = {"model": backend.model, "vocab_size": backend.vocab_size}
-    server = getattr(backend, "root", None)  # a server backend's address
-    again = f"tokenloop next {shlex.quote(lesson['prompt'])} --top-k {k}" + (f" --url {server}/v1" if server else "")
+def measure(backend, lesson: dict, k: int = 8, local=None, skip=()) -> dict:
+    """The live numbers that cost a forward pass or two, for the lesson's steps that show them
+    (`CHEAP`, by live key), with when they were measured. `local` is the model running in this
+    process (default: the backend itself), for the steps that read its tensors; `skip` names
+    results the caller has already."""
+    local = backend if local is None else local
+    results = {}
+    for key in dict.fromkeys(step["live"] for step in lesson["steps"] if step.get("live")):
+        if key in CHEAP and key not in skip:
+            result = CHEAP[key](backend, local, lesson, k)
+            if result is not None:
+                results[key] = result
     return {
         "model": backend.model,
         "backend": backend.name,
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "results": {"next": {**result, "again": again}, "vocab": vocab},
+        "results": results,
     }
+
+
+def measure_next(backend, local, lesson: dict, k: int) -> dict:
+    """Step 3 of Lesson 1: the next-token distribution after the prompt, and the command again."""
+    server = getattr(backend, "root", None)  # a server backend's address
+    again = f"tokenloop next {shlex.quote(lesson['prompt'])} --top-k {k}" + (f" --url {server}/v1" if server else "")
+    return {**next_token(backend, prompt_ids(backend, lesson["prompt"]), k).to_json(), "again": again}
+
+
+def in_process(measure_it: Callable) -> Callable:
+    """A measurement of the local model's tensors: none where no weights folder is in this process."""
+    return lambda backend, local, lesson, k: measure_it(local) if local and kv_causal.readable(local) else None
+
+
+# The live keys cheap enough to measure for every copy (a second or two on the embedded model).
+CHEAP: dict[str, Callable] = {
+    "next": measure_next,
+    "vocab": lambda backend, local, lesson, k: {"model": backend.model, "vocab_size": backend.vocab_size},
+    "kv_causal": in_process(kv_causal.on_backend),
+    "kv_bytes": in_process(kv_causal.bytes_on_backend),
+}
 
 
 def render(lesson: dict, live: dict) -> str:
@@ -56,7 +84,7 @@ def render(lesson: dict, live: dict) -> str:
         out += [f"## {lesson['picture']['title']}", "", flat(lesson["picture"]["text"]), ""]
     out += [f"Prompt used in the lesson: {quoted(lesson['prompt'])}", ""]
     for step in lesson["steps"]:
-        out += render_step(step, live)
+        out += render_step(step, live, lesson.get("honesty"))
     out += render_recall(lesson)
     out += render_map(lesson.get("course_map"))
     out += render_try_it(lesson.get("try_it"), live.get("lab"))
@@ -74,19 +102,15 @@ def render(lesson: dict, live: dict) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def render_step(step: dict, live: dict) -> list[str]:
+def render_step(step: dict, live: dict, honesty: dict | None = None) -> list[str]:
     out = [f"## {step['title']}", "", flat(step["question"]), ""]
-    guess = (live.get("guesses") or {}).get(step["id"])
     if step.get("kind") == "choice":
         out += [
             f"- {'**' + c + '** (the answer)' if i == step['answer'] else c}" for i, c in enumerate(step["choices"])
         ]
         out += [""]
-        if isinstance(guess, int) and 0 <= guess < len(step["choices"]):
-            verdict = "right" if guess == step["answer"] else "wrong"
-            out += [f"The learner guessed: {step['choices'][guess]} ({verdict}).", ""]
-    elif guess is not None:
-        out += [f"The learner guessed: {guess}%.", ""]
+    guessed = guess_line(step, (live.get("guesses") or {}).get(step["id"]))
+    out += [guessed, ""] if guessed else []
     out += [flat(step["explain"]), ""]
     kind = step.get("live")
     if kind:
@@ -94,7 +118,39 @@ def render_step(step: dict, live: dict) -> list[str]:
         writer = WRITERS.get(kind, as_json)
         lines = writer(result, live) if result is not None else None
         out += (lines or [f"*(Not measured in this copy: run the {kind} demo on the lesson page first.)*"]) + [""]
+        if lines and isinstance(result, dict) and result.get("source"):
+            out += [source_line(result["source"], step, honesty or {}), ""]
     return out
+
+
+def guess_line(step: dict, guess) -> str | None:
+    """The learner's guess as its step kind keeps it, marked right or wrong where there is an answer."""
+    kind = step.get("kind")
+    if kind == "choice" and isinstance(guess, int) and 0 <= guess < len(step["choices"]):
+        verdict = "right" if guess == step["answer"] else "wrong"
+        return f"The learner guessed: {step['choices'][guess]} ({verdict})."
+    if kind == "curve" and isinstance(guess, list):
+        picks = [
+            f"{curve['label']}: {pick} ({'right' if pick == curve['answer'] else 'wrong, it is ' + curve['answer']})"
+            for curve, pick in zip(step["curves"], guess)
+        ]
+        return f"The learner picked the shapes: {'; '.join(picks)}." if picks else None
+    if kind == "estimate" and isinstance(guess, int | float):
+        return f"The learner estimated: {number(guess)} {step['unit']}."
+    if kind == "probability" and isinstance(guess, int | float):
+        return f"The learner guessed: {number(guess)}%."
+    return None
+
+
+def source_line(src: dict, step: dict, honesty: dict) -> str:
+    """Where a live number came from, and what its honesty tag means elsewhere (as under the chart)."""
+    tag = step.get("honesty")
+    line = f"*Source: {src.get('engine')} · {src.get('version')} · model {src.get('model')} · hardware: {src.get('hardware')}"
+    line += f" · {src.get('where') or 'in this process'}" + (f" · honesty: {tag.replace('_', ' ')}" if tag else "")
+    sentence = step.get("cpu_note") or honesty.get(tag)
+    if sentence and src.get("cpu") is not False:
+        line += f". {'Measured on a CPU' if src.get('cpu') else 'If this server runs on a CPU'}: {flat(sentence)}"
+    return line + ".*"
 
 
 def render_recall(lesson: dict) -> list[str]:
@@ -118,7 +174,11 @@ def render_map(course_map: dict | None) -> list[str]:
     for n, box in enumerate(boxes, 1):
         out += [f"{n}. {box_line(box)}"]
     if loop:
-        parts = "; ".join(box_line(p) for p in loop.get("parts") or [])
+        here_id = (course_map.get("here") or {}).get("id")
+        parts = "; ".join(
+            box_line(p) + (" ← this lesson" if (p.get("lesson") or {}).get("id") == here_id else "")
+            for p in loop.get("parts") or []
+        )
         here = f" **{course_map['you_are_here']}.**" if course_map.get("you_are_here") else ""
         out += [f"{n + 1}. **{loop['name']}**: {loop['what']} ({parts}). {loop['back']}.{here}"]
         n += 1
@@ -164,67 +224,6 @@ def render_read_next(read_next: dict | None) -> list[str]:
     return out + [""]
 
 
-# --- the live numbers, by the kind of a step's `live` ----------------------------------------------
-def write_next(r: dict, live: dict) -> list[str]:
-    rows = [f"| {i} | {cell(quoted(c['token']))} | {percent(c['prob'])} |" for i, c in enumerate(r["top"], 1)]
-    return [
-        f"Measured: {r['model']} ({r['backend']}), one forward pass of {r['ms']:.1f} ms, {r['distribution']} distribution "
-        f"of the next token after the lesson's prompt ({len(r['prompt_ids'])} tokens). "
-        f"The top token got {percent(r['top'][0]['prob'])}.",
-        "",
-        "| rank | token | probability |",
-        "|---|---|---|",
-        *rows,
-        f"| | everything else | {percent(r['other'])} |",
-        *(["", f"The same numbers again: `{r['again']}`."] if r.get("again") else []),
-    ]
-
-
-def write_vocab(r: dict, live: dict) -> list[str]:
-    size = r.get("vocab_size")
-    if not size:
-        return [f"Measured: {r['model']} sits behind a server, which returns only its top candidates."]
-    return [f"Measured: {r['model']} has a vocabulary of {size:,} tokens, so every step gives {size:,} probabilities."]
-
-
-def write_training(r: dict, live: dict) -> list[str]:
-    c = r["cost"]
-    return [
-        f"Measured: training text {quoted(r['text'])}; after the probe {quoted(r['probe'])} the target "
-        f"{quoted(r['target']['token'])} had {percent(r['target_prob_before'])} before and "
-        f"{percent(r['target_prob_after'])} after {len(r['losses'])} training steps "
-        f"(loss {r['losses'][0]:.3f} → {r['losses'][-1]:.3f}).",
-        f"One training step took {c['train_step_ms']:.0f} ms, one inference forward pass {c['inference_forward_ms']:.0f} ms "
-        f"({c['ratio']:.1f}×). The weights file on disk was unchanged: {r['disk_unchanged']}.",
-    ]
-
-
-def write_staircase(r: dict, live: dict) -> list[str]:
-    rows = [f"| {p['length']} | {p['uncached_ms']:.1f} | {p['cached_ms']:.1f} |" for p in r["series"]]
-    fits = r["fits"]
-    return [
-        f"Measured on {r['model']} ({r.get('path', '')}): time of one step as the sequence grows.",
-        "",
-        "| tokens in the sequence | ms without a cache | ms with a KV cache |",
-        "|---|---|---|",
-        *rows,
-        "",
-        f"Fits: without a cache {fits['uncached']['formula']}; with one {fits['cached']['formula']}.",
-    ]
-
-
-def as_json(r, live: dict) -> list[str]:
-    return ["Measured:", "", "```json", json.dumps(r, ensure_ascii=False, indent=1)[:4000], "```"]
-
-
-WRITERS: dict[str, Callable[[dict, dict], list[str]]] = {
-    "next": write_next,
-    "vocab": write_vocab,
-    "training": write_training,
-    "staircase": write_staircase,
-}
-
-
 # --- small pieces -------------------------------------------------------------------------------
 def provenance(live: dict) -> str:
     backend = f" ({live['backend']})" if live.get("backend") else ""
@@ -235,22 +234,3 @@ def provenance(live: dict) -> str:
 def flat(text: str) -> str:
     """YAML's folded text on one line."""
     return re.sub(r"\s+", " ", str(text)).strip()
-
-
-def quoted(text: str) -> str:
-    """Model text as inline code, quoted so a leading space or a newline shows; never as Markdown."""
-    shown = json.dumps(text, ensure_ascii=False)
-    fence = "`" * (max((len(m) for m in re.findall(r"`+", shown)), default=0) + 1)
-    pad = " " if shown.startswith("`") or shown.endswith("`") else ""
-    return f"{fence}{pad}{shown}{pad}{fence}"
-
-
-def cell(text: str) -> str:
-    """Text inside a Markdown table cell, where a bare | would end the cell."""
-    return text.replace("|", "\\|")
-
-
-def percent(p) -> str:
-    if p is None:
-        return "–"
-    return f"{100 * p:.2g}%" if 0 < p < 0.001 else f"{100 * p:.1f}%"

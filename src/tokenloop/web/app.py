@@ -165,6 +165,7 @@ def create_app(
     app.state.lesson = content.load(lesson)
     app.state.sessions = SessionStore(max_sessions)
     app.state.demos = {name: demos.Demo(name) for name in demos.MODULES}
+    app.state.measured = {}  # the /api/live routes' last answers, by the lessons' live keys (live.py)
     app.state.demo = {**DEMO, **(demo or {})}
     app.add_middleware(Guard)
     if allowed_hosts:  # a page on another site can't reach us through a rebound DNS name

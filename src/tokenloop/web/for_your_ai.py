@@ -1,28 +1,36 @@
-""" "Copy this lesson for your AI": the lesson as one Markdown document, with the numbers measured
-on the connected model (`lesson_markdown.render`, the same renderer as `tokenloop lesson
+""" "Copy this lesson for your AI": the lesson on screen as one Markdown document, with the numbers
+measured on the connected model (`lesson_markdown.render`, the same renderer as `tokenloop lesson
 --markdown`).
 
-The page sends only the learner's guesses (they live in the browser). Everything measured comes
-from here: step 3's distribution is asked of the connected model again (one forward pass, the
-same numbers as the bars), and the demos' last results are the ones the page drew.
+The page sends the lesson's name and the learner's guesses (they live in the browser), each as its
+step kind keeps it: a choice's index, a probability in %, an estimate's number, a curve's list of
+shape names. Everything measured comes from here: what costs a forward pass or two is measured
+again (`lesson_markdown.measure`), and the demos' and the live steps' last results are the ones
+the page drew.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import Field, StringConstraints
 
 from .. import lesson_markdown
+from . import content
 from .schemas import In, Out
+from .score import local
 
 router = APIRouter(tags=["lesson"])
 StepId = Annotated[str, StringConstraints(max_length=40)]
+Index = Annotated[int, Field(ge=0, le=10**12)]  # a choice's index, a probability in %
+Number = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
+Shapes = Annotated[list[Literal[content.SHAPES]], Field(max_length=8)]  # a curve step: one shape per curve
 
 
 class CopyIn(In):
-    guesses: dict[StepId, int | float] = Field(
+    lesson: str | None = Field(None, max_length=40, description="the lesson on screen (default: the app's own)")
+    guesses: dict[StepId, Index | Number | Shapes] = Field(
         default_factory=dict, max_length=50, description="the learner's guesses by step id, as the page keeps them"
     )
 
@@ -34,8 +42,10 @@ class CopyOut(Out):
 @router.post("/api/lesson/markdown", response_model=CopyOut)
 def markdown(body: CopyIn, request: Request) -> dict:
     state = request.app.state
-    live = lesson_markdown.measure(state.backend, state.lesson)
-    live["results"].update({name: demo.last for name, demo in state.demos.items() if demo.last is not None})
+    lesson = state.lesson if body.lesson is None else content.load(body.lesson)
+    kept = {name: demo.last for name, demo in state.demos.items() if demo.last is not None} | state.measured
+    live = lesson_markdown.measure(state.backend, lesson, local=local(request.app), skip=kept)
+    live["results"].update(kept)  # what the page drew, not measured again
     live["guesses"] = body.guesses
     live["lab"] = str(request.base_url)
-    return {"markdown": lesson_markdown.render(state.lesson, live)}
+    return {"markdown": lesson_markdown.render(lesson, live)}

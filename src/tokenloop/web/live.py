@@ -5,12 +5,13 @@ name them under every chart. Lesson 7's step 1 needs the model's tensors, so it 
 embedded model in this process also when the app is connected to a server, and says so; steps 2
 and 3 run on the server when there is one (`server_staircase`).
 The server's URL is the one the app started with: nothing here takes a URL from the page.
+Each route keeps its last answer in `app.state.measured` under the lesson's `live:` key (the fill's
+summary under `kv_fill`), so "Copy this lesson for your AI" writes the numbers the page drew.
 """
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
@@ -26,7 +27,6 @@ from .schemas import StaircaseIn
 from .score import local
 
 router = APIRouter(prefix="/api/live")
-CAUSAL_TOKENS = 40  # K and V of the first 40 tokens, with and without a 41st
 _filling = threading.Lock()
 
 
@@ -50,11 +50,17 @@ def server_of(request: Request):
 
 def scratch_of(backend):
     """The from-scratch forward's model, read from the folder the backend's weights came from."""
-    if not Path(backend.model_path).is_dir():  # llama.cpp runs a GGUF file: no folder to read
+    if not kv_causal.readable(backend):  # llama.cpp runs a GGUF file: no folder to read
         raise Unavailable(
             "this step reads the model's weights from its folder: run the lesson on the transformers or torch engine"
         )
     return kv_causal.scratch_model(backend.model_path)
+
+
+def kept(request: Request, key: str, result: dict) -> dict:
+    """The answer, kept as the last one for the lesson's `live:` key."""
+    request.app.state.measured[key] = result
+    return result
 
 
 @router.post("/answer_time")
@@ -66,27 +72,28 @@ def answer(request: Request) -> dict:
         measured = answer_time.server(backend.client, backend.model, prompt, steps)
     else:
         measured = answer_time.embedded(backend, prompt, steps)
-    return {**measured, "source": provenance.of(backend)}
+    return kept(request, "answer_time", {**measured, "source": provenance.of(backend)})
 
 
 @router.post("/kv_causal")
 def causal(request: Request) -> dict:
     backend = in_process(request)
-    ids = token_ids(backend, CAUSAL_TOKENS + 1)
-    return {**kv_causal.causal_check(scratch_of(backend), ids), "source": provenance.embedded(backend)}
+    scratch_of(backend)  # refuses a GGUF-only engine with its one line
+    return kept(request, "kv_causal", kv_causal.on_backend(backend))
 
 
 @router.post("/context_cost")
 def context(request: Request) -> dict:
     server = server_of(request)
     if server is not None:  # time per streamed token after fresh prompts of each length
-        return {
+        measured = {
             **context_cost.server(server, request.app.state.demo["context_len"]),
             "source": provenance.server(server),
         }
+        return kept(request, "context_cost", measured)
     backend = in_process(request)
     measured = context_cost.measure(backend, request.app.state.demo["context_len"])
-    return {**measured, "source": provenance.embedded(backend)}
+    return kept(request, "context_cost", {**measured, "source": provenance.embedded(backend)})
 
 
 @router.post("/staircase")
@@ -98,11 +105,11 @@ def staircase(body: StaircaseIn, request: Request) -> dict:
         longest = max(body.points, min(body.max_len, server.context_length - 9))
         options = {"max_len": longest, "points": body.points, "repeats": body.repeats, "gaps": 8}
         result = request.app.state.demos["server_staircase"].run(server, **options)
-        return {"result": result, "on": "server", "source": provenance.server(server)}
+        return kept(request, "kv_staircase", {"result": result, "on": "server", "source": provenance.server(server)})
     backend = in_process(request)
     options = {"max_len": body.max_len, "points": body.points, "repeats": body.repeats}
     result = request.app.state.demos["staircase"].run(backend, **options)
-    return {"result": result, "on": "embedded", "source": provenance.embedded(backend)}
+    return kept(request, "kv_staircase", {"result": result, "on": "embedded", "source": provenance.embedded(backend)})
 
 
 @router.get("/kv_bytes")
@@ -110,27 +117,26 @@ def kv_bytes(request: Request) -> dict:
     """Bytes per cached token: the config's prediction beside the server's allocation, or beside
     the in-process cache's own tensors."""
     server, mine = server_of(request), local(request.app)
-    config = getattr(mine, "config", None)
-    predicted = kv_capacity.prediction(Shape.from_config(config)) if config is not None else None
     if server is None:
         backend = in_process(request)
-        held = kv_causal.cache_bytes(
-            scratch_of(backend), kv_causal.prefilled(scratch_of(backend), token_ids(backend, 64))
-        )
-        return {"predicted": predicted, "measured": held, "source": provenance.embedded(backend)}
+        scratch_of(backend)
+        return kept(request, "kv_bytes", kv_causal.bytes_on_backend(backend))
+    config = getattr(mine, "config", None)
+    predicted = kv_capacity.prediction(Shape.from_config(config)) if config is not None else None
     allocation = kv_capacity.server_allocation(scrape(server.client), server.context_length)
     width = (
         kv_capacity.bytes_per_number(allocation["bytes_per_token"], predicted["values_per_token"])
         if predicted
         else None
     )
-    return {
+    measured = {
         "predicted": predicted,
         "predicted_from": mine.model if mine is not None else None,
         "allocation": allocation,
         "bytes_per_number": width,
         "source": provenance.server(server),
     }
+    return kept(request, "kv_bytes", measured)
 
 
 @router.get("/kv_capacity")
@@ -140,17 +146,23 @@ def capacity(request: Request) -> dict:
     if server is None:
         backend = in_process(request)
         scratch = scratch_of(backend)
-        held = kv_causal.cache_bytes(scratch, kv_causal.prefilled(scratch, token_ids(backend, 64)))
+        held = kv_causal.cache_bytes(scratch, kv_causal.prefilled(scratch, token_ids(backend, kv_causal.BYTES_TOKENS)))
         fits = kv_capacity.in_process(held["bytes_per_token"], backend.context_length)
-        return {"in_process": fits, "bytes_per_token": held["bytes_per_token"], "source": provenance.embedded(backend)}
+        measured = {
+            "in_process": fits,
+            "bytes_per_token": held["bytes_per_token"],
+            "source": provenance.embedded(backend),
+        }
+        return kept(request, "kv_capacity", measured)
     allocation = kv_capacity.server_allocation(scrape(server.client), server.context_length)
     plan = kv_fill.plan(allocation["tokens"], server.context_length)
-    return {
+    measured = {
         "allocation": allocation,
         "plan": plan.to_json(),
         "loopback": load.is_loopback(server.root),
         "source": provenance.server(server),
     }
+    return kept(request, "kv_capacity", measured)
 
 
 @router.post("/kv_fill", responses={200: {"content": {"text/event-stream": {}}}})
@@ -171,7 +183,10 @@ def fill(body: FillIn, request: Request):
             raise Busy("a fill is already running: wait for it to finish")
         try:
             yield "source", provenance.server(server)
-            yield from kv_fill.fill(server.client, server.model, plan)
+            for event, data in kv_fill.fill(server.client, server.model, plan):
+                if event == "done":  # the summary, for the Markdown copy
+                    kept(request, "kv_fill", {**data, "source": provenance.server(server)})
+                yield event, data
         finally:
             _filling.release()
 
