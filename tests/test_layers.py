@@ -31,6 +31,7 @@ LAYERS = [
             "charts",
             "view",
             "lesson_markdown",
+            "lesson_markdown_live",
             "provenance",
             "answer_time",
             "context_cost",

@@ -19,7 +19,8 @@ from tokenloop.web import content, create_app
 
 @pytest.fixture
 def client(tiny):
-    return TestClient(create_app(tiny, demo={"steps": 2, "max_len": 16, "points": 2, "repeats": 1}))
+    small = {"steps": 2, "max_len": 16, "points": 2, "repeats": 1, "context_len": 32, "answer_steps": 2}
+    return TestClient(create_app(tiny, demo=small))
 
 
 def test_render_takes_every_word_from_the_lesson_and_every_number_from_live(tiny):
@@ -140,3 +141,93 @@ def test_new_page_scripts_load_nothing_from_the_network_and_write_no_html(client
         text = client.get(f"/static/{name}").text
         assert not re.search(r"(src|href|url\()\s*=?\s*[\"']?https?://", text), name
         assert "innerHTML" not in text and "insertAdjacentHTML" not in text, name
+
+
+# --- the lesson on screen, every kind's guess, Lesson 7's live numbers --------------------------
+def step_of(lesson: dict, step_id: str) -> dict:
+    return next(s for s in lesson["steps"] if s["id"] == step_id)
+
+
+def test_the_cli_copy_of_lesson_7_measures_the_tensor_checks_on_the_embedded_model(smol):
+    lesson = content.load("day07")
+    live = lesson_markdown.measure(smol, lesson)
+    assert set(live["results"]) == {"kv_causal", "kv_bytes"}  # the cheap ones; no timing, no server
+    causal, held = live["results"]["kv_causal"], live["results"]["kv_bytes"]["measured"]
+    text = lesson_markdown.render(lesson, live)
+    assert text.startswith(f"# {lesson['title']}\n")
+    assert f"all {causal['layers']} layers: max |ΔK| 0, |ΔV| 0" in text  # exactly: the causal mask
+    assert f"{held['bytes_per_token']:,.0f} B per token" in text and held["formula"] in text
+    assert text.count(f"model {smol.model} · hardware: cpu") == 2 and "honesty: exact" in text
+    assert "Not measured in this copy: run the context_cost demo" in text  # timing is the page's
+    assert "← this lesson" in text and lesson["read_next"]["also"][0]["url"] in text
+
+
+def test_the_page_copies_the_lesson_it_shows_with_every_live_step_it_revealed(client, tiny):
+    got = {
+        "kv_causal": client.post("/api/live/kv_causal", json={}).json(),
+        "kv_staircase": client.post("/api/live/staircase", json={"max_len": 16, "points": 2, "repeats": 1}).json(),
+        "context_cost": client.post("/api/live/context_cost", json={}).json(),
+        "kv_bytes": client.get("/api/live/kv_bytes").json(),
+        "kv_capacity": client.get("/api/live/kv_capacity").json(),
+    }
+    guesses = {"causal": 0, "staircase": ["staircase", "flat"], "bytes_per_token": 40000, "capacity": 2.5}
+    answer = client.post("/api/lesson/markdown", json={"lesson": "day07", "guesses": guesses})
+    assert answer.status_code == 200, answer.text
+    text, lesson = answer.json()["markdown"], content.load("day07")
+    assert text.startswith(f"# {lesson['title']}\n") and "Not measured" not in text
+    curves = step_of(lesson, "staircase")["curves"]
+    assert f"{curves[0]['label']}: staircase (wrong, it is line); {curves[1]['label']}: flat (right)" in text
+    assert "The learner estimated: 40,000 bytes." in text and "The learner estimated: 2.5 conversations." in text
+    c = got["kv_causal"]
+    assert f"max |ΔK| {lesson_markdown.number(c['max_abs_diff_k'])}" in text and f"({c['ms']:.0f} ms" in text
+    series = got["kv_staircase"]["result"]["series"]
+    assert all(f"| {p['length']} | {p['uncached_ms']:.1f} | {p['cached_ms']:.1f} |" in text for p in series)
+    cost = got["context_cost"]
+    assert f"{cost['points'][-1]['ms']:.2f} ms with {cost['longest']}: {cost['ratio']:.2f}×" in text
+    assert f"{got['kv_bytes']['measured']['bytes_per_token']:,.0f} B per token" in text
+    assert f"would hold {got['kv_capacity']['in_process']['conversations']:.1f} of them" in text
+    assert text.count("honesty: exact") == 3 and "honesty: shape" in text and "honesty: cause differs" in text
+    assert step_of(lesson, "long_context")["cpu_note"].split(";")[0] in text  # the CPU caveat, as on the page
+
+
+def test_lesson_1s_copy_carries_the_500_token_answer_it_revealed(client):
+    r = client.post("/api/live/answer_time", json={}).json()
+    text = client.post("/api/lesson/markdown", json={"guesses": {"answer_time": 30}}).json()["markdown"]
+    assert f"= {r['total_s']:.1f} s, of which the prefill is {lesson_markdown.percent(r['prefill_share'])}" in text
+    assert "The learner estimated: 30 s." in text and "honesty: shape" in text
+
+
+def test_the_fill_summary_is_written_under_the_servers_capacity():
+    from tokenloop import kv_capacity, kv_fill
+    from tokenloop.backends.server.metrics import parse
+
+    # The labels' shape as vLLM 0.32 writes them; the fill's summary from its samples.
+    labels = 'vllm:cache_config_info{block_size="16",kv_cache_memory_bytes="1048576",num_gpu_blocks="100"} 1.0\n'
+    allocation = kv_capacity.server_allocation(parse(labels), 400)
+    samples = [
+        {"t_s": 0.5, "preemptions": 0, "kv_usage": 0.6, "waiting": 0, "tokens": 10},
+        {"t_s": 1.0, "preemptions": 2, "kv_usage": 0.97, "waiting": 3, "tokens": 40},
+    ]
+    live = {
+        "results": {
+            "kv_capacity": {"allocation": allocation},
+            "kv_fill": kv_fill.summary(samples, "preempted", [], True),
+        }
+    }
+    text = "\n".join(lesson_markdown.WRITERS["kv_capacity"](live["results"]["kv_capacity"], live))
+    assert "1,600 tokens; ÷ 400 tokens per full conversation = 4.00 conversations" in text
+    assert "stopped (preempted) after 1.0 s, 2 preemptions, KV cache usage peaked at 97.0%, at most 3" in text
+
+
+def test_an_unknown_lesson_or_a_guess_no_step_keeps_is_refused(client):
+    answer = client.post("/api/lesson/markdown", json={"lesson": "day99"})
+    assert answer.status_code == 400 and "no lesson called 'day99'" in answer.json()["error"]
+    assert "\n" not in answer.json()["error"]
+    for guess in (["zigzag"], ["flat"] * 9, "flat", -1, 1e13):
+        assert client.post("/api/lesson/markdown", json={"guesses": {"s": guess}}).status_code == 422, guess
+
+
+def test_tokenloop_lesson_markdown_for_lesson_7_has_its_live_numbers(capsys, tiny_model_dir):
+    code, out, err = cli(capsys, "lesson", "--markdown", "--lesson", "day07", "--model", str(tiny_model_dir))
+    assert code == 0, err
+    assert out.startswith(f"# {content.load('day07')['title']}") and "max |ΔK| 0, |ΔV| 0" in out

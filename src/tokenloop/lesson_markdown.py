@@ -7,13 +7,16 @@ there) and of what was measured live on the connected model:
         "model": "SmolLM2-135M-Instruct", "backend": "embedded",
         "results": {"next": NextToken.to_json(), "vocab": {"model", "vocab_size"},
                     "training": {...}, "staircase": {...}},  # keyed by a step's `live`
-        "guesses": {"confidence": 40, "loop": 0},  # the learner's, by step id (the page has them)
+        "guesses": {"confidence": 40, "loop": 0, "bytes_per_token": 4e4, "staircase": ["line", "flat"]},
+        # the learner's, by step id, as each step kind keeps them (the page has them)
         "lab": "http://127.0.0.1:8765",  # the app the try-it links open, when one is running
     }
 
-A step whose `live` result is missing says so (the demo was not run); a result of a kind this
-module has no words for is written as its JSON. `measure` takes what the CLI and the page both
-can measure at once: the connected model's next-token distribution for the lesson's prompt.
+A step whose `live` result is missing says so (the demo was not run); a result is written by its
+live key's writer (`lesson_markdown_live.WRITERS`), with its source line under it, and a result of
+a key with no writer as its JSON. `measure` takes what the CLI and the page both can measure in a
+second or two (`CHEAP`, by live key, for the lesson's own steps): the next-token distribution for
+the lesson's prompt, and the tensor checks that read the in-process model's weights.
 """
 
 from __future__ import annotations
@@ -215,8 +218,8 @@ def render_read_next(read_next: dict | None) -> list[str]:
         return []
     out = [f"## {read_next['title']}", ""]
     source, notebook = read_next.get("source"), read_next.get("notebook")
-    if source:
-        out += [f"- {source['label']}: [{source['title']}]({source['url']}). {flat(source['why'])}"]
+    for link in ([source] if source else []) + list(read_next.get("also") or []):
+        out += [f"- {link['label']}: [{link['title']}]({link['url']}). {flat(link['why'])}"]
     if notebook:
         out += [
             f"- {notebook['label']}: {notebook['title']}. {flat(notebook['why'])} Open it with `{notebook['command']}`."

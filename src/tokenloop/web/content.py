@@ -13,7 +13,8 @@ from ..errors import UsageError
 from .schemas import LabLink
 
 NAME = re.compile(r"^[a-z0-9_-]{1,40}$")
-# The sections and teacher fields the page reads in every lesson (lesson.js, teacher.js, cluster.js).
+# The sections the page reads in every lesson (lesson.js, teacher.js, cluster.js, map.js, tryit.js,
+# export.js, readnext.js), and the fields it reads inside them.
 SECTIONS = (
     "title",
     "prompt",
@@ -26,8 +27,17 @@ SECTIONS = (
     "colleague",
     "raw",
     "cluster",
+    "try_it",
+    "for_your_ai",
+    "read_next",
 )
-TEACHER = ("title", "greeting", "system", "grounding", "cited", "small_model", "actions")
+FIELDS = {
+    "teacher": ("title", "greeting", "system", "grounding", "cited", "small_model", "actions"),
+    "course_map": ("title", "note", "you_are_here", "here", "pipeline", "loop"),
+    "try_it": ("title", "intro", "items"),
+    "for_your_ai": ("title", "button", "intro", "instruction"),
+    "read_next": ("title", "source"),
+}
 KINDS = ("choice", "probability", "estimate", "curve")
 # What a reveal's number means on other hardware (COURSE.md §1.6): the tag, and its sentence.
 HONESTY = ("exact", "shape", "cause_differs")
@@ -61,9 +71,10 @@ def check(name: str, lesson: dict) -> None:
     for key in SECTIONS:
         if key not in lesson:
             raise UsageError(f"lesson {name} has no {key!r} section: fix lessons/{name}.yaml")
-    for key in TEACHER:
-        if key not in lesson["teacher"]:
-            raise UsageError(f"lesson {name}'s teacher section has no {key!r}: fix lessons/{name}.yaml")
+    for section, fields in FIELDS.items():
+        for key in fields:
+            if key not in (lesson[section] or {}):
+                raise UsageError(f"lesson {name}'s {section} section has no {key!r}: fix lessons/{name}.yaml")
     for step in lesson["steps"]:
         check_step(name, step)
         if "honesty" in step and not step.get("cpu_note") and step["honesty"] not in (lesson.get("honesty") or {}):

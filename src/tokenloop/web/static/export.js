@@ -1,6 +1,6 @@
 // "Copy this lesson for your AI": the server renders the lesson as one Markdown document with
 // the numbers measured on the connected model (lesson_markdown.py); this page adds only the
-// learner's guesses, which live in this browser.
+// learner's guesses, which live in this browser, and names the lesson on screen.
 "use strict";
 
 TL.forYourAI = (section, lesson, progress) => {
@@ -15,7 +15,7 @@ TL.forYourAI = (section, lesson, progress) => {
     button.disabled = true;
     status(note, "Measuring on the connected model…", "busy");
     try {
-      const { markdown } = await api("/api/lesson/markdown", { guesses: progress.guesses || {} });
+      const { markdown } = await api("/api/lesson/markdown", { lesson: lesson.id, guesses: progress.guesses || {} });
       text.textContent = markdown;
       shown.hidden = false;
       await copy(markdown, button);

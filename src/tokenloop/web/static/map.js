@@ -1,6 +1,7 @@
 // The course map: the path every request follows (lesson YAML `course_map`), each box naming the
 // lesson that opens it. A box links to `/?lesson=<id>` only when that lesson exists here, as
 // GET /api/lessons lists them; where the app has no such list (404) every name stays plain text.
+// The box of the lesson on screen (`here`) is marked, when it is one of the loop's parts.
 "use strict";
 
 TL.lessonIds = async () => {
@@ -27,7 +28,8 @@ TL.courseMap = async (section, map) => {
   const loop = map.loop;
   const decode = el("li", { class: "map-box map-loop", id: "map-loop" },
     el("strong", { text: loop.name }), el("span", { text: loop.what }),
-    el("ul", { class: "map-parts" }, ...loop.parts.map((p) => el("li", {}, el("span", { text: p.what }), " ", tag(p.lesson)))),
+    el("ul", { class: "map-parts" }, ...loop.parts.map((p) => el("li", { class: p.lesson?.id === map.here.id ? "map-part-here" : "" },
+      el("span", { text: p.what }), " ", tag(p.lesson)))),
     el("p", { class: "map-back", text: loop.back }),
     el("p", { class: "map-here" }, known.has(map.here.id)
       ? el("a", { href: `/?lesson=${encodeURIComponent(map.here.id)}`, text: map.you_are_here })

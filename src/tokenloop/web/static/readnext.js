@@ -1,4 +1,5 @@
-// Read next: the primary source (a plain link: nothing is loaded from it) and the companion notebook.
+// Read next: the primary source and any further reading (`also`), plain links: nothing is loaded from
+// them; and the companion notebook.
 "use strict";
 
 TL.readNext = (section, next) => {
@@ -9,6 +10,11 @@ TL.readNext = (section, next) => {
     items.push(el("li", { id: "read-source" }, el("strong", { text: `${next.source.label}: ` }),
       el("a", { href: next.source.url, rel: "noopener noreferrer", target: "_blank", text: next.source.title }),
       el("p", { class: "note", text: next.source.why })));
+  }
+  for (const more of next.also || []) { // further reading, plain links like the source
+    items.push(el("li", { class: "read-also" }, el("strong", { text: `${more.label}: ` }),
+      el("a", { href: more.url, rel: "noopener noreferrer", target: "_blank", text: more.title }),
+      el("p", { class: "note", text: more.why })));
   }
   if (next.notebook) {
     const command = el("code", { id: "notebook-command", text: next.notebook.command });
