@@ -213,3 +213,27 @@ def test_lesson7_on_a_real_vllm_with_a_small_cache(page, vllm_app, smol):  # noq
     shot(page, "lesson7-vllm.png")
 
     answer_time_step(page, url, "one streamed completion")
+
+
+def test_lesson7_has_lesson_1s_shared_parts_and_copies_itself_with_its_live_numbers(page, embedded_app):  # noqa: F811
+    """On /?lesson=day07: the course map (this lesson's box marked), the try-it list, read next and
+    the copy button; the copy is Lesson 7's, with the key and value check the page just revealed."""
+    from playwright.sync_api import expect
+
+    lesson = content.load("day07")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=embedded_app)
+    open_page(page, f"{embedded_app}/?lesson=day07")
+    expect(page.locator("#course-map .map-part-here")).to_contain_text("append; keep K,V")
+    expect(page.locator("#course-map .map-here")).to_have_text(lesson["course_map"]["you_are_here"])
+    expect(page.locator("#try-it .try-link")).to_have_count(len(lesson["try_it"]["items"]))
+    expect(page.locator("#read-next .read-also a")).to_have_count(len(lesson["read_next"]["also"]))
+    page.locator("#step-causal input[value='1']").check()
+    box = reveal(page, "causal")
+    expect(box.locator(".live")).to_contain_text("largest difference 0 (K) and 0 (V)", timeout=MODEL_WORK)
+    page.locator("#copy-for-ai").click()
+    markdown = page.locator("#lesson-markdown")
+    expect(markdown).to_contain_text(f"## {lesson['read_next']['title']}", timeout=MODEL_WORK)
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == markdown.text_content() and copied.startswith(f"# {lesson['title']}\n")
+    assert "max |ΔK| 0, |ΔV| 0" in copied and "(right)" in copied  # the page's reveal and guess
+    assert "Not measured in this copy: run the kv_bytes" not in copied  # cheap: measured for the copy

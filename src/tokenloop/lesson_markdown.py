@@ -152,7 +152,7 @@ def source_line(src: dict, step: dict, honesty: dict) -> str:
     line += f" · {src.get('where') or 'in this process'}" + (f" · honesty: {tag.replace('_', ' ')}" if tag else "")
     sentence = step.get("cpu_note") or honesty.get(tag)
     if sentence and src.get("cpu") is not False:
-        line += f". {'Measured on a CPU' if src.get('cpu') else 'If this server runs on a CPU'}: {flat(sentence)}"
+        line += f". {'Measured on a CPU' if src.get('cpu') else 'If this server runs on a CPU'}: {flat(sentence).rstrip('.')}"
     return line + ".*"
 
 

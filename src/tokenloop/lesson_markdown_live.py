@@ -102,15 +102,14 @@ def write_context_cost(r: dict, live: dict) -> list[str]:
 
 
 def write_kv_bytes(r: dict, live: dict) -> list[str]:
-    p = r.get("predicted")
-    said = f"The config predicts {p['formula']} = {p['values_per_token']:,} numbers per token. " if p else ""
-    if r.get("measured"):
+    if r.get("measured"):  # in process: the cache's own tensors
         m = r["measured"]
         return [
-            f"Measured: {said}Predicted {m['formula']} = {m['predicted_bytes_per_token']:,.0f} B per token; the "
+            f"Measured: the config predicts {m['formula']} = {m['predicted_bytes_per_token']:,.0f} B per token; the "
             f"cache's own tensors after {m['tokens']} tokens hold {m['bytes']:,} B, {m['bytes_per_token']:,.0f} B per token."
         ]
-    a = r["allocation"]
+    p, a = r.get("predicted"), r["allocation"]
+    said = f"the config predicts {p['formula']} = {p['values_per_token']:,} numbers per token. " if p else ""
     if a.get("bytes_per_token") is None:
         return [f"Measured: {said}The server reports its cache in blocks, not bytes: {a['tokens']:,.0f} tokens."]
     width = f", {r['bytes_per_number']:.2f} bytes per number" if r.get("bytes_per_number") else ""
