@@ -102,7 +102,13 @@ def test_the_course_map_renders_its_boxes_and_links_only_lessons_that_exist(page
     expect(page.locator("#map-loop .map-parts li")).to_have_count(len(course["loop"]["parts"]))
     for number in (2, 3, 4, 6, 7, 8, 9, 10):
         expect(page.locator("#course-map")).to_contain_text(f"Lesson {number}")
-    expect(page.locator("#course-map a")).to_have_count(0)  # this app lists no lessons (404): names only
+    # Links only to the lessons this app has (GET /api/lessons): here day01 ("you are here") and day07.
+    have = {item["id"] for item in httpx.get(f"{served}/api/lessons").json()}
+    every = course["pipeline"] + course["loop"]["parts"] + course["after"] + course["beside"]
+    linked = sorted(f"/?lesson={b['lesson']['id']}" for b in every if b.get("lesson", {}).get("id") in have)
+    linked = sorted(linked + ([f"/?lesson={course['here']['id']}"] if course["here"]["id"] in have else []))
+    hrefs = page.locator("#course-map a").evaluate_all("links => links.map((a) => a.getAttribute('href'))")
+    assert sorted(hrefs) == linked and "/?lesson=day07" in linked, hrefs
     shot(page.locator("#course-map"), "lesson-course-map.png")
 
     # Where GET /api/lessons lists day01 (and no later lesson), only "you are here" links.
