@@ -11,10 +11,11 @@ the page drew.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated
 
 from fastapi import APIRouter, Request
-from pydantic import Field, StringConstraints
+from pydantic import Field, PlainValidator, StringConstraints
 
 from .. import lesson_markdown
 from . import content
@@ -23,14 +24,29 @@ from .score import local
 
 router = APIRouter(tags=["lesson"])
 StepId = Annotated[str, StringConstraints(max_length=40)]
-Index = Annotated[int, Field(ge=0, le=10**12)]  # a choice's index, a probability in %
-Number = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
-Shapes = Annotated[list[Literal[content.SHAPES]], Field(max_length=8)]  # a curve step: one shape per curve
+MOST = 1e12  # above any estimate's slider
+CURVES = 8  # the most curves a step asks for
+
+
+def guess(value):
+    """A guess as its step kind keeps it: a number (a choice's index, a probability in %, an
+    estimate) or a curve step's list of shape names."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= MOST:
+        return value
+    if isinstance(value, list) and len(value) <= CURVES and all(v in content.SHAPES for v in value):
+        return value
+    raise ValueError(
+        f"a guess is a number from 0 to {MOST:,.0f} or a list of at most {CURVES} curve shapes "
+        f"({', '.join(content.SHAPES)})"
+    )
+
+
+Guess = Annotated[object, PlainValidator(guess, json_schema_input_type=float | list[str])]
 
 
 class CopyIn(In):
     lesson: str | None = Field(None, max_length=40, description="the lesson on screen (default: the app's own)")
-    guesses: dict[StepId, Index | Number | Shapes] = Field(
+    guesses: dict[StepId, Guess] = Field(
         default_factory=dict, max_length=50, description="the learner's guesses by step id, as the page keeps them"
     )
 
