@@ -20,7 +20,6 @@ from .. import answer_time, context_cost, kv_capacity, kv_causal, kv_fill, load,
 from ..backends.server.metrics import scrape
 from ..errors import UsageError
 from ..model_config import Shape
-from ..staircase import token_ids
 from . import events
 from .demos import Busy, Unavailable
 from .schemas import StaircaseIn
@@ -145,8 +144,8 @@ def capacity(request: Request) -> dict:
     server = server_of(request)
     if server is None:
         backend = in_process(request)
-        scratch = scratch_of(backend)
-        held = kv_causal.cache_bytes(scratch, kv_causal.prefilled(scratch, token_ids(backend, kv_causal.BYTES_TOKENS)))
+        scratch_of(backend)
+        held = kv_causal.bytes_on_backend(backend)["measured"]
         fits = kv_capacity.in_process(held["bytes_per_token"], backend.context_length)
         measured = {
             "in_process": fits,
