@@ -227,6 +227,7 @@ def test_lesson7_has_lesson_1s_shared_parts_and_copies_itself_with_its_live_numb
     expect(page.locator("#course-map .map-here")).to_have_text(lesson["course_map"]["you_are_here"])
     expect(page.locator("#try-it .try-link")).to_have_count(len(lesson["try_it"]["items"]))
     expect(page.locator("#read-next .read-also a")).to_have_count(len(lesson["read_next"]["also"]))
+    shot(page.locator("#course-map"), "lesson7-course-map.png")
     page.locator("#step-causal input[value='1']").check()
     box = reveal(page, "causal")
     expect(box.locator(".live")).to_contain_text("largest difference 0 (K) and 0 (V)", timeout=MODEL_WORK)
