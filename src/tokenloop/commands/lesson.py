@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--markdown",
         action="store_true",
-        help="print the lesson as one Markdown document for your own AI assistant, with step 3's distribution "
-        "measured now on the connected model, and exit (no web app)",
+        help="print the lesson as one Markdown document for your own AI assistant, with the live numbers that "
+        "take a second or two measured now (Lesson 1: the next-token distribution; Lesson 7: the key and value "
+        "check and bytes per token), and exit (no web app)",
     )
     add_backend_options(p)
     p.set_defaults(func=cmd_lesson)
