@@ -103,7 +103,10 @@ def test_the_servers_metrics_split_ttft(measured):
     if not split["server_wide"]:
         assert split["server_counted"] == 4
     level = data["concurrency"]["levels"][1]["split"]
-    assert level["server_counted"] >= 4 and 0 < level["kv_usage_peak"] < 1  # sampled while the pair ran
+    # sampled while the pair ran; a run this short (about a second) can fall between two half-second
+    # readings of a gauge that vLLM updates once per engine step, so 0 is possible (the Lesson 7 fill
+    # shows the gauge rising on a long run)
+    assert level["server_counted"] >= 4 and level["kv_usage_peak"] is not None and 0 <= level["kv_usage_peak"] < 1
 
 
 def test_a_chat_stream_opens_with_a_role_only_chunk_that_carries_no_token(vllm_url):
