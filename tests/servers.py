@@ -60,6 +60,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def app_serving(app):
+    """A tokenloop web app (or any ASGI app) on a free 127.0.0.1 port, in a thread of this process;
+    yields its root URL and stops it on leaving."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the app did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 @dataclass
 class Served:
     """A server process: its base URL (with /v1), the process, and its log file."""

@@ -9,13 +9,11 @@ they fail. Screenshots of both pages are saved to test-artifacts/.
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from servers import app_serving
 
 from tokenloop.web import create_app
 
@@ -46,23 +44,8 @@ def unavailable(message: str):
 @pytest.fixture(scope="module")
 def served(smol):
     """The app on a free 127.0.0.1 port, in a thread of this process."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(smol, demo=SMALL), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the app did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with app_serving(create_app(smol, demo=SMALL)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

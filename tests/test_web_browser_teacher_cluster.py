@@ -3,13 +3,9 @@ browser: headless Debian chromium against the app on 127.0.0.1 (fixtures of test
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from contextlib import contextmanager
-
 import httpx
 import pytest
+from servers import app_serving
 from test_web_browser import MODEL_WORK, SMALL, browser, open_page, page, served, shot  # noqa: F401 (fixtures)
 
 from tokenloop.web import create_app
@@ -51,35 +47,13 @@ def test_the_teacher_cites_the_lesson_then_runs_what_is_asked(page, served):  # 
     shot(page.locator("#teacher"), "lesson-teacher.png")
 
 
-@contextmanager
-def serving(app):
-    """An app on a free 127.0.0.1 port, in a thread of this process."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the app did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture(scope="module")
 def connected(vllm_url, smol):
     """The lesson with --url on the test suite's real vLLM, the embedded model beside it."""
     from tokenloop.backends.server import ServerBackend
 
     backend = ServerBackend(vllm_url, log=lambda message: None)
-    with serving(create_app(backend, compare=smol, server_url=backend.root, demo=SMALL)) as url:
+    with app_serving(create_app(backend, compare=smol, server_url=backend.root, demo=SMALL)) as url:
         yield url, backend
     backend.close()
 

@@ -9,15 +9,13 @@ import json
 import math
 import shlex
 import shutil
-import socket
 import subprocess
-import threading
-import time
 
 import httpx
 import pytest
 from cli_runner import cli
 from fastapi.testclient import TestClient
+from servers import app_serving
 
 from tokenloop.loop import generate, next_token, prompt_ids
 from tokenloop.records import Step
@@ -145,21 +143,8 @@ def test_tokenize_and_detokenize_round_trip(client, tiny):
 # --- the real model, served on a port -----------------------------------------------------------
 @pytest.fixture(scope="module")
 def app_url(smol):
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(smol), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the app did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with app_serving(create_app(smol)) as url:
+        yield url
 
 
 def run_curl(command: str) -> dict:

@@ -6,13 +6,10 @@ version, model and honesty tag."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
-from contextlib import contextmanager
 
 import httpx
 import pytest
+from servers import app_serving
 from test_web_browser import MODEL_WORK, browser, open_page, page, shot  # noqa: F401  (fixtures)
 
 from tokenloop.web import content, create_app
@@ -29,31 +26,9 @@ SMALL = {
 FILL_CAP_S = 90
 
 
-@contextmanager
-def serve(app):
-    """The app on a free 127.0.0.1 port, in a thread of this process."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the app did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture(scope="module")
 def embedded_app(smol):
-    with serve(create_app(smol, demo=SMALL)) as url:
+    with app_serving(create_app(smol, demo=SMALL)) as url:
         yield url
 
 
@@ -63,7 +38,7 @@ def vllm_app(smol, vllm_small_cache_url):
 
     server = ServerBackend(vllm_small_cache_url, log=lambda message: None)
     app = create_app(server, compare=smol, server_url=server.root, demo=SMALL)
-    with serve(app) as url:
+    with app_serving(app) as url:
         yield url, server
 
 

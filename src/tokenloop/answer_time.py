@@ -2,7 +2,7 @@
 
 An answer of n tokens is one prefill (the first token, TTFT) and n - 1 decode steps (ITL each):
 `latency.total_ms`. Two ways to get TTFT and ITL:
-- embedded: the cached loop itself: the prompt's prefill timed, then each one-token step;
+- embedded: `loop.generate` with its cache: step 1 is the prompt's prefill, each later step one token;
 - a server: one streamed completion (`latency.stream_once`), client-side arrival times.
 The projection to 500 tokens is `latency.budget`, which also says what share the prefill is.
 """
@@ -11,27 +11,23 @@ from __future__ import annotations
 
 import statistics
 import time
+from functools import partial
 
 from . import latency
+from .loop import generate
+from .records import Step
 
 ANSWER_TOKENS = 500
 
 
 def embedded(backend, prompt: str, steps: int = 16) -> dict:
-    """TTFT = the cached loop's prefill; ITL = the median of `steps` one-token decode steps."""
+    """The project's one loop, greedy and with its cache: step 1 is the prefill (TTFT), each later
+    step one new token (ITL = their median). End tokens don't stop it: the steps are what is timed."""
     ids = backend.encode(prompt)
-    backend.forward(ids, backend.new_cache())  # warm-up, not counted (first calls pick kernels)
-    cache = backend.new_cache()
-    start = time.perf_counter()
-    scores = backend.forward(ids, cache)  # prefill: the whole prompt, one pass
-    ttft = (time.perf_counter() - start) * 1000
-    gaps = []
-    for _ in range(steps):
-        ids = ids + [scores.token_id(0)]  # greedy: append the favourite
-        start = time.perf_counter()
-        scores = backend.forward(ids, cache)  # one new token against the cache
-        gaps.append((time.perf_counter() - start) * 1000)
-    return result(ttft, statistics.median(gaps), len(ids) - steps, steps + 1, "the cached loop, in this process")
+    run = partial(generate, backend, ids, max_new=steps + 1, show=1, stop_ids=frozenset())
+    list(run(max_new=2))  # warm-up, not counted (first calls pick kernels)
+    times = [record.ms for record in run() if isinstance(record, Step)]
+    return result(times[0], statistics.median(times[1:]), len(ids), len(times), "the cached loop, in this process")
 
 
 def server(client, model: str, prompt: str, steps: int = 16) -> dict:
