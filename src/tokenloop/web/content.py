@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from importlib import resources
 from urllib.parse import urlencode
@@ -59,6 +60,13 @@ def load(name: str = "day01") -> dict:
     """A lesson by name, with the fields the page relies on checked."""
     if not NAME.match(name) or name not in available():
         raise UsageError(f"no lesson called {name!r}: choose one of {', '.join(available())}")
+    return _read(name)
+
+
+@functools.cache
+def _read(name: str) -> dict:
+    """A lesson file parsed and checked once per process (the page asks for lessons on every
+    switch, citation and copy); callers treat the dict as read-only."""
     lesson = yaml.safe_load((resources.files("tokenloop") / "lessons" / f"{name}.yaml").read_text(encoding="utf-8"))
     check(name, lesson)
     for item in (lesson.get("try_it") or {}).get("items", []):
