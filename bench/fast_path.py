@@ -23,10 +23,10 @@ import time
 
 import torch
 
-from tokenloop import agreement, sampling
-from tokenloop.backends import llamacpp
+from tokenloop import sampling
+from tokenloop.backends import agreement, llamacpp
+from tokenloop.backends.engines import open_embedded
 from tokenloop.loop import generate, prompt_ids
-from tokenloop.paths import open_embedded
 from tokenloop.records import Step
 from tokenloop.scores import Distribution, candidates
 

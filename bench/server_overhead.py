@@ -38,7 +38,7 @@ PROMPT = "Kubernetes pods are scheduled by the"
 def started_llama_server(threads: int):
     import socket
 
-    from tokenloop.model_files import default_gguf
+    from tokenloop.model.files import default_gguf
 
     binary = Path(__file__).resolve().parents[1] / "build" / "llama.cpp" / "bin" / "llama-server"
     if not binary.is_file():

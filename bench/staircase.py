@@ -1,7 +1,7 @@
 """The staircase's honesty report, measured in one run (issue: the hidden cost).
 
 Per-step time of the embedded model with and without the KV cache, lengths shuffled and repeated
-(`tokenloop.staircase.measure`). Reported:
+(`tokenloop.cost.staircase.measure`). Reported:
 - uncached and cached step time at the longest length, and their ratio;
 - each series' fit (intercept, slope, R²) on the per-length minima;
 - the same fit on each single round alone: how far one pass would have misled;
@@ -18,14 +18,15 @@ import json
 import statistics
 import sys
 
-from tokenloop import staircase
 from tokenloop.backends.embedded import EmbeddedBackend
+from tokenloop.cost import staircase
+from tokenloop.measure import fits
 
 
 def single_round_r2(data: dict, kind: str) -> list[float]:
     """R² of a fit made from one round of the repeats only (round r = the r-th sample of each length)."""
     xs = [p["length"] for p in data["series"]]
-    fit = staircase.fit_uncached if kind == "uncached" else staircase.fit_cached
+    fit = fits.fit_uncached if kind == "uncached" else fits.fit_cached
     return [fit(xs, [p[f"{kind}_samples_ms"][r] for p in data["series"]]).r2 for r in range(data["repeats"])]
 
 

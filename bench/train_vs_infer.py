@@ -14,8 +14,8 @@ import argparse
 
 import torch
 
-from tokenloop import training
 from tokenloop.backends.embedded import EmbeddedBackend
+from tokenloop.training import teach as training
 
 
 def main() -> None:

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import httpx
 
-from tokenloop import concurrency
 from tokenloop.backends.server import Client
-from tokenloop.latency import model_name
+from tokenloop.latency import concurrency
+from tokenloop.latency.budget import model_name
 
 ROOT = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
@@ -123,7 +123,7 @@ def tokenloop_level(root: str, model: str, prompt: str, level: int, requests: in
 
 
 def compare(root: str, levels: list[int], requests: int, input_len: int, output_len: int, rounds: int) -> None:
-    from tokenloop.model_files import resolve
+    from tokenloop.model.files import resolve
 
     client = Client(root, timeout=120)
     model = model_name(client)

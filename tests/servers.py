@@ -164,7 +164,7 @@ def _running(command: list[str], ready_path: str, tmp: Path, seconds: float = 90
 
 
 def gguf() -> str:
-    from tokenloop.model_files import default_gguf
+    from tokenloop.model.files import default_gguf
 
     return str(default_gguf())
 
@@ -251,7 +251,7 @@ VLLM_START_S = 300  # about 50 s alone; more while other tests share the two cor
 def vllm_command(*extra: str) -> list[str]:
     """vLLM's OpenAI server on the converted float32 folder of the embedded model, in eager mode
     (no torch.compile warm-up: about 50 s to start instead of 2-2.5 min)."""
-    from tokenloop.model_files import resolve
+    from tokenloop.model.files import resolve
 
     return [
         str(VLLM_PYTHON),

@@ -78,7 +78,7 @@ def test_rich_view_draws_bars_and_visible_spaces(tiny_model_dir):
     from tokenloop.backends.embedded import EmbeddedBackend
     from tokenloop.loop import generate, prompt_ids
     from tokenloop.records import Step
-    from tokenloop.view import LoopView
+    from tokenloop.terminal import LoopView
 
     backend = EmbeddedBackend(str(tiny_model_dir))
     buffer = StringIO()

@@ -6,43 +6,22 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "tokenloop"
 
-# Lowest first. A module may import from its own layer or below, never above.
+# Lowest first, by package (a top-level module counts as its own package). A module may import
+# from its own layer or below, never above; packages of one layer must not import each other in a
+# circle. A new module inside a package needs no entry here: its package places it.
 LAYERS = [
-    ("foundations", ["errors", "records", "sampling", "model_files", "model_config", "weights", "scores", "backends"]),
-    ("backends", ["backends.*"]),
-    ("choosing a backend", ["agreement", "paths"]),
-    (
-        "the loop and its measurements",
-        [
-            "loop",
-            "model_numbers",
-            "scratch",
-            "staircase",
-            "streamed",
-            "server_staircase",
-            "latency",
-            "latency_stats",
-            "latency_definitions",
-            "ttft_split",
-            "load",
-            "concurrency",
-            "training",
-            "training_cost",
-            "charts",
-            "view",
-            "lesson_markdown",
-            "lesson_markdown_live",
-            "provenance",
-            "answer_time",
-            "context_cost",
-            "kv_causal",
-            "kv_capacity",
-            "kv_fill",
-        ],
-    ),
-    ("the edges", ["web", "web.*", "commands", "commands.*"]),
+    ("foundations: what a step is made of", ["errors", "records", "sampling", "scores"]),
+    ("the model itself", ["model"]),
+    ("where scores come from", ["backends"]),
+    ("the tools every measurement shares", ["measure"]),
+    ("the loop", ["loop"]),
+    ("what things cost, what a user waits for, training", ["cost", "latency", "training"]),
+    ("the views", ["charts", "terminal"]),
+    ("the lessons as documents", ["lessons"]),
+    ("the edges", ["web", "commands"]),
     ("the entry point", ["cli", "__main__"]),
 ]
+TOP_LEVEL_MODULES_AT_MOST = 10
 
 
 def module_name(path: Path) -> str:
@@ -52,16 +31,16 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def package_of(module: str) -> str:
+    return module.split(".")[0] if module else ""
+
+
 def layer_of(module: str) -> int:
-    best = None
-    for number, (_, patterns) in enumerate(LAYERS):
-        for pattern in patterns:
-            exact = pattern == module
-            prefix = pattern.endswith(".*") and module.startswith(pattern[:-1])
-            if exact or prefix:
-                best = number if best is None or exact else best
-    assert best is not None, f"tokenloop.{module} is in no layer: add it to LAYERS in {__file__}"
-    return best
+    package = package_of(module)
+    for number, (_, packages) in enumerate(LAYERS):
+        if package in packages:
+            return number
+    raise AssertionError(f"tokenloop.{package} is in no layer: add it to LAYERS in {__file__}")
 
 
 def imports(path: Path) -> set[str]:
@@ -101,7 +80,7 @@ def imports(path: Path) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    return {module_name(p): imports(p) - {module_name(p)} for p in SRC.rglob("*.py")}
+    return {module_name(p): imports(p) - {module_name(p)} for p in SRC.rglob("*.py") if module_name(p)}
 
 
 def test_imports_run_down_the_layers():
@@ -115,8 +94,14 @@ def test_imports_run_down_the_layers():
     assert not wrong, "\n".join(sorted(wrong))
 
 
-def test_the_module_graph_has_no_cycle():
-    edges = graph()
+def package_graph() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {}
+    for module, targets in graph().items():
+        edges.setdefault(package_of(module), set()).update(package_of(t) for t in targets)
+    return {package: targets - {package} for package, targets in edges.items()}
+
+
+def find_cycle(edges: dict[str, set[str]]) -> None:
     state: dict[str, int] = {}
 
     def visit(module, trail):
@@ -131,6 +116,28 @@ def test_the_module_graph_has_no_cycle():
 
     for module in sorted(edges):
         visit(module, [])
+
+
+def test_the_module_graph_has_no_cycle():
+    find_cycle(graph())
+
+
+def test_the_packages_import_each_other_without_a_cycle():
+    find_cycle(package_graph())
+
+
+def test_the_top_level_holds_only_the_core():
+    modules = sorted(p.stem for p in SRC.glob("*.py") if p.stem != "__init__")
+    assert len(modules) < TOP_LEVEL_MODULES_AT_MOST, f"put these in packages by idea: {modules}"
+
+
+def test_every_package_says_what_it_holds_and_may_import():
+    for init in SRC.rglob("__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert len(doc) > 60, f"{init.relative_to(SRC)} needs a docstring: what the package holds"
+    for package in {p.parent for p in SRC.rglob("*.py")} - {SRC}:
+        if package.name != "static":
+            assert (package / "__init__.py").exists(), f"{package.relative_to(SRC)} has no __init__.py"
 
 
 def test_the_backends_package_itself_imports_no_torch():

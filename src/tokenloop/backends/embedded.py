@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from .. import model_files
 from ..errors import ModelError, UsageError
+from ..model import files as model_files
 from ..scores import Scores
 
 

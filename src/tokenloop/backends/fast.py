@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import model_files
 from ..errors import ModelError, UsageError
-from ..model_config import ModelConfig
+from ..model import files as model_files
+from ..model.config import ModelConfig
+from ..model.weights import read_safetensors
 from ..scores import Scores
-from ..weights import read_safetensors
 from . import quantized
 from .embedded import EmbeddedBackend, common_prefix
 

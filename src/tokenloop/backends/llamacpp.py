@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import model_files
 from ..errors import ModelError, UsageError
+from ..model import files as model_files
 from ..scores import Scores
 from . import llamacpp_build
 from .embedded import common_prefix

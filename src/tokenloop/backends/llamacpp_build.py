@@ -97,7 +97,7 @@ def build_key() -> str | None:
 
 
 def _verdict_file() -> Path:
-    from ..model_files import cache_root
+    from ..model.files import cache_root
 
     return cache_root() / "llamacpp-check.json"
 

@@ -5,8 +5,8 @@ command runs), so `tokenloop --help` stays instant."""
 MODULES = [
     "tokenloop.commands.loop",
     "tokenloop.commands.lesson",
-    "tokenloop.commands.server",
-    "tokenloop.commands.cost",
+    "tokenloop.commands.probe",
+    "tokenloop.commands.staircase",
     "tokenloop.commands.latency",
     "tokenloop.commands.notebook",
     "tokenloop.commands.train",

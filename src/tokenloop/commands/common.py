@@ -71,7 +71,7 @@ def open_backend(args: argparse.Namespace, log=None):
     if name != "server" and (getattr(args, "stream", False) or getattr(args, "server_sample", False)):
         raise UsageError("--stream and --server-sample need a server: add --url http://host:8000/v1")
     if name == "embedded":
-        from ..paths import open_embedded
+        from ..backends.engines import open_embedded
 
         return open_embedded(args.model, getattr(args, "engine", None), getattr(args, "dtype", None), log=log)
     if getattr(args, "engine", None) or getattr(args, "dtype", None):

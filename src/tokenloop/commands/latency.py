@@ -102,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_latency(args, console) -> int:
-    from .. import latency
+    from ..latency import budget as latency
     from . import latency_view as view
 
     if args.load:
@@ -119,7 +119,10 @@ def cmd_latency(args, console) -> int:
         else:
             view.show_budget(console, data)
         return 0
-    from .. import charts, concurrency, latency_stats, streamed
+    from .. import charts
+    from ..latency import concurrency
+    from ..measure import bench_stats as latency_stats
+    from ..measure import streamed
 
     # every option is checked, and the load planned, before the first request
     slos = latency_stats.parse_goodput(args.goodput)
@@ -198,9 +201,9 @@ def cmd_latency(args, console) -> int:
 
 
 def run_levels(url: str, plans: list, slos: dict) -> dict:
-    from .. import concurrency
     from ..backends.server import Client
-    from ..latency import model_name
+    from ..latency import concurrency
+    from ..latency.budget import model_name
     from . import latency_view as view
 
     client = Client(url, timeout=120)
@@ -220,8 +223,8 @@ def run_levels(url: str, plans: list, slos: dict) -> dict:
 
 def costs(usd_per_hour: float, data: dict) -> dict:
     """Cost per million output tokens: one stream at a time, and at the best concurrency measured."""
-    from .. import concurrency
-    from ..latency import cost_per_million
+    from ..latency import concurrency
+    from ..latency.budget import cost_per_million
 
     single = data["metrics"]["output_throughput"]
     out = {
@@ -241,7 +244,8 @@ def costs(usd_per_hour: float, data: dict) -> dict:
 
 def recompute(args, console) -> int:
     """The numbers of a --save file, from its records alone."""
-    from .. import latency_definitions, streamed
+    from ..latency import definitions as latency_definitions
+    from ..measure import streamed
     from . import latency_view as view
 
     if args.url or args.ttft is not None or args.itl is not None:
@@ -268,7 +272,7 @@ def recompute(args, console) -> int:
 
 def span_s(records: list) -> float:
     """A group's wall time: one at a time, the sum of their times; together, first sent to last token."""
-    from ..streamed import span_s as together
+    from ..measure.streamed import span_s as together
 
     if records[0].group.startswith("concurrency"):
         return together(records)

@@ -105,7 +105,7 @@ def show_metrics(console, m: dict, definitions: dict) -> None:
 
 
 def progress_bar(what: str):
-    from .cost import progress_bar as bar
+    from .staircase import progress_bar as bar
 
     return bar(what)
 
@@ -144,7 +144,7 @@ def show_split(console, split: dict | None) -> None:
 
 
 def show_definitions(console, by_tool: dict) -> None:
-    from ..latency_definitions import DEFINITIONS, TOOLS
+    from ..latency.definitions import DEFINITIONS, TOOLS
 
     console.print()
     console.print("[bold]One set of requests, three definitions[/] (median and p90, ms)")

@@ -87,7 +87,8 @@ def address(host: str, port_: int) -> str:
 def cmd_lesson(args, console) -> int:
     import uvicorn
 
-    from ..web import content, create_app
+    from ..lessons import content
+    from ..web import create_app
 
     lesson = content.load(args.lesson)  # a wrong name fails before the model loads
     log = lambda message: print(f"tokenloop: {message}", file=sys.stderr)  # noqa: E731
@@ -120,7 +121,7 @@ def cmd_lesson(args, console) -> int:
 
 def print_markdown(args, lesson: dict, log) -> int:
     """The lesson for your own AI: its words, and the live numbers measured here and now."""
-    from ..lesson_markdown import measure, render
+    from ..lessons.markdown import measure, render
 
     backend = open_backend(args, log=log)
     sys.stdout.write(render(lesson, measure(backend, lesson)))

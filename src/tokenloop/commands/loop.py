@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_next(args, console) -> int:
     from ..loop import next_token, prompt_ids
-    from ..view import LoopView
+    from ..terminal import LoopView
 
     prompt = read_prompt(args)
     backend = open_backend(args)
@@ -71,7 +71,7 @@ def cmd_run(args, console) -> int:
     from ..loop import generate, prompt_ids
     from ..records import Done
     from ..sampling import Sampler
-    from ..view import LoopView
+    from ..terminal import LoopView
 
     prompt = read_prompt(args)
     sampler = Sampler(args.temperature, args.top_k, args.top_p)

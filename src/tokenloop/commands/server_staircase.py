@@ -28,8 +28,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd(args, console) -> int:
-    from .. import server_staircase
     from ..backends.server import ServerBackend
+    from ..cost import server_staircase
 
     embedded = [f for f, v in (("--model", args.model), ("--engine", args.engine), ("--dtype", args.dtype)) if v]
     embedded += [f for f, v in (("--threads", args.threads), ("--plot", args.plot)) if v]

@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args, console) -> int:
-    from .. import training
     from ..backends import backend_class
+    from ..training import teach as training
 
     text = training.DEFAULT_TEXT if args.text is None else args.text
     steps = training.DEFAULT_STEPS if args.steps is None else args.steps
@@ -112,7 +112,7 @@ class TrainView:
         from rich.table import Table
         from rich.text import Text
 
-        from ..view import percent, visible
+        from ..terminal import percent, visible
 
         if self.progress is not None:
             self.progress.stop()
@@ -211,7 +211,7 @@ def compact(candidates, target_id: int, width: int = 12):
     from rich.text import Text
 
     from ..charts import bar
-    from ..view import percent, visible
+    from ..terminal import percent, visible
 
     text = Text()
     pad = max(len(visible(c.token)) for c in candidates)

@@ -19,11 +19,12 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from .. import provenance
 from ..errors import ModelError, ServerError, TokenloopError, UsageError
+from ..lessons import content
 from ..loop import generate, next_token, prompt_ids
+from ..measure import provenance
 from ..records import Done
-from . import connected, content, demos, for_your_ai, lab, lessons, live, openai_api, score, teacher
+from . import connected, demos, for_your_ai, lab, lessons, live, openai_api, score, teacher
 from .events import response as events_response
 from .schemas import (
     BranchIn,

@@ -16,7 +16,8 @@ from pydantic import Field
 
 from ..backends.server import metrics
 from ..errors import UsageError
-from . import content, teacher
+from ..lessons import content
+from . import teacher
 from .schemas import MAX_PROMPT_CHARS, ErrorOut, In
 
 router = APIRouter()

@@ -21,9 +21,9 @@ class Busy(TokenloopError):
 
 
 MODULES = {
-    "training": "tokenloop.training",
-    "staircase": "tokenloop.staircase",
-    "server_staircase": "tokenloop.server_staircase",
+    "training": "tokenloop.training.teach",
+    "staircase": "tokenloop.cost.staircase",
+    "server_staircase": "tokenloop.cost.server_staircase",
 }
 # What each demo needs of the backend: training, where the weights are (`model_path`: it trains
 # them in transformers); the staircase, the model's numbers (`config`) beside `forward` with and

@@ -17,8 +17,8 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from pydantic import Field, PlainValidator, StringConstraints
 
-from .. import lesson_markdown
-from . import content
+from ..lessons import content
+from ..lessons import markdown as lesson_markdown
 from .schemas import In, Out
 from .score import local
 

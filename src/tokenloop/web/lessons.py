@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from . import content
+from ..lessons import content
 
 router = APIRouter()
 

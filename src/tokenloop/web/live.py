@@ -16,10 +16,13 @@ import threading
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
-from .. import answer_time, context_cost, kv_capacity, kv_causal, kv_fill, load, provenance
 from ..backends.server.metrics import scrape
+from ..cost import context as context_cost
+from ..cost import kv_capacity, kv_causal, kv_fill
 from ..errors import UsageError
-from ..model_config import Shape
+from ..latency import answer_time
+from ..measure import load, provenance
+from ..model.config import Shape
 from . import events
 from .demos import Busy, Unavailable
 from .schemas import StaircaseIn

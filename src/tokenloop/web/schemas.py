@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MAX_PROMPT_CHARS = 4000  # a lab prompt or a question for the teacher
+from ..lessons.content import MAX_LAB_NEW, MAX_PROMPT_CHARS
+
 MAX_SCORE_CHARS = 6000  # a pasted text for score mode
-MAX_LAB_NEW = 256  # most tokens one Run may add
 MAX_LAB_TOKENS = 1024  # most tokens (prompt and generated) a lab session may hold
 MAX_SHOW = 50  # most candidates shown per step
 
@@ -79,20 +79,6 @@ class StepIn(In):
 
 
 class RunIn(StepIn):
-    max_new: int = Field(16, ge=1, le=MAX_LAB_NEW)
-
-
-class LabLink(In):
-    """A lab opened with its settings filled in (`/lab?prompt=...&temperature=...`): the lesson's
-    try-it items, checked when the lesson loads; the lab page reads the same names from its URL."""
-
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    chat: bool = False
-    cache: bool = True
-    temperature: float = Field(0.0, ge=0, le=5)
-    top_k: int | None = Field(None, ge=1, le=100_000)
-    top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
     max_new: int = Field(16, ge=1, le=MAX_LAB_NEW)
 
 

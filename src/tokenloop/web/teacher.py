@@ -10,10 +10,10 @@ import re
 from collections.abc import Iterator
 
 from ..errors import UsageError
+from ..lessons import passages
 from ..loop import generate
 from ..records import Done
 from ..sampling import Sampler
-from . import passages
 
 # A little randomness keeps a small model from repeating one sentence; top-p cuts the odd tail.
 TEACHER_SAMPLER = Sampler(temperature=0.4, top_p=0.9)

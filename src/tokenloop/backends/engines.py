@@ -1,0 +1,50 @@
+"""The ways to run the embedded model (`--engine`, `--dtype`), and the one that each option picks.
+
+    transformers float32   the default: transformers' LlamaForCausalLM (any Hugging Face model)
+    torch float32|bfloat16|int8|int4
+                           the fast path: fast.py's compact forward with a static KV cache
+    llama.cpp              the GGUF file in llama-cpp-python, if installed (its own format, Q4_1)
+
+Every path but the default prints its measured agreement with float32 when it opens.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import UsageError
+from . import DTYPES, ENGINES, backend_class
+
+__all__ = ["DTYPES", "ENGINES", "choose", "open_embedded"]
+
+
+def choose(engine: str | None, dtype: str | None) -> tuple[str, str | None]:
+    """(engine, dtype) for the options given: a dtype other than float32 alone means the torch engine."""
+    if engine is None:
+        engine = "transformers" if dtype in (None, "float32") else "torch"
+    if engine == "transformers" and dtype not in (None, "float32"):
+        raise UsageError(f"--dtype {dtype} runs on the fast path: use --engine torch (or leave out --engine)")
+    if engine == "llama.cpp" and dtype is not None:
+        raise UsageError(
+            "--dtype is for the torch engines; llama.cpp runs the GGUF file's own format: leave out --dtype"
+        )
+    if engine == "torch" and dtype is None:
+        dtype = "int4"
+    return engine, dtype
+
+
+def open_embedded(model: str | None, engine: str | None = None, dtype: str | None = None, log=None, guard: bool = True):
+    """The embedded model on the path the options name; a fast path says how well it agrees with float32."""
+    engine, dtype = choose(engine, dtype)
+    if engine == "transformers":
+        return backend_class("embedded")(model=model, log=log)
+    if engine == "torch":
+        backend = backend_class("fast")(model=model, log=log, dtype=dtype)
+    else:
+        backend = backend_class("llama.cpp")(model=model, log=log)
+    if guard and backend.path != "torch float32":
+        from .agreement import checked
+
+        say = log or (lambda message: print(f"tokenloop: {message}", file=sys.stderr))
+        say(checked(backend, say).line())
+    return backend

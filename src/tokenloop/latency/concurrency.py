@@ -1,0 +1,113 @@
+"""Batching, measured: the same streamed requests at 1, 2, 4, 8 ... at once.
+
+A server that batches runs one forward pass for every request in the batch, so while it has room
+the total output rate climbs with concurrency and each user's time per token grows only a little;
+once the batch is full (vLLM's --max-num-seqs, or compute), requests queue and TTFT jumps. Each
+level is one bounded `load.Plan`; the result per level is vLLM bench's metrics over its requests
+(output throughput over the level's wall time; TTFT, TPOT, ITL percentiles per request) and, where
+the server has `/metrics`, its own queue and prefill time and peak KV-cache use in that window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..backends.server import Client
+from ..backends.server.metrics import scrape
+from ..errors import UsageError
+from ..measure.load import MAX_CONCURRENCY, Plan, Request, run
+from ..measure.streamed import Stream, bench, span_s
+from . import server_time as ttft_split
+
+
+def parse_levels(text: str) -> list[int]:
+    """`--concurrency 1,2,4,8` -> [1, 2, 4, 8]."""
+    levels = []
+    for part in text.split(","):
+        try:
+            level = int(part.strip())
+        except ValueError:
+            raise UsageError(f"--concurrency {text}: {part.strip()!r} is not a whole number; e.g. 1,2,4,8") from None
+        if not 1 <= level <= MAX_CONCURRENCY:
+            raise UsageError(f"--concurrency {text}: each level must be 1 to {MAX_CONCURRENCY}, not {level}")
+        levels.append(level)
+    return sorted(set(levels))
+
+
+def requests_at(level: int, requests: int | None) -> int:
+    """Requests sent at a level: as asked, or twice the level (at least 4), so every slot turns over."""
+    return requests if requests else max(4, 2 * level)
+
+
+def plans(
+    url: str,
+    levels: list[int],
+    requests: int | None,
+    max_tokens: int,
+    prompt: str,
+    time_cap_s: float,
+    consent: bool = False,
+    chat: bool = False,
+) -> list[Plan]:
+    """One plan per level, every prompt new (numbered) so no prefix cache answers it."""
+    return [
+        Plan(
+            url,
+            [Request(f"{level}.{i}. {prompt}", max_tokens, chat) for i in range(requests_at(level, requests))],
+            level,
+            time_cap_s,
+            group=f"concurrency {level}",
+            consent=consent,
+        )
+        for level in levels
+    ]
+
+
+def measure(
+    client: Client,
+    model: str,
+    plans: list[Plan],
+    slos: dict | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    watch: bool = True,
+) -> dict:
+    """Run each plan in turn; per level its metrics, the server's split of TTFT, and why it stopped
+    early if it did. `watch` reads /metrics twice a second while a level runs, for the peak KV-cache
+    use (a little work for the server's API process: off when comparing with another tool)."""
+    total, done = sum(len(p.requests) for p in plans), 0
+    levels, records = [], []
+    for plan in plans:
+        tally = ttft_split.Tally()
+        before = scrape(client)
+        progress = (lambda d, _t, base=done: on_progress(base + d, total)) if on_progress else None
+        if before is not None and watch:
+            with ttft_split.Watch(client, tally):
+                result = run(client, model, plan, progress)
+        else:
+            result = run(client, model, plan, progress)
+        tally.add(before, ttft_split.settled(client, before, len(result.streams)), len(result.streams))
+        done += len(plan.requests)
+        records += result.streams
+        levels.append(level_summary(plan, result.streams, result.stopped, tally, slos))
+        if result.stopped and "answered" in result.stopped:
+            break  # a 5xx: no higher level
+    return {"plans": [p.describe() for p in plans], "levels": levels, "records": records}
+
+
+def level_summary(plan: Plan, streams: list[Stream], stopped, tally, slos) -> dict:
+    """A level's numbers; its wall time is first request sent -> last token (from the records, so a
+    --save file gives the same throughput)."""
+    return {
+        "concurrency": plan.concurrency,
+        "requests": len(plan.requests),
+        "max_tokens": plan.requests[0].max_tokens,
+        "metrics": bench(streams, span_s(streams) if streams else 0.0, slos),
+        "split": tally.report([s.ttft_ms for s in streams]),
+        "stopped": stopped,
+    }
+
+
+def best(levels: list[dict]) -> dict | None:
+    """The level with the highest output throughput."""
+    measured = [lv for lv in levels if lv["metrics"]["output_throughput"]]
+    return max(measured, key=lambda lv: lv["metrics"]["output_throughput"], default=None)

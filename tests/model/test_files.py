@@ -1,0 +1,66 @@
+"""The model cache heals itself: a conversion killed half-way leaves nothing that lasts, and a
+cached folder that was cut short or emptied is found and converted again, never a traceback."""
+
+import os
+import shutil
+import time
+
+import pytest
+
+from tokenloop.model import files as model_files
+
+
+@pytest.fixture
+def folder(tiny_model_dir, tmp_path):
+    """A real model folder (the tiny Llama) that a test may damage."""
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, copy)
+    return copy
+
+
+def test_an_intact_folder_has_no_damage(folder):
+    assert model_files.damage(folder) is None
+
+
+def test_weights_cut_short_are_found(folder):
+    weights = folder / "model.safetensors"
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size // 2)
+    assert model_files.damage(folder) == "model.safetensors is cut short"
+
+
+@pytest.mark.parametrize(
+    "name, text, words",
+    [
+        ("tokenizer.json", "", "tokenizer.json is missing or not JSON"),
+        ("tokenizer.json", "{}", "tokenizer.json is empty"),
+    ],
+)
+def test_an_emptied_file_is_found(folder, name, text, words):
+    (folder / name).write_text(text)
+    assert model_files.damage(folder) == words
+
+
+def test_only_stale_temp_folders_are_swept(tmp_path, folder):
+    old = tmp_path / "SmolLM2-135M-Instruct.Q4_1-465a19fd0e.ab12cd34"
+    new = tmp_path / "SmolLM2-135M-Instruct.Q4_1-465a19fd0e.zz98yy76"
+    other = tmp_path / "packed"
+    for path in (old, new, other):
+        path.mkdir()
+    hour_ago = time.time() - 2 * model_files.STALE_S
+    for path in (old, other, folder):
+        os.utime(path, (hour_ago, hour_ago))
+    model_files.sweep(tmp_path)
+    assert not old.exists()  # left by a killed conversion
+    assert new.exists() and other.exists() and folder.exists()  # one being written now; not ours; a model
+
+
+@pytest.mark.model
+def test_a_damaged_conversion_is_converted_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKENLOOP_CACHE", str(tmp_path))
+    notes = []
+    first = model_files.resolve(log=notes.append)
+    (first / "tokenizer.json").write_text("")
+    again = model_files.resolve(log=notes.append)
+    assert again == first and model_files.damage(again) is None
+    assert any("is damaged (tokenizer.json is missing or not JSON): converting it again" in n for n in notes)
