@@ -2,8 +2,8 @@
 
 Each backend lives in its own file behind the small `Backend` protocol below and is found
 through the `BACKENDS` registry (name -> "module:Class"), imported only when used. What a
-backend can do is declared on it (`full_vocab`, `max_top_k`, `can_score`, `can_train`,
-`can_chat`, `picker`) and read elsewhere, never probed. Nothing here imports torch, so the CLI
+backend can do is declared on it (`in_process`, `full_vocab`, `max_top_k`, `can_score`,
+`can_train`, `can_chat`, `picker`) and read elsewhere, never probed. Nothing here imports torch, so the CLI
 can list the engines without loading it.
 """
 
@@ -21,7 +21,10 @@ DTYPES = ("float32", "bfloat16", "int8", "int4")  # --dtype: weight formats of t
 
 
 class Backend(Protocol):
-    name: str  # "embedded", "server", ...
+    name: str  # "embedded", "server", ...: the registry's key, for messages
+    in_process: (
+        bool  # True: the model runs in this process (its weights, cache and tokenizer are here); False: behind HTTP
+    )
     model: str  # what the user sees as the model's name
     context_length: int
     eos_ids: frozenset[int]

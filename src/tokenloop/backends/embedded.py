@@ -41,6 +41,7 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 class EmbeddedBackend:
     name = "embedded"
+    in_process = True  # weights, cache and tokenizer in this process
     full_vocab = True
     max_top_k = None
     can_score = True  # all_logits: every position in one pass

@@ -50,6 +50,7 @@ def threads() -> int:
 
 class LlamaCppBackend:
     name = "embedded"
+    in_process = True  # weights, cache and tokenizer in this process
     engine = "llama.cpp"
     full_vocab = True
     max_top_k = None

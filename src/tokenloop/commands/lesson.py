@@ -97,7 +97,7 @@ def cmd_lesson(args, console) -> int:
     check_free(args.host, args.port)
     backend = open_backend(args, log=log)
     compare, server_url = None, None
-    if backend.name == "server":  # the embedded model beside the server, for the side-by-side view
+    if not backend.in_process:  # the embedded model beside the server, for the side-by-side view
         from ..backends import backend_class
 
         compare, server_url = backend_class("embedded")(log=log), backend.root

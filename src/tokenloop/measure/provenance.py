@@ -35,4 +35,4 @@ def server(backend) -> dict:
 
 
 def of(backend) -> dict:
-    return server(backend) if backend.name == "server" else embedded(backend)
+    return embedded(backend) if backend.in_process else server(backend)

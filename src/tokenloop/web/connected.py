@@ -43,7 +43,7 @@ class ServerStaircaseIn(In):
 def server(app: FastAPI):
     """The server backend this app was started with (--url), or None. Fixed at start."""
     backend = app.state.backend
-    return backend if app.state.server_url and backend.name == "server" else None
+    return backend if app.state.server_url and not backend.in_process else None
 
 
 def facts(backend, prompt: str) -> dict:

@@ -47,7 +47,7 @@ def in_process(request: Request):
 
 def server_of(request: Request):
     backend = request.app.state.backend
-    return backend if backend.name == "server" else None
+    return None if backend.in_process else backend
 
 
 def scratch_of(backend):
@@ -70,7 +70,7 @@ def answer(request: Request) -> dict:
     """Lesson 1: TTFT and time per token on the connected backend, projected to 500 tokens."""
     app = request.app
     prompt, steps, backend = app.state.lesson["prompt"], app.state.demo["answer_steps"], app.state.backend
-    if backend.name == "server":
+    if not backend.in_process:
         measured = answer_time.server(backend.client, backend.model, prompt, steps)
     else:
         measured = answer_time.embedded(backend, prompt, steps)

@@ -73,7 +73,7 @@ def can_chat(backend) -> bool:
 
 def prepare(backend, conversation: list[dict], max_new: int) -> Iterator[str]:
     """Check everything that can fail before the stream starts, then hand back the text pieces."""
-    if backend.name == "server":
+    if not backend.in_process:
         return server_pieces(backend, conversation, max_new)
     if not can_chat(backend):
         raise UsageError(f"{backend.model} has no chat template, so it cannot answer as a teacher")

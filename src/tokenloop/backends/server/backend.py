@@ -59,6 +59,7 @@ class ServerBackend:
     full_vocab = False  # a top-k of logprobs, never the whole vocabulary
     can_score = False  # scoring a text needs every position's logits, which a completion API doesn't give
     can_train = False
+    in_process = False  # the model runs behind HTTP, in another process
     can_chat = True  # the server's own chat endpoint and template
     vocab_size = None
     model_path = None
