@@ -154,3 +154,22 @@ def test_console_script_and_main_py_on_the_real_model():
     )
     assert demo.returncode == 0, demo.stderr
     assert "step 3" in demo.stdout and "tokens/s" in demo.stdout
+
+
+def test_a_command_imports_no_other_command():
+    """What two commands share lives in commands/common.py or a view (terminal.py), so each
+    command's module (or package, for one split into parts) reads on its own."""
+    from test_layers import graph
+
+    def command(module: str) -> str | None:
+        parts = module.split(".")
+        return parts[1] if parts[0] == "commands" and len(parts) > 1 and parts[1] != "common" else None
+
+    crossing = [
+        f"{module} imports {target}"
+        for module, targets in graph().items()
+        if command(module)
+        for target in targets
+        if command(target) and command(target) != command(module)
+    ]
+    assert not crossing, "\n".join(crossing)

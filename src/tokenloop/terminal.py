@@ -108,3 +108,17 @@ class LoopView:
         self.console.rule("result")
         self.console.print(Text(self.prompt, style="dim") + Text(done.text, style="bold"))
         self.console.print(Text(summary, style="bold"))
+
+
+def progress_bar(what: str):
+    """A progress bar on stderr for a long measurement (gone when done, so stdout stays the result)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )

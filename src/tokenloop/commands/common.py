@@ -149,3 +149,8 @@ def byte_size(n: float | None) -> str:
         if abs(n) >= scale:
             return f"{n / scale:,.{digits}f} {unit}"
     return f"{n:,.0f} B"
+
+
+def or_dash(value: float | None, digits: int = 1) -> str:
+    """A measured number for a table, with thousands separators; "–" where none was measured."""
+    return "–" if value is None else f"{value:,.{digits}f}"

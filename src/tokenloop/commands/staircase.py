@@ -1,16 +1,18 @@
-"""`tokenloop staircase`: what a step costs as the sequence grows (`tokenloop latency`, what a user
-waits for, is commands/latency.py)."""
+"""`tokenloop staircase`: what one loop step costs as the sequence grows, without and with the KV
+cache. On the embedded model it times the forward pass itself; with `--url` it times a server from
+outside: a fresh n-token prompt's time to first token (no cache) against the gaps between streamed
+tokens (the server's KV cache), and what its prefix cache does for a repeated prompt. What a user
+waits for in all is `tokenloop latency` (commands/latency/)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import server_staircase
+from ..errors import UsageError
+from ..terminal import progress_bar
 from .common import byte_size, emit_json, positive_int
 
 
@@ -63,25 +65,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["float32", "bfloat16", "int8", "int4"],
         help="the weights: float32 (default), or bfloat16/int8/int4 on --engine torch (default there: int4)",
     )
-    server_staircase.add_options(p)
+    p.add_argument(
+        "--url",
+        help="measure this OpenAI-compatible server instead, e.g. http://127.0.0.1:8000/v1: "
+        "time to first token of fresh prompts against the gaps between streamed tokens",
+    )
+    p.add_argument(
+        "--gaps",
+        type=positive_int("--gaps"),
+        default=8,
+        help="with --url: tokens streamed after the first, whose gaps time the cached step (default 8)",
+    )
     p.set_defaults(func=cmd_staircase)
 
 
-def progress_bar(what: str) -> Progress:
-    return Progress(
-        TextColumn(what),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-
-
-# --- staircase ---------------------------------------------------------------------------------
+# --- on the embedded model: the forward pass timed in process ------------------------------------
 def cmd_staircase(args, console) -> int:
     if args.url:
-        return server_staircase.cmd(args, console)
+        return on_server(args, console)
     from .. import charts
     from ..backends.engines import open_embedded
     from ..cost import staircase
@@ -208,3 +209,46 @@ def show_staircase(console, data: dict, plot: str | None) -> None:
     console.print("  A cached step reaches a far lower FLOP rate: it reads every weight for one token.")
     if plot:
         console.print(f"  chart written to {plot}")
+
+
+# --- with --url: a server timed from outside --------------------------------------------------
+def on_server(args, console) -> int:
+    """`staircase --url`: the same two curves from a server's outside, and its prefix cache's hits."""
+    from ..backends.server import ServerBackend
+    from ..cost import server_staircase
+
+    embedded = [f for f, v in (("--model", args.model), ("--engine", args.engine), ("--dtype", args.dtype)) if v]
+    embedded += [f for f, v in (("--threads", args.threads), ("--plot", args.plot)) if v]
+    if embedded:
+        raise UsageError(f"{', '.join(embedded)}: for the embedded model's staircase; with --url drop them")
+    backend = ServerBackend.from_args(args, log=lambda message: print(f"tokenloop: {message}", file=sys.stderr))
+
+    def progress(p: server_staircase.Point) -> None:
+        print(
+            f"n={p.n}: {p.fresh_ms:,.1f} ms to the first token, {p.itl_ms or 0:,.2f} ms a token after", file=sys.stderr
+        )
+
+    try:
+        data = server_staircase.measure(
+            backend, args.max_len, args.points, args.repeats, args.gaps, on_point=None if args.json else progress
+        )
+    finally:
+        backend.close()
+    if args.json:
+        emit_json(data)
+        return 0
+    console.print(f"[bold]The staircase on the server[/]: {data['model']}, {data['engine']}, {data['url']}")
+    table = Table("tokens", "no cache: fresh prompt (ms)", "with the cache: one token (ms)")
+    for p in data["series"]:
+        table.add_row(f"{p['n']:,}", f"{p['fresh_ms']:,.1f}", "–" if p["itl_ms"] is None else f"{p['itl_ms']:,.2f}")
+    console.print(table)
+    for name, fit in data["fits"].items():
+        console.print(
+            f"{ {'fresh': 'no cache', 'itl': 'with the cache'}[name] }: {fit['formula']} (R² {fit['r2']:.3f})"
+        )
+    hits = Table("send", "time to first token (ms)", "prompt tokens found in the cache")
+    for h in data["hits"]:
+        found = "not reported" if h["hit_tokens"] is None else f"{h['hit_tokens']:,.0f} of {h['prompt_tokens']:,}"
+        hits.add_row(h["label"], f"{h['ttft_ms']:,.1f}", found)
+    console.print(hits)
+    return 0

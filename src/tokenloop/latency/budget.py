@@ -34,7 +34,7 @@ from . import definitions as latency_definitions
 from . import server_time as ttft_split
 
 PROMPT = "The history of the printing press begins"
-LOOPS = 3  # per-token loops in a run (the command's default run is in commands/latency.py)
+LOOPS = 3  # per-token loops in a run (the command's default run is in commands/latency/)
 
 
 # --- the budget (pure) -------------------------------------------------------------------------
