@@ -1,4 +1,4 @@
-"""A bounded fill of a server's KV cache, planned, stated and consented to first (COURSE.md §1.4).
+"""A bounded fill of a server's KV cache, planned, stated and consented to first (docs/course.md §5).
 
 The plan is sized from the server's own allocation: enough long requests that together they need
 about 1.5× the cache's tokens, capped at MAX_REQUESTS and MAX_SECONDS, so that a small cache runs

@@ -39,7 +39,7 @@ FIELDS = {
     "read_next": ("title", "source"),
 }
 KINDS = ("choice", "probability", "estimate", "curve")
-# What a reveal's number means on other hardware (COURSE.md §1.6): the tag, and its sentence.
+# What a reveal's number means on other hardware (docs/course.md §4): the tag, and its sentence.
 HONESTY = ("exact", "shape", "cause_differs")
 UNITS = ("tokens", "ms", "s", "bytes", "users", "conversations")
 SHAPES = ("flat", "line", "staircase", "knee")

@@ -2,7 +2,7 @@
 
 `cpu` is True when the numbers were made on a CPU (the embedded model here), None when the backend
 does not say (an OpenAI-compatible server reports no device), False on a GPU. The page prints a
-reveal's honesty sentence unless `cpu` is False (COURSE.md §1.6).
+reveal's honesty sentence unless `cpu` is False (docs/course.md §4).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ TL.kinds = (() => {
       el("span", { class: "estimate-end", text: format(step.max, step.unit) }), number, el("span", { text: step.unit }), shown));
   }
 
-  // Within 2× = close; the ratio is what counts, not the difference (COURSE.md §1.2).
+  // Within 2× = close; the ratio is what counts, not the difference (docs/course.md §3).
   function score(guess, measured) {
     const ratio = Math.max(guess / measured, measured / guess);
     return { ratio, close: ratio <= 2, word: ratio <= 2 ? "close: within 2×" : ratio <= 10 ? `off by ${sig(ratio)}×` : `off by ${group(ratio)}×` };
