@@ -1,4 +1,4 @@
-"""Options and helpers shared by the commands: choosing the backend, reading options, showing sizes."""
+"""Options and helpers shared by the commands: choosing the backend, reading options, showing sizes and numbers."""
 
 from __future__ import annotations
 

@@ -18,6 +18,9 @@ import argparse
 
 from ...errors import UsageError
 from ..common import number, positive_int
+from .budget import show_given
+from .measured import measure_server
+from .saved import recompute
 
 # The default run: 4 lengths up to 32 tokens, 10 of each (40 requests, so a p90 is not the larger of
 # two), and 3 per-token loops: about a minute against vLLM serving the embedded model on this
@@ -111,16 +114,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_latency(args, console) -> int:
     if args.load:
-        from .saved import recompute
-
         return recompute(args, console)
     budget_given = args.ttft is not None or args.itl is not None
     if args.url and budget_given:
         raise UsageError("give either --url (measure a server) or --ttft and --itl (the budget), not both")
     if not args.url:
-        from .budget import show_given
-
         return show_given(args, console)
-    from .measured import measure_server
-
     return measure_server(args, console)
