@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_runner import cli
+from support.cli_runner import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENLOOP = Path(sys.executable).parent / "tokenloop"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli_runner import cli, one_line_error
+from support.cli_runner import cli, one_line_error
 
 from tokenloop.backends.server import ServerBackend, kinds, metrics
 from tokenloop.cost import server_staircase

@@ -4,7 +4,7 @@ the measurement checked on work (tokens run per step, exact) rather than on wall
 import json
 
 import pytest
-from cli_runner import cli
+from support.cli_runner import cli
 
 from tokenloop import charts
 from tokenloop.cost import staircase

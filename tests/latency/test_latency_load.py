@@ -11,8 +11,8 @@ from contextlib import redirect_stderr, redirect_stdout
 from io import StringIO
 
 import pytest
-from cli_runner import cli
-from servers import FakeVLLM, fake_vllm
+from support.cli_runner import cli
+from support.fake_vllm import FakeVLLM, fake_vllm
 
 from tokenloop.backends.server import Client
 from tokenloop.cli import main

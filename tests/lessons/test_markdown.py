@@ -8,8 +8,8 @@ import json
 import re
 
 import pytest
-from cli_runner import cli, one_line_error
 from fastapi.testclient import TestClient
+from support.cli_runner import cli, one_line_error
 
 from tokenloop.errors import UsageError
 from tokenloop.lessons import content

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_runner import one_line_error
-from servers import free_port, llama_server
+from support.cli_runner import one_line_error
+from support.launcher import free_port
+from support.real_servers import llama_server
 
 from tokenloop.backends.server import ServerBackend
 from tokenloop.cli import main
