@@ -4,6 +4,8 @@ message, never a 5xx (the web API). The table and the tests can't drift apart.
 
 FAKE is `FakeVLLM` (tests/support/fake_vllm.py) over real HTTP, answering the named fault; DEAD is a port
 nothing listens on; TINY is the tiny test model.
+
+Modules (src/tokenloop/): errors.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """The CLI through its real entry points: `tokenloop` (console script), `python main.py`, and
-`tokenloop.cli.main` in-process for the many small cases."""
+`tokenloop.cli.main` in-process for the many small cases.
+
+Modules (src/tokenloop/): cli.py, commands/common.py, commands/loop.py, terminal.py."""
 
 import json
 import subprocess

@@ -3,7 +3,10 @@ int4) and llama.cpp. Each must give the lesson the same records as the default, 
 itself with and without a KV cache, and stay close enough to float32 (the quality guard).
 
 The llama.cpp tests need llama-cpp-python: skipped where it is not installed, failed instead
-when TOKENLOOP_REQUIRE_SERVERS=1 (`make test`)."""
+when TOKENLOOP_REQUIRE_SERVERS=1 (`make test`).
+
+Modules (src/tokenloop/): backends/fast.py, backends/quantized.py, backends/engines.py,
+backends/agreement.py, backends/llamacpp.py."""
 
 from __future__ import annotations
 

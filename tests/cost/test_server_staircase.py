@@ -1,5 +1,7 @@
 """The staircase on a connected server (server_staircase.py): measured on the real vLLM of the
-test suite, whose prefix cache is on, and its pure parts alone."""
+test suite, whose prefix cache is on, and its pure parts alone.
+
+Modules (src/tokenloop/): commands/server_staircase.py."""
 
 from __future__ import annotations
 

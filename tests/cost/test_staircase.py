@@ -1,6 +1,8 @@
 """The staircase (tokenloop/cost/staircase.py): the model's numbers against hand computation, and the
 measurement checked on work (tokens run per step, exact) rather than on wall time. Its fits are
-tests/measure/test_fits.py's."""
+tests/measure/test_fits.py's.
+
+Modules (src/tokenloop/): commands/staircase.py, charts.py, measure/filler.py."""
 
 import json
 

@@ -1,7 +1,9 @@
 """The lesson app's own /v1/completions: the loop's records in vLLM's wire shape. The tiny model
 checks the shape, the stream and the refusals in milliseconds; the real model, served by uvicorn
 on 127.0.0.1, checks that the curl the page shows gives the same numbers as `tokenloop next`, and
-that tokenloop's server backend runs against the app as against a vLLM."""
+that tokenloop's server backend runs against the app as against a vLLM.
+
+Modules (src/tokenloop/): web/completions.py, web/openai_api.py."""
 
 from __future__ import annotations
 

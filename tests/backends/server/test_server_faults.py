@@ -3,7 +3,9 @@
 These faults (a stream that never ends, one that breaks off without [DONE], well-formed JSON of
 the wrong shape, an answer trickled a byte at a time) can't be had from a real server on demand,
 so `FakeVLLM` (tests/support/fake_vllm.py) produces them over real HTTP on 127.0.0.1. A real server that
-dies mid-run is tested in test_server_llama.py.
+dies mid-run is tested in test_llama_server.py.
+
+Modules (src/tokenloop/): backends/server/client.py, backends/server/picks.py.
 """
 
 import json

@@ -1,5 +1,8 @@
 """The server backend against a real llama.cpp server (`llama-server`) serving the embedded model's
 own GGUF: the token-id loop's peer (ids in and out, /tokenize, /detokenize, timings, cached tokens).
+
+Modules (src/tokenloop/): backends/server/backend.py, backends/server/client.py,
+backends/server/discover.py, backends/server/ids.py, backends/server/picks.py, commands/probe.py.
 """
 
 import json
