@@ -14,7 +14,7 @@ vLLM's console script does not start in its CPU build's venv, so its bench runs 
     .venv/bin/python bench/vllm_bench_compare.py [--url http://127.0.0.1:8000/v1] \
         [--levels 1,4] [--requests 16] [--output-len 32]
 
-Without --url it starts vLLM's CPU build (the test suite's command line: tests/servers.py
+Without --url it starts vLLM's CPU build (the test suite's command line: tests/support/real_servers.py
 `vllm_command`, float32, eager, 1 GiB of KV cache) on 127.0.0.1 and stops it at the end.
 """
 
@@ -54,7 +54,8 @@ main(parser.parse_args(sys.argv[1:]))
 @contextmanager
 def started_vllm():
     sys.path.insert(0, str(ROOT / "tests"))
-    from servers import VLLM_ENV, free_port, vllm_command
+    from support.launcher import free_port
+    from support.real_servers import VLLM_ENV, vllm_command
 
     port = free_port()
     command = [part.replace("{port}", str(port)) for part in vllm_command()]

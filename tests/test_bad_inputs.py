@@ -2,8 +2,10 @@
 must be that row's message: one line, exit 1 or 2, no traceback (the CLI), or the row's status and
 message, never a 5xx (the web API). The table and the tests can't drift apart.
 
-FAKE is `FakeVLLM` (tests/servers.py) over real HTTP, answering the named fault; DEAD is a port
+FAKE is `FakeVLLM` (tests/support/fake_vllm.py) over real HTTP, answering the named fault; DEAD is a port
 nothing listens on; TINY is the tiny test model.
+
+Modules (src/tokenloop/): errors.py.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cli_runner import cli
 from fastapi.testclient import TestClient
-from servers import FakeVLLM, fake_vllm, free_port
+from support.cli_runner import cli
+from support.fake_vllm import FakeVLLM, fake_vllm
+from support.launcher import free_port
 
 from tokenloop.web import create_app
 

@@ -1,5 +1,7 @@
 """The CLI through its real entry points: `tokenloop` (console script), `python main.py`, and
-`tokenloop.cli.main` in-process for the many small cases."""
+`tokenloop.cli.main` in-process for the many small cases.
+
+Modules (src/tokenloop/): cli.py, commands/common.py, commands/loop.py, terminal.py."""
 
 import json
 import subprocess
@@ -7,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_runner import cli
+from support.cli_runner import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENLOOP = Path(sys.executable).parent / "tokenloop"

@@ -1,4 +1,6 @@
-"""The loop on a tiny random model: the real loading and loop code, in milliseconds."""
+"""The loop on a tiny random model: the real loading and loop code, in milliseconds.
+
+Modules (src/tokenloop/): loop.py, backends/embedded.py, scores.py."""
 
 import pytest
 import torch

@@ -1,4 +1,6 @@
-"""The companion notebook runs top to bottom, and `tokenloop notebook` finds it."""
+"""The companion notebook runs top to bottom, and `tokenloop notebook` finds it.
+
+Modules (src/tokenloop/): commands/notebook.py."""
 
 import json
 import os

@@ -3,16 +3,19 @@ int4) and llama.cpp. Each must give the lesson the same records as the default, 
 itself with and without a KV cache, and stay close enough to float32 (the quality guard).
 
 The llama.cpp tests need llama-cpp-python: skipped where it is not installed, failed instead
-when TOKENLOOP_REQUIRE_SERVERS=1 (`make test`)."""
+when TOKENLOOP_REQUIRE_SERVERS=1 (`make test`).
+
+Modules (src/tokenloop/): backends/fast.py, backends/quantized.py, backends/engines.py,
+backends/agreement.py, backends/llamacpp.py."""
 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
-from cli_runner import cli
+from support.cli_runner import cli
+from support.real_servers import need_llamacpp
 
 from tokenloop.backends import agreement, llamacpp
 from tokenloop.backends.engines import choose
@@ -22,7 +25,6 @@ from tokenloop.errors import ModelError, UsageError
 from tokenloop.loop import generate, prompt_ids
 from tokenloop.records import Step
 
-REQUIRE = os.environ.get("TOKENLOOP_REQUIRE_SERVERS") == "1"
 TORCH_PATHS = ("bfloat16", "int8", "int4")
 PROMPTS = ("Kubernetes pods are scheduled by the", "def add(a, b):\n    return")
 
@@ -40,14 +42,6 @@ def packed_in_tmp(tmp_path_factory, monkeypatch):
         return path if model_files.cache_root() in folder.resolve().parents else tmp / path.name
 
     monkeypatch.setattr(fast, "packed_file", packed_file)
-
-
-def need_llamacpp():
-    if not llamacpp.available():
-        message = "llama-cpp-python is not installed (`make test-servers` installs it)"
-        if REQUIRE:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from test_fast import need_llamacpp
+from support.real_servers import need_llamacpp
 
 from tokenloop.backends import llamacpp_build
 from tokenloop.backends.llamacpp_build import cmake_args

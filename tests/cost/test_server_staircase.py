@@ -1,12 +1,14 @@
 """The staircase on a connected server (server_staircase.py): measured on the real vLLM of the
-test suite, whose prefix cache is on, and its pure parts alone."""
+test suite, whose prefix cache is on, and its pure parts alone.
+
+Modules (src/tokenloop/): commands/server_staircase.py."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from cli_runner import cli, one_line_error
+from support.cli_runner import cli, one_line_error
 
 from tokenloop.backends.server import ServerBackend, kinds, metrics
 from tokenloop.cost import server_staircase

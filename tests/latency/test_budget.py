@@ -1,12 +1,12 @@
 """Latency: the budget arithmetic, the TTFT + (n - 1) × ITL fit, and the measurement against a real
-llama.cpp server on 127.0.0.1 (the shared `llama_url` fixture from tests/servers.py), compared with
+llama.cpp server on 127.0.0.1 (the shared `llama_url` fixture from tests/support/servers.py), compared with
 the server's own `timings`."""
 
 import json
 
 import pytest
-from cli_runner import cli
-from servers import free_port
+from support.cli_runner import cli
+from support.launcher import free_port
 
 from tokenloop.backends.server import Client
 from tokenloop.errors import UsageError

@@ -1,7 +1,10 @@
 """`latency --url` in the ecosystem's terms, against the real vLLM (CPU build) on 127.0.0.1: requests
 at several concurrencies, goodput, the three tools' definitions recomputed from the saved raw
 records, the server's own split of TTFT from /metrics, cost; and the refusals that come before
-any request is sent."""
+any request is sent.
+
+Modules (src/tokenloop/): commands/latency.py, commands/latency_view.py, latency/concurrency.py,
+latency/definitions.py, measure/load.py, measure/streamed.py."""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from contextlib import redirect_stderr, redirect_stdout
 from io import StringIO
 
 import pytest
-from cli_runner import cli
-from servers import FakeVLLM, fake_vllm
+from support.cli_runner import cli
+from support.fake_vllm import FakeVLLM, fake_vllm
 
 from tokenloop.backends.server import Client
 from tokenloop.cli import main

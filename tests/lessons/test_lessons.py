@@ -1,6 +1,9 @@
 """The lessons as a set, their step kinds checked on load, and Lesson 7's plain parts: the fill's
 plan and consent, and reading a server's KV allocation. The API runs on the tiny model; the live
-steps against the real model and a real vLLM are in test_web_lesson7.py."""
+steps against the real model and a real vLLM are in test_web_lesson7.py.
+
+Modules (src/tokenloop/): lessons/content.py, web/lessons.py, web/live.py, cost/context.py,
+cost/kv_capacity.py, cost/kv_causal.py, cost/kv_fill.py, latency/answer_time.py."""
 
 from __future__ import annotations
 

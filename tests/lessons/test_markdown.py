@@ -1,6 +1,8 @@
 """The lesson as Markdown for the learner's own AI (`lesson_markdown.render`), the same from the
 CLI (`tokenloop lesson --markdown`) and the page (`POST /api/lesson/markdown`); the try-it links
-and the lab's settings they carry, checked when the lesson loads."""
+and the lab's settings they carry, checked when the lesson loads.
+
+Modules (src/tokenloop/): lessons/markdown.py, commands/lesson.py, web/for_your_ai.py."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import json
 import re
 
 import pytest
-from cli_runner import cli, one_line_error
 from fastapi.testclient import TestClient
+from support.cli_runner import cli, one_line_error
 
 from tokenloop.errors import UsageError
 from tokenloop.lessons import content

@@ -8,6 +8,8 @@ through 30 layers of 576- and 1536-wide sums: we measured a largest difference o
 1e-3 leaves 20x headroom for other CPUs and BLAS builds, while a real mistake (a wrong rotary
 base, a head mapped to the wrong key/value group, a missing norm) moves logits by 0.1 or more;
 `test_the_tolerance_catches_a_wrong_rotary_base` proves the bound is tight enough to notice.
+
+Modules (src/tokenloop/): model/from_scratch.py, model/weights.py.
 """
 
 import dataclasses

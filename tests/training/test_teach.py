@@ -2,6 +2,8 @@
 
 Most checks run on the tiny random Llama (fast); one run on the real embedded model checks the
 lesson's default: the invented fact is learned, saved, and loaded back with --model.
+
+Modules (src/tokenloop/): training/teach.py, commands/train.py, model/estimates.py.
 """
 
 import hashlib

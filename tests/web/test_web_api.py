@@ -1,6 +1,9 @@
 """The web API through `create_app`: the same records as the loop, per-browser lab state, bounded
 input, and the lesson's live parts. The tiny random model keeps most of these in milliseconds;
-the teacher needs the real instruct model and its chat template."""
+the teacher needs the real instruct model and its chat template.
+
+Modules (src/tokenloop/): web/app.py, web/lab.py, web/sessions.py, web/schemas.py, web/events.py,
+web/score.py, web/demos.py."""
 
 from __future__ import annotations
 

@@ -1,91 +1,18 @@
 """The lesson and the lab in a real browser: headless Debian chromium driven by Playwright, against
-the app served by uvicorn on 127.0.0.1 with the real embedded model.
-
-Chromium comes from Debian (`make browser`), never from a test tool's own download. Where it is
-missing these tests skip, except under TOKENLOOP_REQUIRE_BROWSER=1 (set by `make test`), where
-they fail. Screenshots of both pages are saved to test-artifacts/.
+the app served by uvicorn on 127.0.0.1 with the real embedded model (tokenloop/web/static/ through
+tokenloop/web/app.py). The browser, the app (`served`) and the checks on every page are the
+fixtures of support/browser.py. Screenshots of both pages are saved to test-artifacts/.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import httpx
 import pytest
-from servers import app_serving
+from support.browser import MODEL_WORK, open_page, shot
 
-from tokenloop.web import create_app
-
-REQUIRE = os.environ.get("TOKENLOOP_REQUIRE_BROWSER") == "1"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-SMALL = {"steps": 2, "max_len": 16, "points": 2, "repeats": 1, "teacher_max_new": 6}
-MODEL_WORK = 120_000  # ms to wait for anything the model computes on a busy 2-core machine
 PAYLOAD = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
 
 pytestmark = pytest.mark.model
-
-
-def unavailable(message: str):
-    if REQUIRE:
-        pytest.fail(f"{message} (TOKENLOOP_REQUIRE_BROWSER=1; install it with `make browser`)", pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def served(smol):
-    """The app on a free 127.0.0.1 port, in a thread of this process."""
-    with app_serving(create_app(smol, demo=SMALL)) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        unavailable(f"{CHROMIUM} is missing")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed (pip install -e '.[test]')")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    """A fresh browser profile (no cookies, no saved progress) per test."""
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    page = context.new_page()
-    page.errors, page.dialogs = [], []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-    yield page
-    assert not page.errors, page.errors  # no script error on any page, ever
-    assert not page.dialogs, page.dialogs  # nothing a model or a prompt wrote ever ran
-    context.close()
-
-
-def open_page(page, url: str):
-    page.goto(url)
-    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-
-
-def shot(target, name: str) -> None:
-    """A screenshot of a page (all of it) or of one element, into test-artifacts/."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    full = {"full_page": True} if hasattr(target, "goto") else {}
-    target.screenshot(path=str(ARTIFACTS / name), **full)
 
 
 def test_lesson_guess_then_reveal_with_live_bars_and_progress_kept(page, served):

@@ -1,12 +1,12 @@
 """The teacher that acts and cites, and the page connected to a real server (--url), in a real
-browser: headless Debian chromium against the app on 127.0.0.1 (fixtures of test_web_browser)."""
+browser: headless Debian chromium against the app on 127.0.0.1 (fixtures of support/browser.py)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
-from servers import app_serving
-from test_web_browser import MODEL_WORK, SMALL, browser, open_page, page, served, shot  # noqa: F401 (fixtures)
+from support.browser import MODEL_WORK, SMALL, open_page, shot
+from support.launcher import app_serving
 
 from tokenloop.web import create_app
 

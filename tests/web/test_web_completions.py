@@ -1,21 +1,22 @@
 """The lesson app's own /v1/completions: the loop's records in vLLM's wire shape. The tiny model
 checks the shape, the stream and the refusals in milliseconds; the real model, served by uvicorn
 on 127.0.0.1, checks that the curl the page shows gives the same numbers as `tokenloop next`, and
-that tokenloop's server backend runs against the app as against a vLLM."""
+that tokenloop's server backend runs against the app as against a vLLM.
+
+Modules (src/tokenloop/): web/completions.py, web/openai_api.py."""
 
 from __future__ import annotations
 
 import json
 import math
 import shlex
-import shutil
-import subprocess
 
 import httpx
 import pytest
-from cli_runner import cli
 from fastapi.testclient import TestClient
-from servers import app_serving
+from support.cli_runner import cli
+from support.curl import run_curl
+from support.launcher import app_serving
 
 from tokenloop.loop import generate, next_token, prompt_ids
 from tokenloop.records import Step
@@ -145,15 +146,6 @@ def test_tokenize_and_detokenize_round_trip(client, tiny):
 def app_url(smol):
     with app_serving(create_app(smol)) as url:
         yield url
-
-
-def run_curl(command: str) -> dict:
-    """The page's curl as a learner would paste it; httpx with the same body where curl is missing."""
-    argv = shlex.split(command)
-    if shutil.which("curl"):
-        return json.loads(subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout)
-    url, body = argv[2], json.loads(argv[argv.index("-d") + 1])
-    return httpx.post(url, json=body, timeout=120).json()
 
 
 def test_the_curl_the_page_shows_matches_tokenloop_next(app_url, capsys):

@@ -9,8 +9,8 @@ import re
 
 import httpx
 import pytest
-from servers import app_serving
-from test_web_browser import MODEL_WORK, browser, open_page, page, shot  # noqa: F401  (fixtures)
+from support.browser import MODEL_WORK, open_page, shot
+from support.launcher import app_serving
 
 from tokenloop.lessons import content
 from tokenloop.web import create_app

@@ -1,7 +1,7 @@
 """The lesson's ways out, in a real browser on the real embedded model: the lesson copied for the
 learner's own AI (with the numbers measured live), the try-it list opening the lab filled in,
 the lab telling prefill from decode, the course map and read next. The browser, the app and the
-checks on every page (no script error, nothing a model wrote ever ran) are test_web_browser's."""
+checks on every page (no script error, nothing a model wrote ever ran) are support/browser.py's."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import math
 
 import httpx
 import pytest
-from test_web_browser import MODEL_WORK, browser, open_page, page, served, shot  # noqa: F401  (fixtures)
+from support.browser import MODEL_WORK, open_page, shot
+from support.curl import run_curl
 
 from tokenloop.lessons.markdown import percent
 
@@ -132,7 +133,6 @@ def test_read_next_links_the_source_and_names_the_notebook_command(page, served)
 
 def test_the_curl_the_page_shows_gives_the_bars_the_page_drew(page, served):  # noqa: F811
     from playwright.sync_api import expect
-    from test_web_completions import run_curl
 
     open_page(page, served)
     third = page.locator("#step-confidence")

@@ -2,16 +2,18 @@
 
 These faults (a stream that never ends, one that breaks off without [DONE], well-formed JSON of
 the wrong shape, an answer trickled a byte at a time) can't be had from a real server on demand,
-so `FakeVLLM` (tests/servers.py) produces them over real HTTP on 127.0.0.1. A real server that
-dies mid-run is tested in test_server_llama.py.
+so `FakeVLLM` (tests/support/fake_vllm.py) produces them over real HTTP on 127.0.0.1. A real server that
+dies mid-run is tested in test_llama_server.py.
+
+Modules (src/tokenloop/): backends/server/client.py, backends/server/picks.py.
 """
 
 import json
 import time
 
 import pytest
-from cli_runner import cli, one_line_error
-from servers import FakeVLLM, fake_vllm
+from support.cli_runner import cli, one_line_error
+from support.fake_vllm import FakeVLLM, fake_vllm
 
 
 def test_a_stream_stops_at_max_new_and_is_closed(capsys):

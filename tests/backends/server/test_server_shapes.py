@@ -1,4 +1,5 @@
-"""The response shapes of OpenAI-compatible servers, parsed without a server.
+"""The response shapes of OpenAI-compatible servers, parsed without a server (backends/server/shapes.py),
+and the kinds of server told apart by their facts (backends/server/kinds.py).
 
 vLLM and SGLang need GPUs and can't run here: their fixtures below are built from their documented
 formats (vLLM's OpenAI-compatible server docs and `serving_completion.py`: the legacy shape, the

