@@ -58,7 +58,9 @@ def test_pages_load_only_local_assets_under_a_strict_policy(client):
         for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', response.text):
             assert client.get(asset).status_code == 200, asset
     for name in (
-        "app.js",
+        "dom.js",
+        "api.js",
+        "charts.js",
         "lesson.js",
         "lab.js",
         "kinds.js",
@@ -75,7 +77,18 @@ def test_pages_load_only_local_assets_under_a_strict_policy(client):
         assert not re.search(r"(src|href|url\()\s*=?\s*[\"']?https?://", text), (
             f"{name} loads something from the network"
         )
-    for name in ("app.js", "lesson.js", "lab.js", "kinds.js", "live_kv.js", "lessons.js", "teacher.js", "cluster.js"):
+    for name in (
+        "dom.js",
+        "api.js",
+        "charts.js",
+        "lesson.js",
+        "lab.js",
+        "kinds.js",
+        "live_kv.js",
+        "lessons.js",
+        "teacher.js",
+        "cluster.js",
+    ):
         assert "innerHTML" not in client.get(f"/static/{name}").text  # model text goes in as text only
 
 

@@ -1,97 +1,85 @@
 """The expensive demos of the lesson, run on demand: a few training steps (step 4), the cost
-staircase (step 5) and, with --url, the same staircase measured on the server. Their modules are
-imported only when a learner presses the button; the last result of each is kept so a reload
-shows it without measuring again."""
+staircase (step 5) and, with --url, the same staircase measured on the server. Each is a plain
+function that imports its measuring module when a learner presses the button (torch-heavy ones
+inside the function); a `Demo` runs one of them at most once at a time and keeps its last result,
+so a reload shows it without measuring again."""
 
 from __future__ import annotations
 
-import importlib
+import functools
 import threading
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
-from ..errors import TokenloopError
+from .errors import Busy, Unavailable
 
 
-class Unavailable(TokenloopError):
-    """The demo's module is not part of this install, or the backend cannot run it."""
+def train(backend, *, steps: int) -> dict:
+    from ..training import teach  # torch and the optimizer: loaded on the first press
+
+    return teach.train(trainable(backend), steps=steps).to_json()
 
 
-class Busy(TokenloopError):
-    """The demo is already running for another request."""
+def staircase(backend, *, max_len: int, points: int, repeats: int) -> dict:
+    from ..cost import staircase as cost_staircase
+
+    result = cost_staircase.measure(backend, max_len=max_len, points=points, repeats=repeats)
+    return {**result.to_json(), "engine": engine_of(backend)}
 
 
-MODULES = {
-    "training": "tokenloop.training.teach",
-    "staircase": "tokenloop.cost.staircase",
-    "server_staircase": "tokenloop.cost.server_staircase",
-}
-# What each demo needs of the backend: training, where the weights are (`model_path`: it trains
-# them in transformers); the staircase, the model's numbers (`config`) beside `forward` with and
-# without a cache, which the transformers and torch engines have; the server's staircase, a
-# server's HTTP client.
-NEEDS = {"training": "model_path", "staircase": "config", "server_staircase": "client"}
-HOW = {
-    "training": "the embedded model",
-    "staircase": "the embedded model on the transformers or torch engine",
-    "server_staircase": "a server: start the lesson with --url",
-}
+def server_staircase(backend, **options) -> dict:
+    from ..cost import server_staircase as on_server
+
+    return on_server.measure(backend, **options)
 
 
-def module(name: str):
-    try:
-        return importlib.import_module(MODULES[name])
-    except ModuleNotFoundError as e:
-        if e.name == MODULES[name]:
-            raise Unavailable(
-                f"the {name} demo is not available in this version of tokenloop ({MODULES[name]} is missing)"
-            ) from None
-        raise
+def trainable(backend):
+    """Training needs gradients, which only the transformers model has. On the torch or
+    llama.cpp engine the same weights are loaded into it once, beside the fast path."""
+    return backend if backend.can_train else transformers_copy(backend.model_path)
+
+
+@functools.cache
+def transformers_copy(model_path: str):
+    from ..backends.embedded import EmbeddedBackend
+
+    return EmbeddedBackend(model_path)
 
 
 class Demo:
-    """One demo: at most one run at a time, the last result kept."""
+    """One demo: what it runs, what it needs of the backend (an attribute a backend declares where
+    it has it: `model_path` to train in transformers, `config` for the staircase's forward with and
+    without a cache, `client` for a server), at most one run at a time, the last result kept."""
 
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, name: str, measure: Callable[..., dict], needs: str, how: str):
+        self.name, self.measure, self.needs, self.how = name, measure, needs, how
         self.last: dict | None = None
         self._running = threading.Lock()
-        self._trainable = None  # the transformers model that the training demo loads beside a fast path
-
-    def trainable(self, backend):
-        """Training needs gradients, which only the transformers model has. On the torch or
-        llama.cpp engine the same weights are loaded into it once, beside the fast path."""
-        if backend.can_train:
-            return backend
-        if self._trainable is None:
-            from ..backends.embedded import EmbeddedBackend
-
-            self._trainable = EmbeddedBackend(backend.model_path)
-        return self._trainable
 
     def run(self, backend, **options) -> dict:
         called = self.name.replace("_", " ")
-        if backend is None and self.name == "server_staircase":
-            raise Unavailable(f"the {called} demo needs {HOW[self.name]}")
-        if backend is None:
+        if backend is None and self.needs != "client":
             raise Unavailable(f"the {called} demo needs a model running in this process (the embedded model)")
-        if getattr(backend, NEEDS[self.name], None) is None:  # declared where a backend has it
-            raise Unavailable(f"the {called} demo needs {HOW[self.name]}")
-        code = module(self.name)
+        if getattr(backend, self.needs, None) is None:  # declared where a backend has it
+            raise Unavailable(f"the {called} demo needs {self.how}")
         if not self._running.acquire(blocking=False):
             raise Busy(f"the {called} demo is already running: wait for it to finish")
         try:
-            if self.name == "training":
-                self.last = code.train(self.trainable(backend), steps=options["steps"]).to_json()
-            elif self.name == "staircase":
-                result = code.measure(
-                    backend, max_len=options["max_len"], points=options["points"], repeats=options["repeats"]
-                )
-                self.last = {**result.to_json(), "engine": engine_of(backend)}
-            else:
-                self.last = code.measure(backend, **options)
+            self.last = self.measure(backend, **options)
             return self.last
         finally:
             self._running.release()
+
+
+def demos() -> dict[str, Demo]:
+    """A fresh set for one app, by name."""
+    return {
+        "training": Demo("training", train, "model_path", "the embedded model"),
+        "staircase": Demo("staircase", staircase, "config", "the embedded model on the transformers or torch engine"),
+        "server_staircase": Demo(
+            "server_staircase", server_staircase, "client", "a server: start the lesson with --url"
+        ),
+    }
 
 
 def engine_of(backend) -> str:

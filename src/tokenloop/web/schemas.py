@@ -3,11 +3,12 @@ is too large is refused with a 4xx answer before any model work starts."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StringConstraints, model_validator
 
-from ..lessons.content import MAX_LAB_NEW, MAX_PROMPT_CHARS
+from ..lessons.content import MAX_LAB_NEW, MAX_PROMPT_CHARS, SHAPES
 
 MAX_SCORE_CHARS = 6000  # a pasted text for score mode
 MAX_LAB_TOKENS = 1024  # most tokens (prompt and generated) a lab session may hold
@@ -122,6 +123,59 @@ class StaircaseIn(In):
     repeats: int = Field(2, ge=1, le=5)
 
 
+class CiteIn(In):
+    question: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    lesson: str | None = Field(None, max_length=40)  # the lesson shown (default: the app's)
+
+
+class ServerStaircaseIn(In):
+    max_len: int = Field(512, ge=8, le=32768)
+    points: int = Field(4, ge=2, le=16)
+    repeats: int = Field(2, ge=1, le=5)
+    gaps: int = Field(8, ge=2, le=64)
+
+
+class FillIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    consent: bool = False  # the click after the stated plan
+    remote: bool = False  # "I run this server": needed when it is not on this machine
+
+
+StepId = Annotated[str, StringConstraints(max_length=40)]
+MOST_GUESSED = 1e12  # above any estimate's slider
+CURVES = 8  # the most curves a step asks for
+
+
+def guess(value):
+    """A guess as its step kind keeps it: a number (a choice's index, a probability in %, an
+    estimate) or a curve step's list of shape names."""
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= MOST_GUESSED
+    ):
+        return value
+    if isinstance(value, list) and len(value) <= CURVES and all(v in SHAPES for v in value):
+        return value
+    raise ValueError(
+        f"a guess is a number from 0 to {MOST_GUESSED:,.0f} or a list of at most {CURVES} curve shapes "
+        f"({', '.join(SHAPES)})"
+    )
+
+
+Guess = Annotated[object, PlainValidator(guess, json_schema_input_type=float | list[str])]
+
+
+# The Markdown copy's request: the lesson on screen and the learner's guesses (they live in the
+# browser), each as its step kind keeps it.
+class CopyIn(In):
+    lesson: str | None = Field(None, max_length=40, description="the lesson on screen (default: the app's own)")
+    guesses: dict[StepId, Guess] = Field(
+        default_factory=dict, max_length=50, description="the learner's guesses by step id, as the page keeps them"
+    )
+
+
 # --- responses -----------------------------------------------------------------------------------
 class ErrorOut(BaseModel):
     error: str
@@ -215,3 +269,7 @@ class InfoOut(Out):
     can_score: bool
     can_chat: bool
     curl: str
+
+
+class CopyOut(Out):
+    markdown: str

@@ -24,6 +24,10 @@ def can_score(backend) -> bool:
 @torch.inference_mode()
 def score(backend, text: str, max_tokens: int = 1024) -> dict:
     """Each token's probability and rank given the tokens before it, from one forward pass."""
+    if backend is None:
+        raise UsageError(
+            "score mode needs a model running in this process: start `tokenloop lesson` on the embedded model, or with --url to keep the embedded model beside the server"
+        )
     if not can_score(backend):
         raise UsageError(f"score mode needs a model running in this process; {backend.model} is behind a server")
     ids = backend.encode(text)
@@ -62,9 +66,3 @@ def score(backend, text: str, max_tokens: int = 1024) -> dict:
         )
     mean = float(picked.mean())
     return {"model": backend.model, "tokens": tokens, "mean_logprob": mean, "perplexity": math.exp(-mean), "ms": ms}
-
-
-def local(app):
-    """The backend running in this process (for scoring, training, the staircase, Lesson 7's
-    in-process steps), if any: the connected one, or the embedded model beside a server."""
-    return next((b for b in (app.state.backend, app.state.compare) if can_score(b)), None)

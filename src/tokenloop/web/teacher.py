@@ -6,6 +6,7 @@ streamed a piece of text at a time."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -69,6 +70,16 @@ def messages(lesson: dict, question: str, history: list[dict]) -> list[dict]:
 def can_chat(backend) -> bool:
     """A server has a chat endpoint; a model in this process needs its chat template (declared: `can_chat`)."""
     return backend.can_chat
+
+
+def answer(backend, lesson: dict, question: str, history: list[dict], max_new: int) -> Iterator[tuple[str, dict]]:
+    """The teacher's answer as (event, data) pairs: which model speaks, its text a piece at a time,
+    then done. What can fail before the first byte fails here, so it is an HTTP error, not an event."""
+    text = prepare(backend, messages(lesson, question, history), max_new)
+    events = (("text", {"text": piece}) for piece in text)
+    return itertools.chain(
+        [("model", {"model": backend.model, "backend": backend.name})], events, [("done", {"done": True})]
+    )
 
 
 def prepare(backend, conversation: list[dict], max_new: int) -> Iterator[str]:

@@ -16,7 +16,7 @@ request, and what its logprobs mean; no `if vllm:` chains elsewhere. Facts per s
   logprobs keyed by token string; its default sampler has min_p and repeat_penalty on; any new
   request interrupts a running stream (its `interrupt_requests` setting).
 - Ollama: no tokenizer endpoint, text prompts only; logprobs before temperature.
-- tokenloop: the lesson app's own teaching endpoint (`web/openai_api.py`), vLLM's shapes, capped at 20.
+- tokenloop: the lesson app's own teaching endpoint (`web/routes/openai.py`), vLLM's shapes, capped at 20.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 // With --url: the connected server as tokenloop's probe found it (engine and version, model,
 // context, logprob cap, raw or processed logprobs), and step 5's staircase measured on that
 // server itself. Everything rendered as text.
-"use strict";
+import { el, status } from "./dom.js";
+import { api } from "./api.js";
+import { lineChart, ms } from "./charts.js";
 
-TL.cluster = async (section, { lesson }) => {
-  const { el, api, status } = TL;
+export const cluster = async (section, { lesson }) => {
   const words = lesson.cluster;
   const note = el("p", { class: "status busy", text: "Asking the server…" });
   section.hidden = false;
@@ -33,8 +34,7 @@ TL.cluster = async (section, { lesson }) => {
 };
 
 // Step 5 on the server: `demo` is the lesson's own button-and-last-result helper.
-TL.serverStaircase = (box, { lesson, demo }) => {
-  const { el, ms, lineChart } = TL;
+export const serverStaircase = (box, { lesson, demo }) => {
   box.append(el("p", { class: "note", text: lesson.cluster.staircase }));
   demo(box, "server-staircase", "Measure it on the server", {}, (out, r) => {
     const last = r.series[r.series.length - 1];

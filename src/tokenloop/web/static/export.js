@@ -1,12 +1,12 @@
 // "Copy this lesson for your AI": the server renders the lesson as one Markdown document with
 // the numbers measured on the connected model (lesson_markdown.py); this page adds only the
 // learner's guesses, which live in this browser, and names the lesson on screen.
-"use strict";
+import { copy, el, status } from "./dom.js";
+import { api } from "./api.js";
 
-TL.forYourAI = (section, lesson, progress) => {
+export const forYourAI = (section, lesson, progress) => {
   const words = lesson.for_your_ai;
   if (!section || !words) return;
-  const { el, api, copy, status } = TL;
   const button = el("button", { id: "copy-for-ai", text: words.button });
   const note = el("p", { class: "status" });
   const text = el("pre", { id: "lesson-markdown", class: "code markdown" });

@@ -3,12 +3,10 @@
 // - curve: pick the shape of one or more curves (flat / line / staircase / knee), drawn as icons;
 // - source(): the line under a chart naming engine, version, model, hardware and honesty tag,
 //   with the tag's sentence when the numbers were made on a CPU (or the server doesn't say).
-// All text goes in through textContent (TL.el), never as HTML.
-"use strict";
+// All text goes in through textContent (el, dom.js), never as HTML.
+import { el, svg } from "./dom.js";
 
-TL.kinds = (() => {
-  const { el, svg } = TL;
-
+export const kinds = (() => {
   // --- numbers with units ----------------------------------------------------------------------
   const group = (x, digits = 0) => x.toLocaleString("en", { maximumFractionDigits: digits });
   const sig = (x) => (x >= 100 ? group(x) : x >= 10 ? group(x, 1) : group(x, 2));

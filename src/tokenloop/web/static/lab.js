@@ -1,9 +1,11 @@
 // The lab: the loop on the learner's own prompt, one step at a time or running, with branching.
 // The server keeps this browser's run (token ids, KV cache); this page draws its records.
-"use strict";
+import { el, status, store } from "./dom.js";
+import { api, header, stream } from "./api.js";
+import { bars, ms, pct, shown } from "./charts.js";
+import { fromLink } from "./lablink.js";
 
 (async () => {
-  const { el, pct, ms, shown, api, stream, bars, store, status } = TL;
   const $ = (id) => document.getElementById(id);
   const statusLine = $("status");
   const KEY = "tokenloop.lab";
@@ -207,7 +209,7 @@
 
   // A link (the lesson's try-it list) fills in the prompt and settings, then starts the run.
   async function openedFromLink() {
-    const link = TL.fromLink(location.search, $);
+    const link = fromLink(location.search, $);
     history.replaceState(null, "", location.pathname); // a reload keeps what the learner changed since
     const note = $("link-note");
     const parts = [];
@@ -232,7 +234,7 @@
 
   // --- start-up: the server's run for this browser, or the one saved here -----------------------
   await act(async () => {
-    info = await TL.header();
+    info = await header();
     if (!$("prompt").value) $("prompt").value = $("prompt").placeholder;
     if (info.compare) {
       $("compare").hidden = false;

@@ -3,9 +3,8 @@
 // Each value is checked against the lab's own input for it (its min, max and step) before it is
 // filled in; a value that doesn't fit is left out and named; an empty one switches an optional
 // setting off (top-k, top-p, seed). Nothing else in the URL is read.
-"use strict";
 
-TL.fromLink = (search, $) => {
+export const fromLink = (search, $) => {
   const params = new URLSearchParams(search);
   const NUMBERS = { temperature: "temperature", top_k: "top-k", top_p: "top-p", seed: "seed", max_new: "max-new" };
   const FLAGS = { chat: "chat", cache: "cache" };

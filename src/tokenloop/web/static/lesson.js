@@ -1,14 +1,26 @@
 // The lesson page: renders the lesson's content (from /api/lesson) and fills its live parts
 // (bars, training numbers, the staircase) from the connected model.
-"use strict";
+import { copy, el, status, store } from "./dom.js";
+import { api, header } from "./api.js";
+import { bars, lineChart, ms, pct, shown } from "./charts.js";
+import { kinds } from "./kinds.js";
+import { live as liveSteps } from "./live_kv.js";
+import { cluster, serverStaircase } from "./cluster.js";
+import { lessonSwitch } from "./lessons.js";
+import { forYourAI } from "./export.js";
+import { courseMap } from "./map.js";
+import { readNext } from "./readnext.js";
+import { tryIt } from "./tryit.js";
+import { teacher } from "./teacher.js";
+
+lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
 
 (async () => {
-  const { el, pct, ms, shown, api, bars, lineChart, copy, store, status } = TL;
   const statusLine = document.getElementById("status");
   let info, lesson;
   try {
     const name = new URLSearchParams(location.search).get("lesson"); // /?lesson=day07
-    [info, lesson] = await Promise.all([TL.header(), api("/api/lesson" + (name ? `?name=${encodeURIComponent(name)}` : ""))]);
+    [info, lesson] = await Promise.all([header(), api("/api/lesson" + (name ? `?name=${encodeURIComponent(name)}` : ""))]);
   } catch (error) {
     status(statusLine, error.message);
     return;
@@ -30,7 +42,7 @@
   const fetchNext = () => (nextResult ||= api("/api/next", { prompt: lesson.prompt, top_k: 8 }));
 
   const live = {
-    ...TL.live, // the estimate and curve steps' reveals (live_kv.js)
+    ...liveSteps, // the estimate and curve steps' reveals (live_kv.js)
     vocab(box) {
       box.append(el("p", {
         class: "live", text: info.vocab_size
@@ -58,7 +70,7 @@
       const { max_len, points, repeats } = info.demo;
       const where = info.server_url ? " on the embedded model, in this process" : "";
       demo(box, "staircase", `Measure the staircase${where} (up to ${max_len} tokens)`, { max_len, points, repeats }, drawStaircase);
-      if (info.server_url) TL.serverStaircase(box, { lesson, demo }); // cluster.js: the same, on the server
+      if (info.server_url) serverStaircase(box, { lesson, demo }); // cluster.js: the same, on the server
     },
   };
 
@@ -94,8 +106,8 @@
         choices.append(el("label", { class: "choice" }, input, el("span", { text: choice })));
       });
       box.append(choices);
-    } else if (TL.kinds[step.kind]) {
-      TL.kinds[step.kind].guess(box, step, progress.guesses[step.id], commit); // estimate, curve (kinds.js)
+    } else if (kinds[step.kind]) {
+      kinds[step.kind].guess(box, step, progress.guesses[step.id], commit); // estimate, curve (kinds.js)
     }
     if (progress.guesses[step.id] !== undefined) reveal.disabled = false;
     reveal.addEventListener("click", () => showAnswer(step, box, result, reveal));
@@ -119,7 +131,7 @@
     }
     result.append(el("p", { class: "explain", text: step.explain }));
     if (step.live && live[step.live]) live[step.live](result, step, { guess, info, lesson });
-    if (step.honesty && !TL.live[step.live]) result.append(TL.kinds.source(TL.kinds.connected(info), step, lesson));
+    if (step.honesty && !liveSteps[step.live]) result.append(kinds.source(kinds.connected(info), step, lesson));
   }
 
   lesson.steps.forEach((step, i) => $("steps").append(renderStep(step, i)));
@@ -195,7 +207,7 @@
   });
 
   // --- the course map: the request pipeline, each box a lesson (map.js) -------------------------
-  TL.courseMap($("course-map"), lesson.course_map);
+  courseMap($("course-map"), lesson.course_map);
 
   // --- explain it to a colleague -----------------------------------------------------------------
   const col = lesson.colleague;
@@ -259,12 +271,12 @@
   });
 
   // --- try it in the lab, the lesson for your own AI, read next (tryit.js, export.js, readnext.js) ---
-  TL.tryIt($("try-it"), lesson.try_it);
-  TL.forYourAI($("for-your-ai"), lesson, progress);
-  TL.readNext($("read-next"), lesson.read_next);
+  tryIt($("try-it"), lesson.try_it);
+  forYourAI($("for-your-ai"), lesson, progress);
+  readNext($("read-next"), lesson.read_next);
 
   // --- the teacher: cites the lesson, acts, then the connected model answers (teacher.js) --------
-  TL.teacher($("teacher"), { info, lesson, drawTraining });
-  if (info.server_url) TL.cluster($("cluster"), { lesson }); // cluster.js: the probe's facts
+  teacher($("teacher"), { info, lesson, drawTraining });
+  if (info.server_url) cluster($("cluster"), { lesson }); // cluster.js: the probe's facts
   document.body.dataset.ready = "1";
 })();

@@ -1,11 +1,12 @@
 // The live reveals of the estimate and curve steps (Lesson 7, and Lesson 1's 500-token answer).
 // Each one asks the app to measure on the connected backend, draws what came back, scores the
-// learner's guess against it, and names where the number came from (TL.kinds.source).
-"use strict";
+// learner's guess against it, and names where the number came from (kinds.source).
+import { el, status } from "./dom.js";
+import { api, stream } from "./api.js";
+import { lineChart, ms } from "./charts.js";
+import { kinds as K } from "./kinds.js";
 
-TL.live = (() => {
-  const { el, api, stream, lineChart, ms, status } = TL;
-  const K = TL.kinds;
+export const live = (() => {
   const pct = (x) => `${(100 * x).toFixed(x < 0.01 ? 2 : 1)}%`;
 
   // Runs a measurement with a visible "measuring" line; the line becomes the error if it fails.

@@ -2,21 +2,21 @@
 // lesson that opens it. A box links to `/?lesson=<id>` only when that lesson exists here, as
 // GET /api/lessons lists them; where the app has no such list (404) every name stays plain text.
 // The box of the lesson on screen (`here`) is marked, when it is one of the loop's parts.
-"use strict";
+import { el } from "./dom.js";
+import { api } from "./api.js";
 
-TL.lessonIds = async () => {
+export const lessonIds = async () => {
   try {
-    const list = await TL.api("/api/lessons");
+    const list = await api("/api/lessons");
     return new Set(list.map((l) => l.id));
   } catch {
     return new Set(); // no list of lessons yet: nothing to link to
   }
 };
 
-TL.courseMap = async (section, map) => {
+export const courseMap = async (section, map) => {
   if (!section || !map) return;
-  const { el } = TL;
-  const known = await TL.lessonIds();
+  const known = await lessonIds();
   const tag = (lesson) => {
     if (!lesson) return null;
     const text = `Lesson ${lesson.number}`;

@@ -1,10 +1,9 @@
 // Read next: the primary source and any further reading (`also`), plain links: nothing is loaded from
 // them; and the companion notebook.
-"use strict";
+import { copy, el } from "./dom.js";
 
-TL.readNext = (section, next) => {
+export const readNext = (section, next) => {
   if (!section || !next) return;
-  const { el, copy } = TL;
   const items = [];
   if (next.source) {
     items.push(el("li", { id: "read-source" }, el("strong", { text: `${next.source.label}: ` }),

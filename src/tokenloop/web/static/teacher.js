@@ -2,10 +2,11 @@
 // with where they are on the page; then the live thing it asks for, if any (the next-token bars
 // for a text, or the training demo), also offered as buttons; then the connected model's own
 // answer, streamed and labelled with the model's name. Model text goes in as text, never HTML.
-"use strict";
+import { el, status } from "./dom.js";
+import { api, stream } from "./api.js";
+import { bars } from "./charts.js";
 
-TL.teacher = (panel, { info, lesson, drawTraining }) => {
-  const { el, api, stream, bars, status } = TL;
+export const teacher = (panel, { info, lesson, drawTraining }) => {
   const teach = lesson.teacher;
   const who = el("p", { class: "note", id: "teacher-model",
     text: info.can_chat ? `Answers come from ${info.teacher_model}, through its own chat template, with today's lesson as its instructions.`

@@ -1,0 +1,71 @@
+"""The OpenAI-compatible routes: `GET /v1/models`, `POST /v1/completions`, and vLLM's `/tokenize`
+and `/detokenize`, answered by the model in this process (`web/completions.py`).
+
+Errors come in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, not the rest
+of the app's `{"error": "..."}` (`errors.OpenAIErrors`, this router's route class): a client
+written for vLLM reads them as it reads vLLM's. The bodies are read here, not by FastAPI, so a
+bad one is refused in that shape too. The Guard (other sites refused, bodies over 256 KiB
+refused) covers these routes like every other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from ...errors import UsageError
+from .. import completions
+from ..deps import InProcess
+from ..errors import OpenAIErrors, openai_body
+
+router = APIRouter(tags=["OpenAI-compatible teaching endpoint"], route_class=OpenAIErrors)
+STARTED = int(time.time())
+
+
+async def json_of(request: Request):
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise UsageError('the body is not JSON: send e.g. {"prompt": "Kubernetes pods are", "max_tokens": 1}') from None
+
+
+def sse(call: completions.Call) -> Iterator[str]:
+    """Server-sent events as vLLM sends them: `data: {chunk}` lines, then `data: [DONE]`."""
+    try:
+        for chunk in call.chunks():
+            yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+    except Exception as error:  # after the first byte the status is sent: the error goes in the stream
+        yield f"data: {json.dumps(openai_body(error)[1])}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+@router.get("/v1/models")
+def list_models(model: InProcess):
+    return completions.models(model, STARTED)
+
+
+@router.post("/v1/completions")
+async def complete(request: Request, model: InProcess):
+    body = completions.parse(await json_of(request))
+    completions.check_model(model, body)
+    call = await run_in_threadpool(completions.Call, model, body)  # tokenizes: off the event loop
+    if body.stream:
+        return StreamingResponse(sse(call), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return await run_in_threadpool(call.whole)
+
+
+@router.post("/tokenize")
+async def tokenize(request: Request, model: InProcess):
+    body = completions.read(completions.TokenizeIn, await json_of(request))
+    return await run_in_threadpool(completions.tokenize, model, body)
+
+
+@router.post("/detokenize")
+async def detokenize(request: Request, model: InProcess):
+    body = completions.read(completions.DetokenizeIn, await json_of(request))
+    return await run_in_threadpool(completions.detokenize, model, body)
