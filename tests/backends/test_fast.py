@@ -95,9 +95,9 @@ def test_cache_reuses_the_shared_prefix(tiny_model_dir, dtype):
     assert step.tokens_in == 1
     branch = fast.forward(ids[:3] + [7, 8], cache)  # a different continuation: the shared 3 are kept
     assert branch.tokens_in == 2
-    tolerance = 1e-4 if dtype == "float32" else 0.05 * float(first.logits.abs().max())
+    tolerance = 1e-4 if dtype == "float32" else 0.05 * float(first.values.abs().max())
     for scores, sequence in ((step, ids + [5]), (branch, ids[:3] + [7, 8])):
-        assert (scores.logits - fast.forward(sequence).logits).abs().max() < tolerance
+        assert (scores.values - fast.forward(sequence).values).abs().max() < tolerance
 
 
 def test_cache_grows_past_its_first_allocation(tiny_model_dir):
@@ -109,10 +109,10 @@ def test_cache_grows_past_its_first_allocation(tiny_model_dir):
     )  # a tiny first allocation
     ids = prompt_ids(fast, "The model predicts the next token, appends it, and repeats")
     assert len(ids) > 8
-    cached = [fast.forward(ids[:n], cache).logits for n in range(2, len(ids) + 1)]
+    cached = [fast.forward(ids[:n], cache).values for n in range(2, len(ids) + 1)]
     assert cache.capacity >= len(ids)
     for n, logits in zip(range(2, len(ids) + 1), cached):
-        assert torch.allclose(logits, fast.forward(ids[:n]).logits, atol=1e-4)
+        assert torch.allclose(logits, fast.forward(ids[:n]).values, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int4"])
@@ -143,8 +143,8 @@ def test_every_path_yields_the_same_record_shapes(paths):
 @pytest.mark.model
 def test_torch_float32_equals_transformers(paths):
     ids = prompt_ids(paths["transformers float32"], PROMPTS[0])
-    expected = paths["transformers float32"].forward(ids).logits
-    assert torch.allclose(paths["torch float32"].forward(ids).logits, expected, atol=1e-4)
+    expected = paths["transformers float32"].forward(ids).values
+    assert torch.allclose(paths["torch float32"].forward(ids).values, expected, atol=1e-4)
     for prompt in PROMPTS:
         assert [s.chosen.id for s in steps(paths["torch float32"], prompt, 8)] == [
             s.chosen.id for s in steps(paths["transformers float32"], prompt, 8)
@@ -208,7 +208,7 @@ def test_choose_engine_and_dtype():
 
 
 def test_cli_fast_path_prints_its_agreement_once(capsys, tiny_model_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(agreement, "cache_file", lambda backend: tmp_path / f"{backend.path}.json")
+    monkeypatch.setattr(agreement, "cache_file", lambda backend: tmp_path / f"{backend.engine}.json")
     argv = ["next", "The model", "--model", str(tiny_model_dir), "--dtype", "int8", "--json"]
     assert main(argv) == 0
     out, err = capsys.readouterr()

@@ -8,15 +8,15 @@ import json
 import pytest
 from cli_runner import cli, one_line_error
 
-from tokenloop.backends.server import ServerBackend, kinds, metrics
+from tokenloop.backends.server import ServerBackend, dialects, metrics
 from tokenloop.cost import server_staircase
 from tokenloop.errors import UsageError
 
 
 def test_each_kind_of_server_gets_its_own_way_of_skipping_the_cache():
-    assert kinds.uncached_fields(kinds.VLLM, "s1") == {"cache_salt": "s1"}
-    assert kinds.uncached_fields(kinds.LLAMA_CPP, "s1") == {"cache_prompt": False}
-    assert kinds.uncached_fields(kinds.OLLAMA, "s1") == {}  # only a new prompt makes sure
+    assert dialects.uncached_fields(dialects.VLLM, "s1") == {"cache_salt": "s1"}
+    assert dialects.uncached_fields(dialects.LLAMA_CPP, "s1") == {"cache_prompt": False}
+    assert dialects.uncached_fields(dialects.OLLAMA, "s1") == {}  # only a new prompt makes sure
 
 
 def test_the_summary_keeps_each_lengths_least_disturbed_run():

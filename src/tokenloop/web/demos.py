@@ -25,11 +25,11 @@ MODULES = {
     "staircase": "tokenloop.cost.staircase",
     "server_staircase": "tokenloop.cost.server_staircase",
 }
-# What each demo needs of the backend: training, where the weights are (`model_path`: it trains
-# them in transformers); the staircase, the model's numbers (`config`) beside `forward` with and
+# What each demo needs of the backend: training, where the weights are (`model_dir`, or llama.cpp's
+# `gguf_file`: it trains them in transformers); the staircase, the model's numbers (`config`) beside `forward` with and
 # without a cache, which the transformers and torch engines have; the server's staircase, a
 # server's HTTP client.
-NEEDS = {"training": "model_path", "staircase": "config", "server_staircase": "client"}
+NEEDS = {"training": ("model_dir", "gguf_file"), "staircase": ("config",), "server_staircase": ("client",)}
 HOW = {
     "training": "the embedded model",
     "staircase": "the embedded model on the transformers or torch engine",
@@ -65,7 +65,7 @@ class Demo:
         if self._trainable is None:
             from ..backends.embedded import EmbeddedBackend
 
-            self._trainable = EmbeddedBackend(backend.model_path)
+            self._trainable = EmbeddedBackend(backend.model_dir or backend.gguf_file)
         return self._trainable
 
     def run(self, backend, **options) -> dict:
@@ -74,7 +74,7 @@ class Demo:
             raise Unavailable(f"the {called} demo needs {HOW[self.name]}")
         if backend is None:
             raise Unavailable(f"the {called} demo needs a model running in this process (the embedded model)")
-        if getattr(backend, NEEDS[self.name], None) is None:  # declared where a backend has it
+        if all(getattr(backend, need, None) is None for need in NEEDS[self.name]):  # declared where a backend has it
             raise Unavailable(f"the {called} demo needs {HOW[self.name]}")
         code = module(self.name)
         if not self._running.acquire(blocking=False):
@@ -96,10 +96,10 @@ class Demo:
 
 def engine_of(backend) -> str:
     """What ran an embedded demo, in words: 'transformers 4.57.1, float32, in this process'."""
-    library = backend.path.split()[0] if backend.path else backend.name
+    library = backend.engine.split()[0] if backend.engine else backend.name
     try:
         library = f"{library} {version(library)}"
     except PackageNotFoundError:  # an engine that is no Python distribution: llama.cpp
         pass
-    rest = backend.path.split(maxsplit=1)[1] if backend.path and " " in backend.path else ""
+    rest = backend.engine.split(maxsplit=1)[1] if backend.engine and " " in backend.engine else ""
     return ", ".join(part for part in (library, rest, "in this process") if part)

@@ -40,7 +40,7 @@ class FillIn(BaseModel):
 
 def in_process(request: Request):
     backend = local(request.app)
-    if backend is None or getattr(backend, "model_path", None) is None:
+    if backend is None or not backend.in_process:
         raise Unavailable("this step needs the embedded model running in this process")
     return backend
 
@@ -56,7 +56,7 @@ def scratch_of(backend):
         raise Unavailable(
             "this step reads the model's weights from its folder: run the lesson on the transformers or torch engine"
         )
-    return kv_causal.scratch_model(backend.model_path)
+    return kv_causal.scratch_model(backend.model_dir)
 
 
 def kept(request: Request, key: str, result: dict) -> dict:
