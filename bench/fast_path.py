@@ -87,7 +87,7 @@ def instruments_ms(backend, ids: list[int], repeats: int = 200) -> float:
     start = time.perf_counter()
     for _ in range(repeats):
         raw = Distribution.raw(scores)
-        index, _ = sampling.pick(scores.logits, sampling.GREEDY)
+        index, _ = sampling.pick(scores.values, sampling.GREEDY)
         candidates(backend, scores, raw, 8), raw.candidate(backend, scores, index)
     return (time.perf_counter() - start) * 1000 / repeats
 

@@ -1,6 +1,6 @@
 """The loop on a tiny random model: the real loading and loop code, in milliseconds.
 
-Modules (src/tokenloop/): loop.py, backends/embedded.py, scores.py."""
+Modules (src/tokenloop/): loop.py, backends/picker.py, backends/tokenizer.py, backends/embedded.py, scores.py."""
 
 import pytest
 import torch
@@ -73,7 +73,7 @@ def test_cache_follows_a_branch(tiny):
     with_cache = tiny.forward(branch, cache)
     assert with_cache.tokens_in == 1
     without = tiny.forward(branch, None)
-    assert torch.allclose(with_cache.logits, without.logits, atol=1e-5)
+    assert torch.allclose(with_cache.values, without.values, atol=1e-5)
 
 
 def test_next_token_lists_k_candidates_most_likely_first(tiny):
@@ -112,7 +112,7 @@ def test_distribution_reports_the_softmax_without_building_it(tiny):
         and raw.rank(int(probs.argmin())) == tiny.vocab_size
     )
     # A server's top-k is already log-probabilities over part of the vocabulary: kept as they are.
-    served = Scores(torch.tensor([-0.1, -2.5, -4.0]), ids=torch.tensor([42, 7, 9]))
+    served = Scores(torch.tensor([-0.1, -2.5, -4.0]), support=torch.tensor([42, 7, 9]))
     picked = candidates(tiny, served, Distribution.raw(served), 2)
     assert [(c.id, c.logprob) for c in picked] == [(42, pytest.approx(-0.1)), (7, pytest.approx(-2.5))]
 
@@ -125,3 +125,76 @@ def test_the_cached_loop_uses_transformers_current_cache_argument(tiny):
         warnings.simplefilter("error", FutureWarning)
         warnings.simplefilter("error", DeprecationWarning)
         list(generate(tiny, prompt_ids(tiny, "The model predicts"), max_new=3, cache=True))
+
+
+def test_a_picker_reads_the_loops_ids_and_cannot_rewrite_them(tiny_model_dir):
+    """A picker (the server's way to pick) sees the ids read-only; only the loop appends."""
+    from tokenloop.backends.picker import Pick
+    from tokenloop.records import Candidate
+
+    seen, refused = [], []
+
+    class Rewriter:
+        def steps(self, backend, run):
+            for number in range(run.first, run.first + 3):
+                seen.append(list(run.ids))
+                try:
+                    run.ids.append(0)
+                except AttributeError as e:
+                    refused.append(type(e))
+                try:
+                    run.ids[len(ids) :] = []
+                except TypeError as e:
+                    refused.append(type(e))
+                token = Candidate(number, f"t{number}", 1.0, 0.0)
+                yield Pick(Step(step=number, position=len(run.ids), chosen=token, top=[token], ms=0.0, cache=False))
+            return False
+
+        def final_ids(self, backend, new):
+            return list(new)
+
+    tiny = own_tiny(tiny_model_dir)
+    tiny.picker = Rewriter()
+    ids = prompt_ids(tiny, "pods")
+    steps, done = run(tiny, ids, max_new=3)
+    assert refused == [AttributeError, TypeError] * 3  # no append, no slice assignment
+    assert seen == [ids, ids + [1], ids + [1, 2]]  # the picker saw the ids grow as the loop appended
+    assert done.prompt_ids == ids and done.ids == [1, 2, 3] and done.stop == "max_new"
+
+
+def test_a_picker_reports_its_end_token_and_its_final_ids_and_the_loop_applies_them(tiny_model_dir):
+    """A stream that ends on a token the model's end tokens don't list stops with "eos"; the
+    picker's final ids (text mode's placeholders looked up) are what Done carries."""
+    from tokenloop.backends.picker import Pick
+    from tokenloop.records import Candidate
+
+    class Streamer:
+        def steps(self, backend, run):
+            for number, token_id in enumerate((-2, -3), run.first):
+                token = Candidate(token_id, "x", 1.0, 0.0)
+                yield Pick(Step(step=number, position=len(run.ids), chosen=token, top=[token], ms=0.0, cache=True))
+            return True  # the server said "stop" after the last one
+
+        def final_ids(self, backend, new):
+            return [{-2: 11, -3: 12}[i] for i in new]
+
+    tiny = own_tiny(tiny_model_dir)
+    tiny.picker = Streamer()
+    steps, done = run(tiny, prompt_ids(tiny, "pods"), max_new=10)
+    assert [s.chosen.id for s in steps] == [-2, -3]
+    assert done.stop == "eos" and done.ids == [11, 12]
+
+
+def test_a_paused_run_resumes_from_its_cache_generator_and_step_number(tiny):
+    from tokenloop.loop import Paused
+    from tokenloop.sampling import make_generator
+
+    ids = prompt_ids(tiny, "The model")
+    sampler = Sampler(temperature=0.9)
+    whole, _ = run(tiny, ids, max_new=4, sampler=sampler, seed=5)
+    generator, cache = make_generator(5), tiny.new_cache()
+    first, _ = run(tiny, ids, max_new=2, sampler=sampler, resume=Paused(cache, generator))
+    grown = ids + [s.chosen.id for s in first]
+    rest, _ = run(tiny, grown, max_new=2, sampler=sampler, resume=Paused(cache, generator, step=3))
+    assert [s.chosen.id for s in first + rest] == [s.chosen.id for s in whole]
+    assert [s.step for s in rest] == [3, 4] and rest[0].tokens_in == 1  # only the token the cache has not seen

@@ -53,3 +53,22 @@ def test_a_step_comes_back_from_its_json():
 def test_records_are_built_by_keyword():
     with pytest.raises(TypeError):
         Step(1, 5, A, [A], 3.5, True)  # positional arguments are the point: refused
+
+
+def test_a_run_stops_for_one_of_four_reasons_and_the_code_gives_no_other():
+    """`Done.stop` is a Literal; every stop value written in the source is one of it."""
+    import re
+    from pathlib import Path
+
+    from tokenloop.records import STOPS
+
+    assert STOPS == {"eos", "max_new", "context", "stopped"}
+    src = Path(__file__).resolve().parent.parent / "src" / "tokenloop"
+    written = {
+        value
+        for path in src.rglob("*.py")
+        for value in re.findall(r"\bstop(?:: Stop)? = \"(\w+)\"", path.read_text())
+        + re.findall(r"\bstop = \"(\w+)\" if .* else \"(\w+)\"", path.read_text())
+        for value in ([value] if isinstance(value, str) else value)
+    }
+    assert written and written <= STOPS, written - STOPS

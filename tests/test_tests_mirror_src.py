@@ -1,7 +1,7 @@
 """Every source module has tests that name it, so a reader of src/tokenloop/X/Y.py finds its tests
 and a module without any stands out. A test file names a module by where it sits and what it is
-called (tests/X/test_Y.py, or tests/X/test_X_Y.py: tests/backends/server/test_server_shapes.py
-names backends/server/shapes.py), or by its module docstring, which gives the module's path
+called (tests/X/test_Y.py, or tests/X/test_X_Y.py: tests/backends/server/test_server_wire.py
+names backends/server/wire.py), or by its module docstring, which gives the module's path
 ("model/config.py") or dotted name ("tokenloop.model.config"). Packages' __init__.py files hold
 what a package exports, and are named through the modules they gather."""
 
@@ -47,7 +47,7 @@ def test_the_rule_reads_names_from_places_and_docstrings():
     """The rule itself, on files it must and must not accept."""
     plain = '"""Tests."""\n'
     assert names(Path("cost/test_staircase.py"), Path("cost/staircase.py"), plain)  # its place
-    assert names(Path("backends/server/test_server_shapes.py"), Path("backends/server/shapes.py"), plain)
+    assert names(Path("backends/server/test_server_wire.py"), Path("backends/server/wire.py"), plain)
     assert not names(Path("cost/test_staircase.py"), Path("commands/staircase.py"), plain)  # same stem, other folder
     assert not names(Path("test_layers.py"), Path("model/config.py"), plain)
     said = '"""The config (model/config.py) and tokenloop.measure.fits."""\n'

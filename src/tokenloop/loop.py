@@ -8,7 +8,9 @@
         ids.append(next)             # append and go again
         stop at the end token
 
-`generate` yields one `Step` per token and a final `Done`; nothing prints from here.
+`generate` yields one `Step` per token and a final `Done`; nothing prints from here. The bare
+loop, ten lines with no cache, records or timing, is `generate_uncached` in
+`model/from_scratch.py`; this one adds the KV cache, the records and the server's pickers.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
 
 from . import sampling
 from .backends import Backend
+from .backends.picker import Pick, ReadOnlyIds, Run
 from .errors import UsageError
-from .records import Done, NextToken, Step
+from .records import Done, NextToken, Step, Stop
 from .sampling import GREEDY, Sampler
-from .scores import Distribution, candidates
+from .scores import Distribution, Scores, candidates
 
 
 def prompt_ids(backend: Backend, prompt: str, chat: bool = False) -> list[int]:
@@ -55,40 +62,48 @@ def next_token(backend: Backend, ids: Sequence[int], k: int = 8) -> NextToken:
     )
 
 
-def one_step(backend: Backend, ids: Sequence[int], kv, sampler: Sampler, generator, show: int, number: int) -> Step:
-    """One turn of the loop, without the append: the forward pass, the raw distribution, the pick."""
-    t0 = time.perf_counter()
-    scores = backend.forward(ids, kv, top_k=show)  # one forward pass: scores for the next token
-    raw = Distribution.raw(scores)  # the raw distribution: a probability per token
-    index, processed = sampling.pick(scores.logits, sampler, generator)  # greedy or sampled
+@dataclass(frozen=True)
+class Paused:
+    """Where a paused run stands (the lab pauses between requests): what it goes on from."""
+
+    cache: Any = None  # the backend's KV cache for the ids so far (None: the run keeps none)
+    generator: torch.Generator | None = None  # the run's random stream (None: from the seed, or torch's default)
+    step: int = 1  # the number of the run's next step
+
+
+def step_record(
+    backend: Backend,
+    ids: Sequence[int],
+    scores: Scores,
+    raw: Distribution,
+    index: int,
+    processed: torch.Tensor | None,
+    sampler: Sampler,
+    show: int,
+    number: int,
+    cached: bool,
+    started: float,
+) -> Step:
+    """One turn of the loop as a record: the pick and the top of the raw (and processed) distribution.
+    Its `ms` runs from `started` (before the forward pass) to the record made."""
     top = candidates(backend, scores, raw, show)
     shaped = None if processed is None else candidates(backend, scores, Distribution.of(processed), show)
-    chosen = raw.candidate(backend, scores, index)
     label = sampler.describe()
     if not backend.full_vocab and not sampler.greedy:  # sampled over what the server returned, not the vocabulary
-        label += f" over the server's top-{len(scores.logits)}, renormalised"
-    ms = (time.perf_counter() - t0) * 1000
+        label += f" over the server's top-{len(scores.values)}, renormalised"
+    chosen = raw.candidate(backend, scores, index)
     return Step(
         step=number,
         position=len(ids),
         chosen=chosen,
         top=top,
-        ms=ms,
-        cache=kv is not None,
+        ms=(time.perf_counter() - started) * 1000,
+        cache=cached,
         tokens_in=scores.tokens_in,
         processed=shaped,
         sampler=label,
         extra=scores.extra,
     )
-
-
-def sampler_picks(
-    backend: Backend, ids: list[int], kv, sampler: Sampler, generator, *, seed, show, first, max_new
-) -> Iterator[Step]:
-    """tokenloop's own picker: one forward pass per step, the pick made here by the sampler.
-    (A server backend may bring its own picker instead: the server samples, or streams.)"""
-    for number in itertools.count(first):
-        yield one_step(backend, ids, kv, sampler, generator, show, number)
 
 
 def generate(
@@ -100,54 +115,71 @@ def generate(
     show: int = 8,
     seed: int | None = None,
     *,
-    kv=None,
-    generator=None,
-    first: int = 1,
+    resume: Paused | None = None,
     limit: int | None = None,
     stop_ids: frozenset[int] | None = None,
 ) -> Iterator[Step | Done]:
     """The loop: yields a `Step` per generated token, then a `Done` saying why it stopped.
 
-    `kv`, `generator` and `first` continue a run that paused (the lab): its cache, its random
-    stream and the number of its next step. `limit` caps the sequence below the context.
+    `resume` continues a run that paused (the lab): its cache, its random stream and the number
+    of its next step (then `cache` is not read). `limit` caps the sequence below the context.
     `stop_ids` are the tokens that end the run: the model's end tokens unless a caller says
-    otherwise (a server's `ignore_eos` request gives none)."""
+    otherwise (a server's `ignore_eos` request gives none). A backend with a `picker` (a server
+    that samples or streams) picks instead of the sampler; the loop appends and stops all the same."""
     if max_new < 1:
         raise UsageError(f"--max-new must be at least 1, not {max_new}")
     if show < 1:
         raise UsageError(f"--show must be at least 1, not {show}")
-    prompt, ids = list(ids), list(ids)
-    kv = kv if kv is not None else (backend.new_cache() if cache else None)
-    generator = generator if generator is not None else sampling.make_generator(seed)
+    prompt, ids = tuple(ids), list(ids)
+    resume = resume or Paused(backend.new_cache() if cache else None)
+    kv = resume.cache
+    generator = resume.generator if resume.generator is not None else sampling.make_generator(seed)
     limit = min(limit or backend.context_length, backend.context_length)
 
     def ends(token: int) -> bool:  # read live: a server backend learns its end tokens as the run goes
         return token in (backend.eos_ids if stop_ids is None else stop_ids)
 
-    picks = (backend.picker or sampler_picks)(
-        backend, ids, kv, sampler, generator, seed=seed, show=show, first=first, max_new=max_new
-    )
-    stop, start = "max_new", time.perf_counter()
+    picker = backend.picker  # None: tokenloop's sampler picks; else the server does (it sees ids read-only)
+    run = Run(ReadOnlyIds(ids), len(prompt), sampler, seed, show, resume.step, max_new, kv is not None)
+    picks = picker.steps(backend, run) if picker else None
+    stop: Stop = "max_new"
+    start = time.perf_counter()
     try:
-        while len(ids) - len(prompt) < max_new:
+        for number in itertools.count(resume.step):
+            if len(ids) - len(prompt) >= max_new:
+                break
             if len(ids) >= limit:
                 stop = "context"
                 break
-            record = next(picks, None)  # forward, distribution, pick
-            if record is None:  # the server ended the run itself (a stream that finished)
-                stop = "eos" if ids[len(prompt) :] and ends(ids[-1]) else "context"
-                break
-            yield record
-            ids.append(record.chosen.id)  # append, and go round again with the longer sequence
-            if ends(record.chosen.id):
+            t0 = time.perf_counter()
+            if picks is None:  # tokenloop's own sampler
+                scores = backend.forward(ids, kv, top_k=show)  # one forward pass: scores for the next token
+                raw = Distribution.raw(scores)  # the raw distribution: a probability per token
+                index, processed = sampling.pick(scores.values, sampler, generator)  # greedy or sampled
+                pick = Pick(
+                    step_record(backend, ids, scores, raw, index, processed, sampler, show, number, kv is not None, t0)
+                )
+            else:  # the server picks (--server-sample), or streams the whole run (--stream)
+                try:
+                    pick = next(picks)
+                except StopIteration as over:  # the server ended the run itself: the stream finished
+                    stop = "eos" if len(ids) > len(prompt) and (over.value or ends(ids[-1])) else "context"
+                    break
+            yield pick.step
+            ids.append(pick.step.chosen.id)  # append, and go round again with the longer sequence
+            if pick.ends or ends(pick.step.chosen.id):  # stop at the end token
                 stop = "eos"
                 break
     finally:
-        picks.close()  # a stream stops here, even when the reader stopped early
-    yield finish(backend, prompt, ids[len(prompt) :], stop, time.perf_counter() - start)
+        if picks is not None:
+            picks.close()  # a stream stops here, even when the reader stopped early
+    new = ids[len(prompt) :]
+    yield finish(
+        backend, prompt, picker.final_ids(backend, tuple(new)) if picker else new, stop, time.perf_counter() - start
+    )
 
 
-def finish(backend: Backend, prompt: Sequence[int], new: Sequence[int], stop: str, seconds: float) -> Done:
+def finish(backend: Backend, prompt: Sequence[int], new: Sequence[int], stop: Stop, seconds: float) -> Done:
     """The record that ends a run: the new text and why it stopped."""
     new = list(new)
     return Done(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 
 def _finite(x: float) -> float | None:
@@ -123,13 +124,19 @@ class Step:
         )
 
 
+# Why a run stopped: an end token, `max_new` tokens made, the context (or the lab's cap) full,
+# or the learner pressed Stop in the lab.
+Stop = Literal["eos", "max_new", "context", "stopped"]
+STOPS: frozenset[str] = frozenset(get_args(Stop))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Done:
     """The end of a loop: the generated text and why it stopped."""
 
     text: str  # the generated text only (the prompt is not repeated)
     ids: list[int]  # the generated token ids
-    stop: str  # "eos", "max_new" or "context"
+    stop: Stop  # "eos", "max_new", "context" or "stopped" (the lab's Stop button)
     tokens_per_s: float
     seconds: float = 0.0
     prompt_ids: list[int] = field(default_factory=list)

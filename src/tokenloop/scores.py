@@ -20,20 +20,21 @@ from .records import Candidate
 
 @dataclass
 class Scores:
-    """What one forward pass says about the next token.
+    """What one forward pass says about the next token: a value per token of a support.
 
-    `logits` are scores over a support: the whole vocabulary when `ids` is None (index == token
-    id), or only the candidates in `ids` (a server's top-k), in which case the values are the
-    server's log-probabilities and the mass outside them is unknown.
+    - `support` None: the support is the whole vocabulary (index == token id) and `values` are
+      the model's logits (unnormalised; the raw distribution is their softmax).
+    - `support` given: the support is only those token ids (a server's top-k) and `values` are
+      the server's log-probabilities for them; the mass outside them is unknown.
     """
 
-    logits: torch.Tensor
-    ids: torch.Tensor | None = None
+    values: torch.Tensor  # 1-D, one per entry of the support: logits, or a top-k's log-probabilities
+    support: torch.Tensor | None = None  # the token id of each entry; None: the whole vocabulary
     tokens_in: int = 0  # tokens the model processed to produce these scores
     extra: dict[str, Any] = field(default_factory=dict)  # backend timings, cached tokens, ...
 
     def token_id(self, index: int) -> int:
-        return index if self.ids is None else int(self.ids[index])
+        return index if self.support is None else int(self.support[index])
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Distribution:
     @classmethod
     def raw(cls, scores: Scores) -> Distribution:
         """The raw distribution: softmax of the logits. A server's top-k already holds log-probabilities."""
-        return cls(scores.logits, sampling.log_normalizer(scores.logits) if scores.ids is None else 0.0)
+        return cls(scores.values, sampling.log_normalizer(scores.values) if scores.support is None else 0.0)
 
     @classmethod
     def of(cls, probs: torch.Tensor) -> Distribution:

@@ -1,4 +1,4 @@
-"""The fast paths of the embedded model: the compact torch forward (float32, bfloat16, int8,
+"""The fast engines of the embedded model: the compact torch forward (float32, bfloat16, int8,
 int4) and llama.cpp. Each must give the lesson the same records as the default, agree with
 itself with and without a KV cache, and stay close enough to float32 (the quality guard).
 
@@ -25,7 +25,7 @@ from tokenloop.errors import ModelError, UsageError
 from tokenloop.loop import generate, prompt_ids
 from tokenloop.records import Step
 
-TORCH_PATHS = ("bfloat16", "int8", "int4")
+TORCH_DTYPES = ("bfloat16", "int8", "int4")
 PROMPTS = ("Kubernetes pods are scheduled by the", "def add(a, b):\n    return")
 
 
@@ -45,10 +45,10 @@ def packed_in_tmp(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def paths(smol):
-    """Every way of running the real embedded model, by name; the default first."""
+def engines(smol):
+    """Every engine running the real embedded model, by `backend.engine`; the default first."""
     out = {"transformers float32": smol, "torch float32": FastBackend(dtype="float32")}
-    out.update({f"torch {d}": FastBackend(dtype=d) for d in TORCH_PATHS})
+    out.update({f"torch {d}": FastBackend(dtype=d) for d in TORCH_DTYPES})
     if llamacpp.available():
         out["llama.cpp"] = llamacpp.LlamaCppBackend()
     return out
@@ -77,7 +77,7 @@ def test_float32_forward_equals_transformers(tiny, tiny_model_dir):
     assert [s.chosen.id for s in steps(fast, "The model", 10)] == [s.chosen.id for s in steps(tiny, "The model", 10)]
 
 
-@pytest.mark.parametrize("dtype", ["float32", *TORCH_PATHS])
+@pytest.mark.parametrize("dtype", ["float32", *TORCH_DTYPES])
 def test_cache_reuses_the_shared_prefix(tiny_model_dir, dtype):
     """Cached logits equal a fresh forward of the whole sequence, also after the sequence changes."""
     fast = FastBackend(str(tiny_model_dir), dtype=dtype)
@@ -89,9 +89,9 @@ def test_cache_reuses_the_shared_prefix(tiny_model_dir, dtype):
     assert step.tokens_in == 1
     branch = fast.forward(ids[:3] + [7, 8], cache)  # a different continuation: the shared 3 are kept
     assert branch.tokens_in == 2
-    tolerance = 1e-4 if dtype == "float32" else 0.05 * float(first.logits.abs().max())
+    tolerance = 1e-4 if dtype == "float32" else 0.05 * float(first.values.abs().max())
     for scores, sequence in ((step, ids + [5]), (branch, ids[:3] + [7, 8])):
-        assert (scores.logits - fast.forward(sequence).logits).abs().max() < tolerance
+        assert (scores.values - fast.forward(sequence).values).abs().max() < tolerance
 
 
 def test_cache_grows_past_its_first_allocation(tiny_model_dir):
@@ -103,10 +103,10 @@ def test_cache_grows_past_its_first_allocation(tiny_model_dir):
     )  # a tiny first allocation
     ids = prompt_ids(fast, "The model predicts the next token, appends it, and repeats")
     assert len(ids) > 8
-    cached = [fast.forward(ids[:n], cache).logits for n in range(2, len(ids) + 1)]
+    cached = [fast.forward(ids[:n], cache).values for n in range(2, len(ids) + 1)]
     assert cache.capacity >= len(ids)
     for n, logits in zip(range(2, len(ids) + 1), cached):
-        assert torch.allclose(logits, fast.forward(ids[:n]).logits, atol=1e-4)
+        assert torch.allclose(logits, fast.forward(ids[:n]).values, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int4"])
@@ -125,9 +125,9 @@ def test_quantized_weights_are_cached_once(tiny_model_dir, dtype):
 
 # --- the real model on every path ----------------------------------------------------------------
 @pytest.mark.model
-def test_every_path_yields_the_same_record_shapes(paths):
-    default = [shape(s.to_json()) for s in steps(paths["transformers float32"], PROMPTS[0], 3)]
-    for name, backend in paths.items():
+def test_every_engine_yields_the_same_record_shapes(engines):
+    default = [shape(s.to_json()) for s in steps(engines["transformers float32"], PROMPTS[0], 3)]
+    for name, backend in engines.items():
         records = steps(backend, PROMPTS[0], 3)
         assert [shape(s.to_json()) for s in records] == default, name
         assert [s.tokens_in for s in records][1:] == [1, 1], name
@@ -135,22 +135,22 @@ def test_every_path_yields_the_same_record_shapes(paths):
 
 
 @pytest.mark.model
-def test_torch_float32_equals_transformers(paths):
-    ids = prompt_ids(paths["transformers float32"], PROMPTS[0])
-    expected = paths["transformers float32"].forward(ids).logits
-    assert torch.allclose(paths["torch float32"].forward(ids).logits, expected, atol=1e-4)
+def test_torch_float32_equals_transformers(engines):
+    ids = prompt_ids(engines["transformers float32"], PROMPTS[0])
+    expected = engines["transformers float32"].forward(ids).values
+    assert torch.allclose(engines["torch float32"].forward(ids).values, expected, atol=1e-4)
     for prompt in PROMPTS:
-        assert [s.chosen.id for s in steps(paths["torch float32"], prompt, 8)] == [
-            s.chosen.id for s in steps(paths["transformers float32"], prompt, 8)
+        assert [s.chosen.id for s in steps(engines["torch float32"], prompt, 8)] == [
+            s.chosen.id for s in steps(engines["transformers float32"], prompt, 8)
         ]
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("name", [f"torch {d}" for d in TORCH_PATHS] + ["llama.cpp"])
-def test_cached_and_uncached_agree(paths, name):
+@pytest.mark.parametrize("name", [f"torch {d}" for d in TORCH_DTYPES] + ["llama.cpp"])
+def test_cached_and_uncached_agree(engines, name):
     if name == "llama.cpp":
         need_llamacpp()
-    backend = paths[name]
+    backend = engines[name]
     for prompt in PROMPTS:
         assert [s.chosen.id for s in steps(backend, prompt, 8)] == [
             s.chosen.id for s in steps(backend, prompt, 8, cache=False)
@@ -158,13 +158,13 @@ def test_cached_and_uncached_agree(paths, name):
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("name", [f"torch {d}" for d in TORCH_PATHS] + ["llama.cpp"])
-def test_quality_guard(paths, name):
+@pytest.mark.parametrize("name", [f"torch {d}" for d in TORCH_DTYPES] + ["llama.cpp"])
+def test_quality_guard(engines, name):
     """Each fast path stays within the targets against float32: top-1 >= 95%, mean KL < 0.01 nats."""
     if name == "llama.cpp":
         need_llamacpp()
-    result = agreement.measure(paths["torch float32"], paths[name])
-    assert result.positions > 300 and result.path.startswith(name)
+    result = agreement.measure(engines["torch float32"], engines[name])
+    assert result.positions > 300 and result.engine.startswith(name)
     assert result.top1 >= agreement.TOP1_TARGET, result.line()
     assert result.kl < agreement.KL_TARGET, result.line()
     assert result.ok
@@ -180,9 +180,9 @@ def test_agreement_measures_what_differs():
 
 
 @pytest.mark.model
-def test_llamacpp_reads_the_gguf_with_the_same_tokens(paths):
+def test_llamacpp_reads_the_gguf_with_the_same_tokens(engines):
     need_llamacpp()
-    lcpp, default = paths["llama.cpp"], paths["transformers float32"]
+    lcpp, default = engines["llama.cpp"], engines["transformers float32"]
     assert lcpp.encode(PROMPTS[0]) == default.encode(PROMPTS[0])
     assert lcpp.encode("What is a token?", chat=True) == default.encode("What is a token?", chat=True)
     assert lcpp.eos_ids == default.eos_ids and lcpp.vocab_size == default.vocab_size
@@ -202,7 +202,7 @@ def test_choose_engine_and_dtype():
 
 
 def test_cli_fast_path_prints_its_agreement_once(capsys, tiny_model_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(agreement, "cache_file", lambda backend: tmp_path / f"{backend.path}.json")
+    monkeypatch.setattr(agreement, "cache_file", lambda backend: tmp_path / f"{backend.engine}.json")
     argv = ["next", "The model", "--model", str(tiny_model_dir), "--dtype", "int8", "--json"]
     assert main(argv) == 0
     out, err = capsys.readouterr()

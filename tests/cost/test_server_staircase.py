@@ -1,7 +1,7 @@
 """The staircase on a connected server (server_staircase.py): measured on the real vLLM of the
 test suite, whose prefix cache is on, and its pure parts alone.
 
-Modules (src/tokenloop/): commands/server_staircase.py."""
+Modules (src/tokenloop/): commands/staircase.py (its --url mode), cost/server_staircase.py."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import json
 import pytest
 from support.cli_runner import cli, one_line_error
 
-from tokenloop.backends.server import ServerBackend, kinds, metrics
+from tokenloop.backends.server import ServerBackend, dialects, metrics
 from tokenloop.cost import server_staircase
 from tokenloop.errors import UsageError
 
 
 def test_each_kind_of_server_gets_its_own_way_of_skipping_the_cache():
-    assert kinds.uncached_fields(kinds.VLLM, "s1") == {"cache_salt": "s1"}
-    assert kinds.uncached_fields(kinds.LLAMA_CPP, "s1") == {"cache_prompt": False}
-    assert kinds.uncached_fields(kinds.OLLAMA, "s1") == {}  # only a new prompt makes sure
+    assert dialects.uncached_fields(dialects.VLLM, "s1") == {"cache_salt": "s1"}
+    assert dialects.uncached_fields(dialects.LLAMA_CPP, "s1") == {"cache_prompt": False}
+    assert dialects.uncached_fields(dialects.OLLAMA, "s1") == {}  # only a new prompt makes sure
 
 
 def test_the_summary_keeps_each_lengths_least_disturbed_run():

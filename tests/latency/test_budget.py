@@ -1,6 +1,8 @@
 """Latency: the budget arithmetic, the TTFT + (n - 1) × ITL fit, and the measurement against a real
 llama.cpp server on 127.0.0.1 (the shared `llama_url` fixture from tests/support/servers.py), compared with
-the server's own `timings`."""
+the server's own `timings`.
+
+Modules (src/tokenloop/): latency/budget.py, commands/latency/budget.py (the budget with no server)."""
 
 import json
 

@@ -3,7 +3,8 @@ at several concurrencies, goodput, the three tools' definitions recomputed from 
 records, the server's own split of TTFT from /metrics, cost; and the refusals that come before
 any request is sent.
 
-Modules (src/tokenloop/): commands/latency.py, commands/latency_view.py, latency/concurrency.py,
+Modules (src/tokenloop/): commands/latency/measured.py, commands/latency/concurrency.py,
+commands/latency/definitions.py, commands/latency/saved.py, latency/concurrency.py,
 latency/definitions.py, measure/load.py, measure/streamed.py."""
 
 from __future__ import annotations

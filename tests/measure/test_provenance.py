@@ -15,7 +15,7 @@ from tokenloop.web import create_app
 def test_the_embedded_model_says_engine_torch_version_model_and_cpu_threads(tiny):
     said = provenance.of(tiny)
     assert said == provenance.embedded(tiny)  # in process: the embedded branch
-    assert said["engine"] == f"tokenloop embedded ({tiny.path})" and said["model"] == tiny.model
+    assert said["engine"] == f"tokenloop embedded ({tiny.engine})" and said["model"] == tiny.model
     assert said["version"] == f"torch {torch.__version__}"
     device = next(tiny.lm.parameters()).device.type
     assert said["cpu"] is (device == "cpu")  # the page prints the honesty sentence for a CPU

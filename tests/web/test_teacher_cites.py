@@ -1,7 +1,8 @@
 """The teacher acts and cites: the lesson's passages ranked for a question (web/passages.py), the two
 live actions a question can ask for (web/teacher.py), and their routes, on the tiny model.
 
-Modules (src/tokenloop/): web/teacher.py, lessons/passages.py, web/connected.py."""
+Modules (src/tokenloop/): web/teacher.py, web/routes/teacher.py, lessons/passages.py, web/connected.py,
+web/routes/connected.py."""
 
 from __future__ import annotations
 

@@ -2,8 +2,10 @@
 input, and the lesson's live parts. The tiny random model keeps most of these in milliseconds;
 the teacher needs the real instruct model and its chat template.
 
-Modules (src/tokenloop/): web/app.py, web/lab.py, web/sessions.py, web/schemas.py, web/events.py,
-web/score.py, web/demos.py."""
+Modules (src/tokenloop/): web/app.py, web/middleware.py, web/errors.py, web/deps.py, web/info.py,
+web/compare.py, web/lab.py, web/sessions.py, web/schemas.py, web/events.py, web/score.py, web/demos.py,
+web/routes/pages.py, web/routes/lesson.py, web/routes/lab.py, web/routes/score.py, web/routes/demos.py,
+web/routes/live.py."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ checks the shape, the stream and the refusals in milliseconds; the real model, s
 on 127.0.0.1, checks that the curl the page shows gives the same numbers as `tokenloop next`, and
 that tokenloop's server backend runs against the app as against a vLLM.
 
-Modules (src/tokenloop/): web/completions.py, web/openai_api.py."""
+Modules (src/tokenloop/): web/completions.py, web/routes/openai.py."""
 
 from __future__ import annotations
 

@@ -3,18 +3,21 @@
 Each backend lives in its own file behind the small `Backend` protocol below and is found
 through the `BACKENDS` registry (name -> "module:Class"), imported only when used. What a
 backend can do is declared on it (`in_process`, `full_vocab`, `max_top_k`, `can_score`,
-`can_train`, `can_chat`, `picker`) and read elsewhere, never probed. Nothing here imports torch, so the CLI
-can list the engines without loading it.
+`can_train`, `can_chat`, `picker`) and read elsewhere, never probed. A backend that picks for the
+loop does so through the `Picker` contract (`picker.py`). The in-process backends share one
+`Tokenizer` component (`tokenizer.py`). Nothing here imports torch, so the CLI can list the
+engines without loading it.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..scores import Scores
+    from .picker import Picker
 
 ENGINES = ("transformers", "torch", "llama.cpp")  # --engine: ways to run the embedded model
 DTYPES = ("float32", "bfloat16", "int8", "int4")  # --dtype: weight formats of the torch engine
@@ -34,8 +37,9 @@ class Backend(Protocol):
     can_score: bool  # has `all_logits(ids)`: every position's logits in one pass (score mode)
     can_train: bool  # holds a torch module whose weights a training step can change (`lm`)
     can_chat: bool  # can turn a conversation into a prompt (a chat template, or a server's chat endpoint)
-    picker: Callable[..., Any] | None  # how a run picks: None is tokenloop's own sampler (see loop.generate)
-    model_path: str | None  # the model's folder or file, for demos that load it again
+    picker: Picker | None  # how a run picks: None is tokenloop's own sampler (see loop.generate)
+    model_dir: str | None  # the Hugging Face model folder the weights came from (None: a server, or a GGUF file)
+    gguf_file: str | None  # the GGUF file llama.cpp runs (None elsewhere); with model_dir, what demos load again
     config: Any  # the model's config (a transformers config or model_config.ModelConfig), for the model numbers; None if unknown
 
     def encode(self, text: str, chat: bool = False) -> list[int]: ...

@@ -8,7 +8,7 @@ model reads the text and predicts each next token, as in training):
 - mean KL divergence, KL(float32 || fast) in nats: how far the whole distribution moved.
 
 A fast path is offered with these two numbers printed (targets: top-1 >= 95%, KL < 0.01).
-The check takes a few seconds, so its result is kept per model file and path in the user cache.
+The check takes a few seconds, so its result is kept per model file and engine in the user cache.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ TEXTS = (
 
 @dataclass(frozen=True)
 class Agreement:
-    path: str  # e.g. "torch int8"
+    engine: str  # e.g. "torch int8"
     top1: float  # share of positions where the most likely token is the same
-    kl: float  # mean KL(float32 || path) in nats
+    kl: float  # mean KL(float32 || engine) in nats
     positions: int
     texts: int
 
@@ -58,7 +58,7 @@ class Agreement:
     def line(self) -> str:
         verdict = "within" if self.ok else "OUTSIDE"
         return (
-            f"{self.path}: top-1 agreement with float32 {100 * self.top1:.1f}%, mean KL {self.kl:.4f} nats "
+            f"{self.engine}: top-1 agreement with float32 {100 * self.top1:.1f}%, mean KL {self.kl:.4f} nats "
             f"over {self.positions} positions of {self.texts} texts ({verdict} the targets >= {100 * TOP1_TARGET:.0f}%, < {KL_TARGET})"
         )
 
@@ -79,32 +79,32 @@ def measure(reference, fast, texts=TEXTS) -> Agreement:
         ids = reference.encode(text)
         s, k, n = compare(reference.all_logits(ids), fast.all_logits(ids))
         same, kl, positions = same + s, kl + k, positions + n
-    return Agreement(fast.path, same / positions, kl / positions, positions, len(texts))
+    return Agreement(fast.engine, same / positions, kl / positions, positions, len(texts))
 
 
 def cache_file(backend) -> Path:
-    source = Path(backend.model_path)
+    source = Path(backend.gguf_file or backend.model_dir)
     stat = source.stat() if source.is_file() else (source / "config.json").stat()
     key = f"{source.resolve()}:{stat.st_mtime_ns}:v{quantized.VERSION}".encode()
-    name = f"{source.stem}-{hashlib.sha1(key).hexdigest()[:10]}-{backend.path.replace(' ', '-')}.json"
+    name = f"{source.stem}-{hashlib.sha1(key).hexdigest()[:10]}-{backend.engine.replace(' ', '-')}.json"
     return model_files.cache_root() / "agreement" / name
 
 
 def float32_reference(backend, log=None):
-    """The float32 model a path is measured against: the same weights through `fast.py` in float32
+    """The float32 model an engine is measured against: the same weights through `fast.py` in float32
     (equal to the transformers model's logits), or the transformers model for other architectures."""
     from ..errors import ModelError
     from .embedded import EmbeddedBackend
     from .fast import FastBackend
 
     try:
-        return FastBackend(backend.model_path, log=log, dtype="float32")
+        return FastBackend(backend.model_dir or backend.gguf_file, log=log, dtype="float32")
     except ModelError:
-        return EmbeddedBackend(backend.model_path, log=log)
+        return EmbeddedBackend(backend.model_dir or backend.gguf_file, log=log)
 
 
 def checked(backend, log=None) -> Agreement:
-    """The agreement of a fast-path backend, measured once per model and path, then read from the cache."""
+    """The agreement of a fast-path backend, measured once per model and engine, then read from the cache."""
     file = cache_file(backend)
     if file.is_file():
         try:
@@ -112,7 +112,7 @@ def checked(backend, log=None) -> Agreement:
         except (TypeError, ValueError):
             pass  # an old or broken file: measure again
     if log:
-        log(f"measuring {backend.path} against float32 once (a few seconds) ...")
+        log(f"measuring {backend.engine} against float32 once (a few seconds) ...")
     result = measure(float32_reference(backend, log), backend)
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text(json.dumps(asdict(result)))

@@ -8,7 +8,6 @@ Two ways to get the next-token scores, side by side:
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,9 +16,10 @@ from typing import Any
 
 import torch
 
-from ..errors import ModelError, UsageError
+from ..errors import ModelError
 from ..model import files as model_files
 from ..scores import Scores
+from .tokenizer import Tokenizer
 
 
 @dataclass
@@ -28,6 +28,14 @@ class KVCache:
 
     past: Any = None
     seen: list[int] = field(default_factory=list)
+
+
+def model_name(model: str | None) -> str:
+    """What the user sees as the model's name: the folder's or the GGUF file's."""
+    if model is None:
+        return model_files.DEFAULT_NAME
+    path = Path(model)
+    return path.stem if path.suffix.lower() == ".gguf" else path.resolve().name
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -47,25 +55,21 @@ class EmbeddedBackend:
     can_score = True  # all_logits: every position in one pass
     can_train = True  # `lm` is a torch module whose weights a training step changes
     picker = None  # the loop's own sampler picks
+    gguf_file = None  # the weights come from a model folder (model_dir)
 
     @property
     def can_chat(self) -> bool:
-        return bool(self.chat_template)
+        return bool(self.tokenizer.chat_template)
 
     def __init__(self, model: str | None = None, log=None, dtype: torch.dtype = torch.float32):
         model_files.offline()
         self.folder: Path = model_files.resolve(model, log)
-        self.model_path = str(self.folder)
+        self.model_dir = str(self.folder)
         import transformers
-        from tokenizers import Tokenizer
         from transformers import AutoModelForCausalLM
 
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-        tokenizer_file = self.folder / "tokenizer.json"
-        if not tokenizer_file.is_file():
-            raise ModelError(f"{self.folder} has no tokenizer.json; tokenloop needs a fast tokenizer file")
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         try:
             self.lm = AutoModelForCausalLM.from_pretrained(self.folder, dtype=dtype, local_files_only=True)
         except Exception as e:
@@ -73,22 +77,15 @@ class EmbeddedBackend:
         self.lm.eval()
         self.lm.requires_grad_(False)
         self.config = self.lm.config
-        self.model = self._model_name(model)
+        self.model = model_name(model)
         self.context_length = int(getattr(self.config, "max_position_embeddings", 2048))
-        self.eos_ids = frozenset(self._eos_ids())
+        self.tokenizer = Tokenizer.from_folder(self.folder, self.model, self._eos_ids())
+        self.eos_ids = self.tokenizer.eos_ids  # the run's end tokens (a test may set its own)
         self.vocab_size = int(self.config.vocab_size)
-        self.chat_template = self._chat_template()
-        self._token_text: dict[int, str] = {}
         # One forward at a time: the web app shares this model across requests.
         self.lock = threading.Lock()
 
     # --- description ---------------------------------------------------------------------------
-    def _model_name(self, model: str | None) -> str:
-        if model is None:
-            return model_files.DEFAULT_NAME
-        path = Path(model)
-        return path.stem if path.suffix.lower() == ".gguf" else path.resolve().name
-
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
         for source in (self.config, getattr(self.lm, "generation_config", None)):
@@ -99,49 +96,18 @@ class EmbeddedBackend:
                 ids.update(int(v) for v in value)
         return ids
 
-    def _chat_template(self) -> str | None:
-        jinja = self.folder / "chat_template.jinja"
-        if jinja.is_file():
-            return jinja.read_text()
-        config = self.folder / "tokenizer_config.json"
-        if config.is_file():
-            return json.loads(config.read_text()).get("chat_template")
-        return None
-
-    # --- text <-> ids --------------------------------------------------------------------------
+    # --- text <-> ids: the tokenizer's ---------------------------------------------------------
     def chat_text(self, messages: list[dict]) -> str:
-        """Render a conversation through the model's own chat template."""
-        if not self.chat_template:
-            raise UsageError(f"{self.model} has no chat template: drop --chat and give a raw prompt")
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        special = {"bos_token": self._special("bos"), "eos_token": self._special("eos")}
-        return env.from_string(self.chat_template).render(messages=messages, add_generation_prompt=True, **special)
-
-    def _special(self, kind: str) -> str:
-        config = self.folder / "tokenizer_config.json"
-        if config.is_file():
-            value = json.loads(config.read_text()).get(f"{kind}_token")
-            if isinstance(value, dict):
-                value = value.get("content")
-            return value or ""
-        return ""
+        return self.tokenizer.chat_text(messages)
 
     def encode(self, text: str, chat: bool = False) -> list[int]:
-        if chat:
-            text = self.chat_text([{"role": "user", "content": text}])
-        return self.tokenizer.encode(text).ids
+        return self.tokenizer.encode(text, chat)
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+        return self.tokenizer.decode(ids)
 
     def token_text(self, token_id: int) -> str:
-        """A single token as text (byte pieces of a longer character come out as '\ufffd')."""
-        text = self._token_text.get(token_id)
-        if text is None:
-            text = self._token_text[token_id] = self.tokenizer.decode([token_id], skip_special_tokens=False)
-        return text
+        return self.tokenizer.token_text(token_id)
 
     # --- the forward pass ----------------------------------------------------------------------
     def new_cache(self) -> KVCache:
@@ -172,7 +138,8 @@ class EmbeddedBackend:
             return self.lm(torch.tensor([list(ids)]), use_cache=False).logits[0]
 
     @property
-    def path(self) -> str:
+    def engine(self) -> str:
+        """What runs the model, and in which dtype: 'transformers float32'."""
         return f"transformers {self.kv_dtype}"
 
     @property

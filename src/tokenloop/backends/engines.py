@@ -5,7 +5,8 @@
                            the fast path: fast.py's compact forward with a static KV cache
     llama.cpp              the GGUF file in llama-cpp-python, if installed (its own format, Q4_1)
 
-Every path but the default prints its measured agreement with float32 when it opens.
+Every engine but the default prints its measured agreement with float32 when it opens (`backend.engine`
+names the one running, with its weights: "torch int8").
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def choose(engine: str | None, dtype: str | None) -> tuple[str, str | None]:
 
 
 def open_embedded(model: str | None, engine: str | None = None, dtype: str | None = None, log=None, guard: bool = True):
-    """The embedded model on the path the options name; a fast path says how well it agrees with float32."""
+    """The embedded model on the engine the options name; a faster one says how well it agrees with float32."""
     engine, dtype = choose(engine, dtype)
     if engine == "transformers":
         return backend_class("embedded")(model=model, log=log)
@@ -42,7 +43,7 @@ def open_embedded(model: str | None, engine: str | None = None, dtype: str | Non
         backend = backend_class("fast")(model=model, log=log, dtype=dtype)
     else:
         backend = backend_class("llama.cpp")(model=model, log=log)
-    if guard and backend.path != "torch float32":
+    if guard and backend.engine != "torch float32":
         from .agreement import checked
 
         say = log or (lambda message: print(f"tokenloop: {message}", file=sys.stderr))

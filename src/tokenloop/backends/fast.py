@@ -12,8 +12,8 @@ its model small), so a decode step is about 25 tensor operations a layer and not
 - A static KV cache: each layer's keys and values go into tensors allocated ahead of time
   (doubling when full), so a step writes one slot instead of concatenating.
 
-`FastBackend` shares the tokenizer side (encode, decode, chat template) with the default
-`EmbeddedBackend`; only the model underneath differs.
+`FastBackend` holds the same `Tokenizer` as the default `EmbeddedBackend` (encode, decode, chat
+template, from the model folder); only the model underneath differs.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from ..model.config import ModelConfig
 from ..model.weights import read_safetensors
 from ..scores import Scores
 from . import quantized
-from .embedded import EmbeddedBackend, common_prefix
+from .embedded import common_prefix, model_name
+from .tokenizer import Tokenizer
 
 
 # --- the model -------------------------------------------------------------------------------
@@ -232,45 +233,62 @@ def forward(
 
 
 # --- the backend -----------------------------------------------------------------------------
-class FastBackend(EmbeddedBackend):
+class FastBackend:
     """The embedded model through `forward` above, with weights in `dtype`."""
 
     name = "embedded"
-    engine = "torch"
+    in_process = True  # weights, cache and tokenizer in this process
+    full_vocab = True
+    max_top_k = None
+    can_score = True  # all_logits: every position in one pass
     can_train = False  # no autograd here: the training demo loads the same weights into transformers
+    picker = None  # the loop's own sampler picks
+    gguf_file = None  # the weights come from a model folder (model_dir)
+
+    @property
+    def can_chat(self) -> bool:
+        return bool(self.tokenizer.chat_template)
 
     def __init__(self, model: str | None = None, log=None, dtype: str = "int8"):
         if dtype not in quantized.DTYPES:
             raise UsageError(f"--dtype {dtype}: choose one of {', '.join(quantized.DTYPES)}")
         model_files.offline()
         self.folder = model_files.resolve(model, log)
-        self.model_path = str(self.folder)
+        self.model_dir = str(self.folder)
         self.dtype = dtype
         self.net = load(self.folder, dtype)
-        tokenizer_file = self.folder / "tokenizer.json"
-        if not tokenizer_file.is_file():
-            raise ModelError(f"{self.folder} has no tokenizer.json; tokenloop needs a fast tokenizer file")
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
-        self.model = self._model_name(model)
+        self.model = model_name(model)
+        # config.json's end tokens and generation_config.json's
+        self.tokenizer = Tokenizer.from_folder(self.folder, self.model, self.net.config.stop_ids)
         self.config = self.net.config  # the staircase's model numbers read it
         self.context_length = self.net.config.context
         self.vocab_size = self.net.config.vocab
-        self.eos_ids = self.net.config.stop_ids  # config.json's end tokens and generation_config.json's
-        self.chat_template = self._chat_template()
-        self._token_text: dict[int, str] = {}
+        self.eos_ids = self.tokenizer.eos_ids  # the run's end tokens (a test may set its own)
         self.lock = threading.Lock()
 
     @property
-    def path(self) -> str:
-        return f"{self.engine} {self.dtype}"
+    def engine(self) -> str:
+        """What runs the model, and in which dtype: 'torch int8'."""
+        return f"torch {self.dtype}"
 
     @property
     def weight_bytes(self) -> int:
         return self.net.weight_bytes
 
     kv_dtype = "float32"  # StaticCache keeps keys and values in float32, whatever the weights
+
+    # --- text <-> ids: the tokenizer's ---------------------------------------------------------
+    def chat_text(self, messages: list[dict]) -> str:
+        return self.tokenizer.chat_text(messages)
+
+    def encode(self, text: str, chat: bool = False) -> list[int]:
+        return self.tokenizer.encode(text, chat)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids)
+
+    def token_text(self, token_id: int) -> str:
+        return self.tokenizer.token_text(token_id)
 
     def new_cache(self) -> StaticCache:
         return StaticCache(self.net.config)

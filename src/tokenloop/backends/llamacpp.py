@@ -28,6 +28,7 @@ from ..model import files as model_files
 from ..scores import Scores
 from . import llamacpp_build
 from .embedded import common_prefix
+from .tokenizer import Tokenizer
 
 INSTALL_HINT = "pip install llama-cpp-python"  # llamacpp_build.rebuild_command() adds flags for this CPU
 
@@ -51,17 +52,17 @@ def threads() -> int:
 class LlamaCppBackend:
     name = "embedded"
     in_process = True  # weights, cache and tokenizer in this process
-    engine = "llama.cpp"
     full_vocab = True
     max_top_k = None
     can_score = True  # all_logits
     can_train = False
     picker = None
     config = None  # no transformers config: the staircase's model numbers need the torch engines
+    model_dir = None  # no model folder: the weights are one GGUF file (gguf_file)
 
     @property
     def can_chat(self) -> bool:
-        return bool(self.chat_template)
+        return bool(self.tokenizer.chat_template)
 
     def __init__(self, model: str | None = None, log=None, n_ctx: int | None = None):
         if not available():
@@ -74,7 +75,7 @@ class LlamaCppBackend:
 
         self._c = llama_cpp
         self.model = model_files.DEFAULT_NAME if model is None else self.gguf.stem
-        self.model_path = str(self.gguf)
+        self.gguf_file = str(self.gguf)
         self.dtype = self._file_type()
         try:
             self.llm = llama_cpp.Llama(
@@ -90,11 +91,10 @@ class LlamaCppBackend:
             raise ModelError(f"llama.cpp could not load {self.gguf} ({type(e).__name__}: {e})") from e
         self.context_length = self.llm.n_ctx()
         self.vocab_size = self.llm.n_vocab()
-        self.eos_ids = frozenset(t for t in (self.llm.token_eos(),) if t >= 0)  # the same stop as the other paths
-        self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
+        self.tokenizer = Tokenizer.from_llama(self.llm, self.model)
+        self.eos_ids = self.tokenizer.eos_ids  # the same stop as the other engines
         self._batch = llama_cpp.llama_batch_init(512, 0, 1)
         self._holder: LlamaCppCache | None = None  # whose tokens the context's KV cache holds
-        self._token_text: dict[int, str] = {}
         self.lock = threading.Lock()
 
     def __del__(self):
@@ -126,7 +126,8 @@ class LlamaCppBackend:
         return "gguf"
 
     @property
-    def path(self) -> str:
+    def engine(self) -> str:
+        """What runs the model, and in which format: 'llama.cpp Q4_1'."""
         return f"llama.cpp {self.dtype}"
 
     @property
@@ -134,33 +135,18 @@ class LlamaCppBackend:
         """Bytes one decode step reads: every tensor of the file but the embedding's unread rows."""
         return self.llm._model.size() if hasattr(self.llm, "_model") else self.gguf.stat().st_size
 
-    # --- text <-> ids --------------------------------------------------------------------------
+    # --- text <-> ids: the tokenizer's (the GGUF file's own vocabulary) --------------------------
     def chat_text(self, messages: list[dict]) -> str:
-        if not self.chat_template:
-            raise UsageError(f"{self.model} has no chat template: drop --chat and give a raw prompt")
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        special = {
-            "bos_token": self.token_text(self.llm.token_bos()),
-            "eos_token": self.token_text(self.llm.token_eos()),
-        }
-        return env.from_string(self.chat_template).render(messages=messages, add_generation_prompt=True, **special)
+        return self.tokenizer.chat_text(messages)
 
     def encode(self, text: str, chat: bool = False) -> list[int]:
-        if chat:
-            text = self.chat_text([{"role": "user", "content": text}])
-        add_bos = self.llm.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
-        return self.llm.tokenize(text.encode(), add_bos=add_bos, special=True)
+        return self.tokenizer.encode(text, chat)
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.llm.detokenize(list(ids), special=True).decode("utf-8", errors="replace")
+        return self.tokenizer.decode(ids)
 
     def token_text(self, token_id: int) -> str:
-        text = self._token_text.get(token_id)
-        if text is None:
-            text = self._token_text[token_id] = self.decode([token_id])
-        return text
+        return self.tokenizer.token_text(token_id)
 
     # --- the forward pass ----------------------------------------------------------------------
     def new_cache(self) -> LlamaCppCache:

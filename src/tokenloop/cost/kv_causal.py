@@ -83,19 +83,19 @@ def cache_bytes(model: scratch.Model, cache: scratch.KVCache) -> dict:
 
 def readable(backend) -> bool:
     """Whether the backend's weights sit in a folder `scratch.py` can read (a GGUF file cannot)."""
-    path = getattr(backend, "model_path", None)
-    return path is not None and Path(path).is_dir()
+    folder = getattr(backend, "model_dir", None)
+    return folder is not None and Path(folder).is_dir()
 
 
 def on_backend(backend, tokens: int = CAUSAL_TOKENS) -> dict:
     """Step 1 on an in-process backend's weights, with where it ran."""
-    model = scratch_model(backend.model_path)
+    model = scratch_model(backend.model_dir)
     return {**causal_check(model, token_ids(backend, tokens + 1)), "source": provenance.embedded(backend)}
 
 
 def bytes_on_backend(backend, tokens: int = BYTES_TOKENS) -> dict:
     """Step 4 in process: the config's prediction beside what the cache's tensors hold."""
-    model = scratch_model(backend.model_path)
+    model = scratch_model(backend.model_dir)
     return {
         "predicted": kv_capacity.prediction(Shape.from_config(model.config)),
         "measured": cache_bytes(model, prefilled(model, token_ids(backend, tokens))),

@@ -11,7 +11,7 @@ One streamed request per length and round gives both: its first token, then `gap
 
 "No cache has seen it" is made sure twice: every prompt starts with its own number (no two
 prompts share a first block), and the request carries the server's own switch where it has one
-(`kinds.uncached_fields`: vLLM's per-request `cache_salt` with a new random value, llama.cpp's
+(`dialects.uncached_fields`: vLLM's per-request `cache_salt` with a new random value, llama.cpp's
 `cache_prompt: false`). Prompts are exactly n tokens by the server's `/tokenize` (the embedded
 model's tokenizer where the server has none: the same model), sent as token ids where the server
 takes them.
@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
-from ..backends.server import ServerBackend, kinds, metrics, shapes
+from ..backends.server import ServerBackend, dialects, metrics, wire
 from ..errors import UsageError
 from ..measure.filler import TEXT
 from ..measure.fits import fit_cached, fit_uncached
@@ -142,7 +142,7 @@ def send(backend: ServerBackend, prompt: list[int] | str, new_tokens: int, field
 def point(n: int, stream: Stream) -> Point:
     arrivals = stream.arrivals_ms
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-    numbers = shapes.server_numbers({"usage": stream.usage, "timings": stream.server})
+    numbers = wire.server_numbers({"usage": stream.usage, "timings": stream.server})
     return Point(
         n,
         stream.ttft_ms,
@@ -159,7 +159,7 @@ def measurements(
     """One `Point` per request, every length once per round in a new shuffled order (so a slow
     spell spreads over all lengths). A warm-up request goes first, untimed."""
     prompts, rng = Prompts(backend), random.Random(seed)
-    fresh = lambda: kinds.uncached_fields(backend.kind, secrets.token_hex(16))  # noqa: E731
+    fresh = lambda: dialects.uncached_fields(backend.dialect, secrets.token_hex(16))  # noqa: E731
     send(backend, prompts.prompt(prompts.ids(min(lengths_))), 2, fresh())
     for _ in range(repeats):
         for n in rng.sample(list(lengths_), len(lengths_)):
@@ -174,10 +174,10 @@ def prefix_hits(backend: ServerBackend, n: int) -> list[Hit]:
     sends = [("first", False), ("repeat", False), ("repeat, cache off", True)]
     hits = []
     for label, fresh in sends:
-        fields = kinds.uncached_fields(backend.kind, secrets.token_hex(16)) if fresh else {}
+        fields = dialects.uncached_fields(backend.dialect, secrets.token_hex(16)) if fresh else {}
         before = metrics.scrape(backend.client)
         stream = send(backend, prompt, 1, fields)
-        numbers = shapes.server_numbers({"usage": stream.usage, "timings": stream.server})
+        numbers = wire.server_numbers({"usage": stream.usage, "timings": stream.server})
         hit, queried = numbers.get("cached_tokens"), None
         if before is not None:
             queried, counted = counted_hits(backend, before)

@@ -237,5 +237,5 @@ def _measure(backend, max_len, points, repeats, on_progress, seed) -> StaircaseR
         estimate,
         time.perf_counter() - start,
         torch.get_num_threads(),
-        backend.path,
+        backend.engine,
     )

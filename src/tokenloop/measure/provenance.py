@@ -13,7 +13,7 @@ def embedded(backend) -> dict:
 
     device = next(backend.lm.parameters()).device.type if hasattr(backend, "lm") else "cpu"
     return {
-        "engine": f"tokenloop embedded ({backend.path})",
+        "engine": f"tokenloop embedded ({backend.engine})",
         "version": f"torch {torch.__version__}",
         "model": backend.model,
         "hardware": f"{device} ({torch.get_num_threads()} threads)" if device == "cpu" else device,

@@ -12,8 +12,8 @@ Shapes in the comments: T = tokens in this call, S = tokens attention looks at (
 D = hidden size (576), H = query heads (9), G = key/value heads (3), d = head size (64),
 F = MLP inner size (1536), V = vocabulary (49152). One sequence at a time, no batch dimension.
 
-The generation loop sits at the bottom, twice: `generate_uncached` runs the whole sequence
-every step (the lesson's pseudo-code); `generate_cached` splits into `prefill` and
+The generation loop sits at the bottom, twice: `generate_uncached` is the bare loop, the whole
+sequence every step (the lesson's pseudo-code); `generate_cached` splits into `prefill` and
 `decode_one`, keeping each layer's keys and values so a step only pushes one new token through.
 """
 
@@ -185,7 +185,9 @@ def forward(model: Model, ids: Sequence[int], cache: KVCache | None = None) -> t
 
 # --- the loop, two ways (greedy) -------------------------------------------------------------
 def generate_uncached(model: Model, ids: Sequence[int], max_new: int) -> Iterator[int]:
-    """The lesson's loop: run the whole sequence every step, take the last position's argmax."""
+    """The bare loop, the lesson's pseudo-code in ten lines: run the whole sequence every step,
+    take the last position's argmax, append, stop at an end token. No cache, no records, no
+    sampler: `tokenloop.loop.generate` is this loop with those added."""
     ids = list(ids)
     for _ in range(max_new):
         logits = forward(model, ids)  # (T, V): the whole sequence, again

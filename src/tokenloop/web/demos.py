@@ -36,31 +36,31 @@ def server_staircase(backend, **options) -> dict:
 def trainable(backend):
     """Training needs gradients, which only the transformers model has. On the torch or
     llama.cpp engine the same weights are loaded into it once, beside the fast path."""
-    return backend if backend.can_train else transformers_copy(backend.model_path)
+    return backend if backend.can_train else transformers_copy(backend.model_dir or backend.gguf_file)
 
 
 @functools.cache
-def transformers_copy(model_path: str):
+def transformers_copy(weights: str):
     from ..backends.embedded import EmbeddedBackend
 
-    return EmbeddedBackend(model_path)
+    return EmbeddedBackend(weights)
 
 
 class Demo:
     """One demo: what it runs, what it needs of the backend (an attribute a backend declares where
-    it has it: `model_path` to train in transformers, `config` for the staircase's forward with and
+    it has it: `model_dir` or llama.cpp's `gguf_file` to train in transformers, `config` for the staircase's forward with and
     without a cache, `client` for a server), at most one run at a time, the last result kept."""
 
-    def __init__(self, name: str, measure: Callable[..., dict], needs: str, how: str):
+    def __init__(self, name: str, measure: Callable[..., dict], needs: tuple[str, ...], how: str):
         self.name, self.measure, self.needs, self.how = name, measure, needs, how
         self.last: dict | None = None
         self._running = threading.Lock()
 
     def run(self, backend, **options) -> dict:
         called = self.name.replace("_", " ")
-        if backend is None and self.needs != "client":
+        if backend is None and self.needs != ("client",):
             raise Unavailable(f"the {called} demo needs a model running in this process (the embedded model)")
-        if getattr(backend, self.needs, None) is None:  # declared where a backend has it
+        if all(getattr(backend, need, None) is None for need in self.needs):  # declared where a backend has it
             raise Unavailable(f"the {called} demo needs {self.how}")
         if not self._running.acquire(blocking=False):
             raise Busy(f"the {called} demo is already running: wait for it to finish")
@@ -74,20 +74,22 @@ class Demo:
 def demos() -> dict[str, Demo]:
     """A fresh set for one app, by name."""
     return {
-        "training": Demo("training", train, "model_path", "the embedded model"),
-        "staircase": Demo("staircase", staircase, "config", "the embedded model on the transformers or torch engine"),
+        "training": Demo("training", train, ("model_dir", "gguf_file"), "the embedded model"),
+        "staircase": Demo(
+            "staircase", staircase, ("config",), "the embedded model on the transformers or torch engine"
+        ),
         "server_staircase": Demo(
-            "server_staircase", server_staircase, "client", "a server: start the lesson with --url"
+            "server_staircase", server_staircase, ("client",), "a server: start the lesson with --url"
         ),
     }
 
 
 def engine_of(backend) -> str:
     """What ran an embedded demo, in words: 'transformers 4.57.1, float32, in this process'."""
-    library = backend.path.split()[0] if backend.path else backend.name
+    library = backend.engine.split()[0] if backend.engine else backend.name
     try:
         library = f"{library} {version(library)}"
     except PackageNotFoundError:  # an engine that is no Python distribution: llama.cpp
         pass
-    rest = backend.path.split(maxsplit=1)[1] if backend.path and " " in backend.path else ""
+    rest = backend.engine.split(maxsplit=1)[1] if backend.engine and " " in backend.engine else ""
     return ", ".join(part for part in (library, rest, "in this process") if part)

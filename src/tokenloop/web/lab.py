@@ -1,8 +1,9 @@
 """The lab's logic as plain functions over a `Session`: start, one step, a run, a branch.
 
 A step and a run are `tokenloop.loop.generate` itself, continued from the session's own token
-ids, KV cache and random stream, so the loop can pause between requests and resume where it
-stopped, or from a token the learner clicked. The session keeps `Step` records; they become
+ids and where its run paused (`loop.Paused`: the KV cache, the random stream, the next step's
+number), so the loop can pause between requests and resume where it stopped, or from a token the
+learner clicked. The session keeps `Step` records; they become
 JSON only here, at the edge.
 """
 
@@ -17,8 +18,8 @@ from contextlib import closing
 
 from .. import sampling
 from ..errors import UsageError
-from ..loop import finish, generate, prompt_ids
-from ..records import Candidate, Step
+from ..loop import Paused, finish, generate, prompt_ids
+from ..records import Candidate, Step, Stop
 from ..sampling import Sampler
 from .schemas import MAX_LAB_TOKENS, SamplerIn
 from .sessions import Session
@@ -94,18 +95,8 @@ def generator_for(session: Session, seed: int | None):
 
 def _steps(backend, session: Session, options: SamplerIn, show: int, max_new: int):
     """The loop, continued from where this session's run stands."""
-    return generate(
-        backend,
-        session.ids,
-        max_new,
-        to_sampler(options),
-        cache=session.cached,
-        show=show,
-        kv=session.cache,
-        generator=generator_for(session, options.seed),
-        first=len(session.steps) + 1,
-        limit=limit(backend),
-    )
+    paused = Paused(session.cache, generator_for(session, options.seed), step=len(session.steps) + 1)
+    return generate(backend, session.ids, max_new, to_sampler(options), show=show, resume=paused, limit=limit(backend))
 
 
 def _append(session: Session, record: Step) -> None:
@@ -129,7 +120,8 @@ def run(backend, session: Session, options: SamplerIn, show: int, max_new: int) 
     """Step until an end token, `max_new` steps, the limit, or the learner presses Stop.
     Yields ("step", record) per token, then ("done", summary)."""
     session.stop.clear()
-    start_at, made, stop = time.perf_counter(), [], "max_new"
+    start_at, made = time.perf_counter(), []
+    stop: Stop = "max_new"
     records, follows = None, None  # the loop, and the token ids it continues from
     try:
         while len(made) < max_new:

@@ -29,7 +29,7 @@ _filling = threading.Lock()
 
 def needed(backend):
     """The model in this process, which this step measures: refused where there is none."""
-    if backend is None or getattr(backend, "model_path", None) is None:
+    if backend is None or not backend.in_process:
         raise Unavailable("this step needs the embedded model running in this process")
     return backend
 

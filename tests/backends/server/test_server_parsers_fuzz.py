@@ -8,7 +8,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenloop.backends.server import kinds, shapes
+from tokenloop.backends.server import dialects, wire
 
 texts = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=12) | st.sampled_from(
     ["token_id:7", "token_id:99999999999999999999", "\ud800", "bytes:\\xe2", "", "\ufffd"]
@@ -66,7 +66,7 @@ def printable(text: str) -> bool:
 @settings(max_examples=400, deadline=None)
 @given(anything)
 def test_positions_take_any_json_and_give_clean_entries(logprobs):
-    for position in shapes.positions(logprobs):
+    for position in wire.positions(logprobs):
         entries = position.top + ([position.chosen] if position.chosen else [])
         for entry in entries:
             assert entry.id is None or 0 <= entry.id < 2**31
@@ -79,14 +79,14 @@ def test_positions_take_any_json_and_give_clean_entries(logprobs):
 @settings(max_examples=300, deadline=None)
 @given(anything)
 def test_numbers_errors_and_text_take_any_json(body):
-    numbers = shapes.server_numbers(body)
+    numbers = wire.server_numbers(body)
     json.dumps(numbers, allow_nan=False)  # only finite numbers go into a step's JSON
     assert all(0 <= value < 2**31 or key.endswith("_ms") for key, value in numbers.items())
-    assert printable(shapes.error_message(400, body, ""))
-    text = kinds.detokenized_text(body)
+    assert printable(wire.error_message(400, body, ""))
+    text = dialects.detokenized_text(body)
     assert text is None or printable(text)
-    shapes.logprobs_cap(shapes.error_message(400, body))
-    shapes.shape_of(body)
+    wire.logprobs_cap(wire.error_message(400, body))
+    wire.shape_of(body)
 
 
 @settings(max_examples=300, deadline=None)

@@ -30,7 +30,8 @@ import torch
 from ...errors import ServerError, UsageError
 from ...sampling import Sampler
 from ...scores import Scores
-from . import discover, kinds, picks, shapes
+from ..picker import Picker
+from . import dialects, discover, picks, wire
 from .client import Client, Refused, base_url
 from .ids import TokenTable
 
@@ -49,7 +50,7 @@ class Answer:
     """One completion call, parsed: scores for the loop, the server's own pick, and timings."""
 
     scores: Scores
-    position: shapes.Position
+    position: wire.Position
     server_pick: int | None
     finish: str | None
 
@@ -62,7 +63,8 @@ class ServerBackend:
     in_process = False  # the model runs behind HTTP, in another process
     can_chat = True  # the server's own chat endpoint and template
     vocab_size = None
-    model_path = None
+    model_dir = None
+    gguf_file = None
     config = None
 
     def __init__(
@@ -81,7 +83,7 @@ class ServerBackend:
         self.log = log or (lambda message: print(f"tokenloop: {message}", file=sys.stderr))
         self.notes: list[str] = []
         self.caps = discover.discover(self.client, model)
-        self.kind = kinds.KINDS[self.caps.kind]
+        self.dialect = dialects.DIALECTS[self.caps.kind]
         self.model = self.caps.model
         self.context_length = self.caps.context_length or UNKNOWN_CONTEXT
         self.eos_ids = frozenset(self.caps.eos_ids)
@@ -89,7 +91,7 @@ class ServerBackend:
         self.sends_ids = self.caps.prompt_ids
         self.tokens = TokenTable(self._lookup_id, self.decode if self.caps.detokenize is not None else None)
         # how a run picks: tokenloop's sampler over the returned top-k (None), the server, or one stream
-        self.picker = picks.streamed if stream else picks.by_server if server_sample else None
+        self.picker: Picker | None = picks.streamed if stream else picks.by_server if server_sample else None
         if not self.sends_ids:
             self._note(
                 f"{self.caps.kind} takes no token ids as a prompt: tokenloop sends the text each step and the "
@@ -125,7 +127,7 @@ class ServerBackend:
 
     # --- text <-> ids --------------------------------------------------------------------------
     def encode(self, text: str, chat: bool = False) -> list[int]:
-        if chat and self.kind in (kinds.VLLM, kinds.SGLANG):
+        if chat and self.dialect in (dialects.VLLM, dialects.SGLANG):
             # their /tokenize applies the model's chat template itself
             body = {"model": self.model, "messages": [{"role": "user", "content": text}], "add_generation_prompt": True}
             ids = _ids(self.client.call("POST", self.caps.tokenize, body), self.caps.tokenize)
@@ -137,13 +139,13 @@ class ServerBackend:
             # No tokenizer on the server (Ollama): count the prompt's tokens, keep the text.
             ids = [-1] * max(1, self._count_tokens(text))
         else:
-            body = kinds.tokenize_body(self.kind, self.model, text, special=not chat)
+            body = dialects.tokenize_body(self.dialect, self.model, text, special=not chat)
             ids = _ids(self.client.call("POST", self.caps.tokenize, body), self.caps.tokenize)
         self.tokens.remember_prompt(ids, text)
         return ids
 
     def _chat_text(self, text: str) -> str:
-        if self.kind is kinds.LLAMA_CPP:
+        if self.dialect is dialects.LLAMA_CPP:
             answer = self.client.call("POST", "/apply-template", {"messages": [{"role": "user", "content": text}]})
             if isinstance(answer, dict) and isinstance(answer.get("prompt"), str):
                 return answer["prompt"]
@@ -166,8 +168,8 @@ class ServerBackend:
             return ""
         if self.caps.detokenize is None or any(i < 0 for i in ids):
             return self.tokens.text_of(ids)
-        answer = self.client.call("POST", self.caps.detokenize, kinds.detokenize_body(self.kind, self.model, ids))
-        text = kinds.detokenized_text(answer)
+        answer = self.client.call("POST", self.caps.detokenize, dialects.detokenize_body(self.dialect, self.model, ids))
+        text = dialects.detokenized_text(answer)
         return text if text is not None else self.tokens.text_of(ids)
 
     def token_text(self, token_id: int) -> str:
@@ -177,7 +179,7 @@ class ServerBackend:
         if self.caps.tokenize is None:
             return None
         answer = self.client.quiet(
-            "POST", self.caps.tokenize, kinds.tokenize_body(self.kind, self.model, text, special=False)
+            "POST", self.caps.tokenize, dialects.tokenize_body(self.dialect, self.model, text, special=False)
         )
         tokens = answer.get("tokens") if isinstance(answer, dict) else None
         if (
@@ -201,7 +203,7 @@ class ServerBackend:
         """The logprobs object of a completion (or of one streamed chunk)."""
         if not isinstance(data, dict):
             return None
-        if self.kind.native:
+        if self.dialect.native:
             return data.get("completion_probabilities")
         choices = data.get("choices")
         return (
@@ -214,7 +216,7 @@ class ServerBackend:
         """Why the server stopped, if this completion (or chunk) says: "stop", "length", ..."""
         if not isinstance(data, dict):
             return None
-        if self.kind.native:
+        if self.dialect.native:
             return "stop" if data.get("stop_type") == "eos" else None
         choices = data.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
@@ -238,7 +240,7 @@ class ServerBackend:
             raise ServerError(
                 f"the {self.caps.kind} server answered a {type(data).__name__} where a completion object belongs", step
             )
-        found = shapes.positions(self.logprobs_of(data))
+        found = wire.positions(self.logprobs_of(data))
         if not found or not found[0].top:
             raise ServerError(
                 f"the {self.caps.kind} server at {self.root} returned no logprobs for {self.caps.endpoint}: "
@@ -253,27 +255,27 @@ class ServerBackend:
         if self.finish_of(data) == "stop" and pick is not None:
             self.eos_ids = self.eos_ids | {pick}  # the server stopped on its own pick: an end token, by id from now on
         extra = {"request_ms": request_ms, "sent": "ids" if self.sends_ids else "text", "returned": len(top)}
-        extra.update(shapes.server_numbers(data))
+        extra.update(wire.server_numbers(data))
         if "server_ms" in extra:
             extra["client_ms"] = max(0.0, request_ms - extra["server_ms"])
         if k < top_k:
             extra["logprobs_cap"] = k
         if position.missing:
             extra["missing_logprobs"] = position.missing
-        if sampler is not None and not sampler.greedy and self.kind.after_temperature and sampler.temperature != 1:
+        if sampler is not None and not sampler.greedy and self.dialect.after_temperature and sampler.temperature != 1:
             extra["distribution"] = "after temperature"
         tokens_in = extra.get("server_prompt_tokens")
         if tokens_in is None:
             tokens_in = extra.get("prompt_tokens", len(ids)) - extra.get("cached_tokens", 0)
         return Answer(self.scores_of(top, tokens_in, extra), position, pick, self.finish_of(data))
 
-    def scores_of(self, top: list[shapes.Entry], tokens_in: int, extra: dict) -> Scores:
+    def scores_of(self, top: list[wire.Entry], tokens_in: int, extra: dict) -> Scores:
         """A server's top-k as the loop's `Scores`: its logprobs over the candidates' ids."""
         logprobs = torch.tensor([e.logprob for e in top], dtype=torch.float32)
         return Scores(logprobs, torch.tensor([self.tokens.id_of(e) for e in top]), tokens_in, extra)
 
-    def _server_pick(self, position: shapes.Position, data: dict) -> int | None:
-        choices = data.get("choices") if not self.kind.native else None
+    def _server_pick(self, position: wire.Position, data: dict) -> int | None:
+        choices = data.get("choices") if not self.dialect.native else None
         choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
         returned = choice.get("token_ids")  # vLLM's return_token_ids
         if (
@@ -288,19 +290,19 @@ class ServerBackend:
     def _post_completion(self, prompt, k: int, step: int | None, **options) -> tuple[Any, int]:
         """POST one completion; above the server's logprobs cap, lower k to the cap and go on."""
         k = min(k, self.max_top_k) if self.max_top_k else k
-        body = kinds.completion_body(self.kind, self.model, prompt, k, **options)
+        body = dialects.completion_body(self.dialect, self.model, prompt, k, **options)
         try:
             return self.client.call("POST", self.caps.endpoint, body, step), k
         except Refused as refused:
             cap = self.check_refusal(refused, step, k)
-            body = kinds.completion_body(self.kind, self.model, prompt, cap, **options)
+            body = dialects.completion_body(self.dialect, self.model, prompt, cap, **options)
             return self.client.call("POST", self.caps.endpoint, body, step), cap
 
     def check_refusal(self, refused: Refused, step: int | None, k: int) -> int:
         """A refused completion: a prompt over the context is the user's to fix; over the logprobs
         cap, the cap to ask for instead; anything else is raised as it is."""
-        if shapes.is_context_error(refused.server_message):
-            limit = shapes.context_limit(refused.server_message)
+        if wire.is_context_error(refused.server_message):
+            limit = wire.context_limit(refused.server_message)
             if limit:
                 self.context_length = self.caps.context_length = limit
             if step is None or step == 1:
@@ -310,7 +312,7 @@ class ServerBackend:
             raise ServerError(
                 f"the sequence outgrew the server's context ({refused.server_message}): lower --max-new", step
             ) from None
-        cap = shapes.logprobs_cap(refused.server_message)
+        cap = wire.logprobs_cap(refused.server_message)
         if cap is None or cap >= k or cap < 1:
             raise refused
         self.max_top_k = self.caps.max_logprobs = cap

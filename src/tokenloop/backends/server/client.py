@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from ...errors import ServerError, UsageError
-from . import shapes
+from . import wire
 
 
 def base_url(url: str) -> str:
@@ -149,7 +149,7 @@ class Client:
                 raise ServerError(f"the stream sent something that is not JSON: {payload[:80]!r}", step()) from None
             if line.startswith("error:") or (isinstance(chunk, dict) and "error" in chunk):
                 error = chunk.get("error", chunk) if isinstance(chunk, dict) else chunk
-                raise ServerError(f"the server stopped the stream: {shapes.error_message(0, {'error': error})}", step())
+                raise ServerError(f"the server stopped the stream: {wire.error_message(0, {'error': error})}", step())
             if not isinstance(chunk, dict):
                 raise ServerError(
                     f"the stream sent a {type(chunk).__name__} where an object belongs: {payload[:80]!r}", step()
@@ -161,7 +161,7 @@ class Client:
 
     # --- errors ---------------------------------------------------------------------------------
     def refused(self, status: int, data: Any, text: str, path: str, step: int | None) -> Refused:
-        said = shapes.error_message(status, None if data is _NOT_JSON else data, text if data is _NOT_JSON else "")
+        said = wire.error_message(status, None if data is _NOT_JSON else data, text if data is _NOT_JSON else "")
         if status in (401, 403):
             message = (
                 f"the server refused the request ({status}: {said}): pass its key with --api-key or OPENAI_API_KEY"

@@ -11,7 +11,7 @@ from typing import Any
 
 from ...errors import ServerError, UsageError
 from ...sampling import Sampler
-from . import kinds, shapes
+from . import dialects, wire
 from .client import Client, Refused
 
 PROBE_K = 100  # how many logprobs `probe` asks for to find the server's cap
@@ -22,7 +22,7 @@ class Capabilities:
     """What a server can do, found once when the backend opens (and by `tokenloop probe`)."""
 
     url: str
-    kind: str
+    kind: str  # which server: its dialect's name in dialects.DIALECTS ("vLLM", "llama.cpp", ...; a JSON field of probe)
     model: str
     models: list[str]
     context_length: int | None
@@ -41,7 +41,7 @@ class Capabilities:
 
 
 def discover(client: Client, wanted: str | None) -> Capabilities:
-    """The served model, the kind of server, its context and tokenizer endpoints."""
+    """The served model, the server (its dialect), its context and tokenizer endpoints."""
     listing = client.call("GET", "/v1/models")
     data = listing.get("data") if isinstance(listing, dict) else None
     entries = (
@@ -53,22 +53,22 @@ def discover(client: Client, wanted: str | None) -> Capabilities:
     if wanted is not None and wanted not in models:
         raise UsageError(f"--server-model {wanted}: the server has no such model; it serves: {', '.join(models)[:300]}")
     entry = entries[models.index(wanted or models[0])]
-    kind = kinds.by_owner(entry.get("owned_by")) or sniff(client)
+    dialect = dialects.by_owner(entry.get("owned_by")) or sniff(client)
     context = entry.get("max_model_len")
     context = context if isinstance(context, int) and not isinstance(context, bool) and context > 0 else None
     caps = Capabilities(
         client.root,
-        kind.name,
+        dialect.name,
         entry["id"],
         models,
         context,
-        kind.tokenize,
-        kind.detokenize,
-        kind.takes_ids,
-        kind.endpoint,
-        kind.distribution,
+        dialect.tokenize,
+        dialect.detokenize,
+        dialect.takes_ids,
+        dialect.endpoint,
+        dialect.distribution,
     )
-    if kind is kinds.LLAMA_CPP:
+    if dialect is dialects.LLAMA_CPP:
         props = client.quiet("GET", "/props")
         props = props if isinstance(props, dict) else {}
         settings = props.get("default_generation_settings")
@@ -76,37 +76,40 @@ def discover(client: Client, wanted: str | None) -> Capabilities:
         caps.context_length = n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else caps.context_length
         caps.version = props.get("build_info") if isinstance(props.get("build_info"), str) else None
         if isinstance(props.get("eos_token"), str):
-            caps.eos_ids = special_ids(client, kind, caps.model, props["eos_token"])
-    elif kind is kinds.VLLM:
+            caps.eos_ids = special_ids(client, dialect, caps.model, props["eos_token"])
+    elif dialect is dialects.VLLM:
         version = client.quiet("GET", "/version")
         caps.version = (
             version.get("version") if isinstance(version, dict) and isinstance(version.get("version"), str) else None
         )
-    if kind is kinds.OTHER and client.quiet("POST", "/tokenize", kinds.tokenize_body(kind, caps.model, "a")) is None:
+    if (
+        dialect is dialects.OTHER
+        and client.quiet("POST", "/tokenize", dialects.tokenize_body(dialect, caps.model, "a")) is None
+    ):
         caps.tokenize = caps.detokenize = None
     if caps.tokenize is None:
         caps.prompt_ids = False
     return caps
 
 
-def sniff(client: Client) -> kinds.Kind:
-    """Servers that /v1/models does not name: ask the endpoints only one kind has."""
+def sniff(client: Client) -> dialects.Dialect:
+    """Servers that /v1/models does not name: ask the endpoints only one dialect has."""
     props = client.quiet("GET", "/props")
     if isinstance(props, dict) and "default_generation_settings" in props:
-        return kinds.LLAMA_CPP
+        return dialects.LLAMA_CPP
     if isinstance(client.quiet("GET", "/get_model_info"), dict):
-        return kinds.SGLANG
+        return dialects.SGLANG
     if isinstance(client.quiet("GET", "/api/version"), dict):
-        return kinds.OLLAMA
+        return dialects.OLLAMA
     version = client.quiet("GET", "/version")
     if isinstance(version, dict) and "version" in version:
-        return kinds.VLLM
-    return kinds.OTHER
+        return dialects.VLLM
+    return dialects.OTHER
 
 
-def special_ids(client: Client, kind: kinds.Kind, model: str, text: str) -> list[int]:
+def special_ids(client: Client, dialect: dialects.Dialect, model: str, text: str) -> list[int]:
     """The id of a special token's text, if the server's tokenizer makes it one token."""
-    answer = client.quiet("POST", kind.tokenize, kinds.tokenize_body(kind, model, text, special=False))
+    answer = client.quiet("POST", dialect.tokenize, dialects.tokenize_body(dialect, model, text, special=False))
     tokens = answer.get("tokens") if isinstance(answer, dict) else None
     ok = (
         isinstance(tokens, list) and len(tokens) == 1 and isinstance(tokens[0], int) and not isinstance(tokens[0], bool)
@@ -114,8 +117,8 @@ def special_ids(client: Client, kind: kinds.Kind, model: str, text: str) -> list
     return list(tokens) if ok else []
 
 
-def first_position(backend, data: Any) -> shapes.Position | None:
-    found = shapes.positions(backend.logprobs_of(data))
+def first_position(backend, data: Any) -> wire.Position | None:
+    found = wire.positions(backend.logprobs_of(data))
     return found[0] if found else None
 
 
@@ -129,7 +132,7 @@ def probe(backend, text: str = "The capital of France is") -> Capabilities:
         checks["detokenize_round_trip"] = backend.decode(ids) == text
     if caps.tokenize is not None:
         try:  # a list of ids as the prompt: the token-id loop's one requirement
-            client.call("POST", caps.endpoint, kinds.completion_body(backend.kind, backend.model, ids, 1))
+            client.call("POST", caps.endpoint, dialects.completion_body(backend.dialect, backend.model, ids, 1))
             caps.prompt_ids = backend.sends_ids = True
         except Refused as refused:
             caps.prompt_ids = backend.sends_ids = False
@@ -137,36 +140,38 @@ def probe(backend, text: str = "The capital of France is") -> Capabilities:
     prompt = ids if backend.sends_ids else text
     start = time.perf_counter()
     try:
-        data = client.call("POST", caps.endpoint, kinds.completion_body(backend.kind, backend.model, prompt, PROBE_K))
+        data = client.call(
+            "POST", caps.endpoint, dialects.completion_body(backend.dialect, backend.model, prompt, PROBE_K)
+        )
     except Refused as refused:
-        cap = shapes.logprobs_cap(refused.server_message)
+        cap = wire.logprobs_cap(refused.server_message)
         if cap is None:
             raise
         checks["logprobs_refused"] = refused.server_message
         caps.max_logprobs = backend.max_top_k = cap
-        data = client.call("POST", caps.endpoint, kinds.completion_body(backend.kind, backend.model, prompt, cap))
+        data = client.call("POST", caps.endpoint, dialects.completion_body(backend.dialect, backend.model, prompt, cap))
     checks["request_ms"] = (time.perf_counter() - start) * 1000
     logprobs = backend.logprobs_of(data)
-    found = shapes.positions(logprobs)
+    found = wire.positions(logprobs)
     returned = len(found[0].top) if found else 0
     checks["logprobs_asked"], checks["logprobs_returned"] = min(PROBE_K, caps.max_logprobs or PROBE_K), returned
-    checks["shape"] = shapes.shape_of(logprobs)
-    checks["keyed_by"] = shapes.keyed_by(found[0]) if found else "nothing"
+    checks["shape"] = wire.shape_of(logprobs)
+    checks["keyed_by"] = wire.keyed_by(found[0]) if found else "nothing"
     if caps.max_logprobs is None and 0 < returned < PROBE_K and checks["keyed_by"] != "text":
         caps.max_logprobs = backend.max_top_k = returned  # answered fewer than asked, without a word
-    numbers = shapes.server_numbers(data) if isinstance(data, dict) else {}
+    numbers = wire.server_numbers(data) if isinstance(data, dict) else {}
     checks["reports"] = sorted(k for k in numbers if k in ("server_ms", "cached_tokens", "prompt_tokens"))
     if found and found[0].top:
         measure_distribution(backend, prompt, found[0].top[0])
     return caps
 
 
-def measure_distribution(backend, prompt, greedy_top: shapes.Entry, temperature: float = 0.5) -> None:
+def measure_distribution(backend, prompt, greedy_top: wire.Entry, temperature: float = 0.5) -> None:
     """Raw or processed logprobs, measured: ask again at T=0.5. A raw distribution gives the
     favourite the same logprob as the greedy call; one taken after the sampler sharpens it."""
     caps = backend.caps
     k = min(PROBE_K, backend.max_top_k or PROBE_K)
-    body = kinds.completion_body(backend.kind, backend.model, prompt, k, sampler=Sampler(temperature), seed=0)
+    body = dialects.completion_body(backend.dialect, backend.model, prompt, k, sampler=Sampler(temperature), seed=0)
     try:
         position = first_position(backend, backend.client.call("POST", caps.endpoint, body))
     except ServerError:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from . import shapes
+from . import wire
 
 
 def clean(text: str) -> bool:
     """A server token string that reads as the token's text (not '', '\ufffd', 'bytes:..', 'token_id:N')."""
-    return bool(text) and "\ufffd" not in text and not text.startswith("bytes:") and not shapes.TOKEN_ID_KEY.match(text)
+    return bool(text) and "\ufffd" not in text and not text.startswith("bytes:") and not wire.TOKEN_ID_KEY.match(text)
 
 
 class TokenTable:
@@ -63,7 +63,7 @@ class TokenTable:
                 return len(ids) - len(prompt) + 1
         return None
 
-    def id_of(self, entry: shapes.Entry) -> int:
+    def id_of(self, entry: wire.Entry) -> int:
         """A candidate's token id; in text mode found by looking its string up (a negative id if that fails)."""
         if entry.id is not None:
             if clean(entry.text):  # spare a /detokenize call: the server's string already reads right

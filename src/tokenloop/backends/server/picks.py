@@ -1,6 +1,6 @@
-"""The two ways a server can pick instead of tokenloop's sampler. Each is a picker for
-`loop.generate`: given the live token list, it yields one `Step` per new token; the loop
-appends, counts, stops and ends the run.
+"""The two ways a server can pick instead of tokenloop's sampler: pickers for `loop.generate`
+(the contract, and what a picker may touch, is `backends/picker.py`). Each yields one `Step` per
+new token; the loop appends, counts, stops and ends the run.
 
 - `by_server` (--server-sample): one call per token, and the server samples its own pick.
 - `streamed` (--stream): one request, `stream: true`; the server runs the whole loop and sends
@@ -13,12 +13,13 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 
 from ...errors import ServerError
 from ...records import Candidate, Step
 from ...scores import Distribution, Scores, candidates
-from . import kinds, shapes
+from ..picker import Pick, Run
+from . import dialects, wire
 from .client import Refused
 
 
@@ -31,72 +32,87 @@ def _records(
     return Candidate(chosen_id, backend.token_text(chosen_id), prob, chosen_logprob), top
 
 
-def by_server(backend, ids: list[int], kv, sampler, generator, *, seed, show, first, max_new) -> Iterator[Step]:
+class ByServer:
     """One call per token; the server samples with the given sampler and its pick is appended."""
-    for number in itertools.count(first):
-        t0 = time.perf_counter()
-        answer = backend.complete(
-            ids, show, sampler=sampler, seed=None if seed is None else seed + number, cache=kv is not None
-        )
-        if answer.server_pick is None or answer.position.chosen is None:
-            raise ServerError("the server did not say which token it picked", number)
-        chosen, top = _records(backend, answer.scores, answer.server_pick, answer.position.chosen.logprob, show)
-        yield Step(
-            step=number,
-            position=len(ids),
-            chosen=chosen,
-            top=top,
-            ms=(time.perf_counter() - t0) * 1000,
-            cache=kv is not None,
-            tokens_in=answer.scores.tokens_in,
-            sampler=f"{sampler.describe()} by the server",
-            extra=answer.scores.extra,
-        )
 
-
-def streamed(backend, ids: list[int], kv, sampler, generator, *, seed, show, first, max_new) -> Iterator[Step]:
-    """One streamed request for up to `max_new` tokens; a `Step` per token as it arrives."""
-    prompt_len = len(ids)
-    sent = list(ids) if backend.sends_ids else backend.tokens.text_of(list(ids))
-    k = min(show, backend.max_top_k) if backend.max_top_k else show
-    backend.tokens.hold = backend.kind.interrupts
-    try:
-        for attempt in range(2):
-            body = kinds.completion_body(
-                backend.kind,
-                backend.model,
-                sent,
-                k,
-                max_tokens=max_new,
-                sampler=None if sampler.greedy else sampler,
-                seed=seed,
-                stream=True,
+    def steps(self, backend, run: Run) -> Generator[Pick, None, bool]:
+        sampler, show, seed = run.sampler, run.show, run.seed
+        for number in itertools.count(run.first):
+            t0 = time.perf_counter()
+            answer = backend.complete(
+                run.ids, show, sampler=sampler, seed=None if seed is None else seed + number, cache=run.cached
             )
-            try:
-                yield from _stream_steps(backend, ids, prompt_len, body, sampler, show, first)
-                return
-            except Refused as refused:
-                if attempt or len(ids) > prompt_len:
-                    raise
-                k = backend.check_refusal(refused, 1, k)  # over the logprobs cap: once more with the cap
-    finally:
-        backend.tokens.hold = False
-        ids[prompt_len:] = [backend.tokens.resolve(i) for i in ids[prompt_len:]]  # placeholders, looked up now
+            if answer.server_pick is None or answer.position.chosen is None:
+                raise ServerError("the server did not say which token it picked", number)
+            chosen, top = _records(backend, answer.scores, answer.server_pick, answer.position.chosen.logprob, show)
+            step = Step(
+                step=number,
+                position=len(run.ids),
+                chosen=chosen,
+                top=top,
+                ms=(time.perf_counter() - t0) * 1000,
+                cache=run.cached,
+                tokens_in=answer.scores.tokens_in,
+                sampler=f"{sampler.describe()} by the server",
+                extra=answer.scores.extra,
+            )
+            yield Pick(step)  # an end token the server stopped on, the backend learned in `complete`
+        return False  # never reached: each call makes one token, and the loop stops asking
+
+    def final_ids(self, backend, new: tuple[int, ...]) -> list[int]:
+        return list(new)
 
 
-def _stream_steps(
-    backend, ids: list[int], prompt_len: int, body: dict, sampler, show: int, first: int
-) -> Iterator[Step]:
+class Streamed:
+    """One streamed request for up to `max_new` tokens; a `Step` per token as it arrives."""
+
+    def steps(self, backend, run: Run) -> Generator[Pick, None, bool]:
+        sent = list(run.ids) if backend.sends_ids else backend.tokens.text_of(list(run.ids))
+        k = min(run.show, backend.max_top_k) if backend.max_top_k else run.show
+        backend.tokens.hold = backend.dialect.interrupts
+        try:
+            for attempt in range(2):
+                body = dialects.completion_body(
+                    backend.dialect,
+                    backend.model,
+                    sent,
+                    k,
+                    max_tokens=run.max_new,
+                    sampler=None if run.sampler.greedy else run.sampler,
+                    seed=run.seed,
+                    stream=True,
+                )
+                try:
+                    return (yield from _stream_steps(backend, run, body))
+                except Refused as refused:
+                    if attempt or len(run.ids) > run.prompt_length:
+                        raise
+                    k = backend.check_refusal(refused, 1, k)  # over the logprobs cap: once more with the cap
+        finally:
+            backend.tokens.hold = False
+        return False
+
+    def final_ids(self, backend, new: tuple[int, ...]) -> list[int]:
+        """Placeholders handed out while the stream ran, looked up now that it is over."""
+        return [backend.tokens.resolve(i) for i in new]
+
+
+by_server = ByServer()
+streamed = Streamed()
+
+
+def _stream_steps(backend, run: Run, body: dict) -> Generator[Pick, None, bool]:
+    """The stream's tokens as Picks; returns whether the server ended the run on the last one."""
     start = last = time.perf_counter()
-    made = 0  # tokens received (the loop appends them to `ids` between our yields)
+    made = 0  # tokens received (the loop appends them to its ids between our yields)
     finish = None
-    label = f"{sampler.describe()} by the server, streamed"
-    with backend.client.events(backend.caps.endpoint, body, step=lambda: first + made) as chunks:
+    label = f"{run.sampler.describe()} by the server, streamed"
+    with backend.client.events(backend.caps.endpoint, body, step=lambda: run.first + made) as chunks:
         for chunk in chunks:
             finish = backend.finish_of(chunk) or finish
-            positions = shapes.positions(backend.logprobs_of(chunk))
+            positions = wire.positions(backend.logprobs_of(chunk))
             for i, position in enumerate(positions):
-                number = first + made
+                number = run.first + made
                 if position.chosen is None or not position.top:
                     raise ServerError("the streamed token came without logprobs", number)
                 now = time.perf_counter()
@@ -104,16 +120,14 @@ def _stream_steps(
                 extra = {"mode": "stream", "sent": "ids" if backend.sends_ids else "text", "returned": len(top)}
                 if made == 0:
                     extra["ttft_ms"] = (now - start) * 1000
-                scores = backend.scores_of(top, prompt_len if made == 0 else 1, extra)
+                scores = backend.scores_of(top, run.prompt_length if made == 0 else 1, extra)
                 chosen, cands = _records(
-                    backend, scores, backend.tokens.id_of(position.chosen), position.chosen.logprob, show
+                    backend, scores, backend.tokens.id_of(position.chosen), position.chosen.logprob, show=run.show
                 )
-                if finish == "stop" and i == len(positions) - 1:
-                    backend.eos_ids = backend.eos_ids | {chosen.id}  # the server stopped on it: an end token
                 made += 1
-                yield Step(
+                step = Step(
                     step=number,
-                    position=prompt_len + made - 1,
+                    position=run.prompt_length + made - 1,
                     chosen=chosen,
                     top=cands,
                     ms=(now - last) * 1000,
@@ -122,12 +136,12 @@ def _stream_steps(
                     sampler=label,
                     extra=extra,
                 )
+                yield Pick(step, ends=finish == "stop" and i == len(positions) - 1)  # the server stopped on it
                 last = now
     # The stream is over and complete ([DONE] came). It ends a run when the server says why.
-    if finish == "stop" and made:
-        backend.eos_ids = backend.eos_ids | {ids[-1]}
-    elif finish is None:
+    if finish is None:
         raise ServerError(
             f"the stream ended after {made} tokens without a finish reason: the server may have cut it short",
-            first + made,
+            run.first + made,
         )
+    return finish == "stop" and made > 0

@@ -1,5 +1,5 @@
-"""The response shapes of OpenAI-compatible servers, parsed without a server (backends/server/shapes.py),
-and the kinds of server told apart by their facts (backends/server/kinds.py).
+"""The response shapes of OpenAI-compatible servers, parsed without a server (backends/server/wire.py),
+and the dialects of server told apart by their facts (backends/server/dialects.py).
 
 vLLM and SGLang need GPUs and can't run here: their fixtures below are built from their documented
 formats (vLLM's OpenAI-compatible server docs and `serving_completion.py`: the legacy shape, the
@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from tokenloop.backends.server import base_url, kinds, shapes
+from tokenloop.backends.server import base_url, dialects, wire
 from tokenloop.errors import UsageError
 from tokenloop.sampling import Sampler
 
@@ -58,33 +58,33 @@ LLAMA_CPP = [
 
 
 def test_vllm_token_id_keys_are_sorted_with_minus_9999_as_minus_inf_and_null_left_out():
-    [position] = shapes.positions(VLLM_IDS)
+    [position] = wire.positions(VLLM_IDS)
     assert [e.id for e in position.top] == [12366, 279, 3681, 0]  # most likely first, not sampled first
     assert position.top[-1].logprob == -math.inf
     assert position.missing == 1  # the null entry
     assert position.chosen.id == 3681 and position.chosen.logprob == pytest.approx(-1.9)
-    assert shapes.keyed_by(position) == "token_id:N"
+    assert wire.keyed_by(position) == "token_id:N"
 
 
 def test_string_keys_collide_and_lose_a_candidate_that_token_ids_keep():
-    [by_text] = shapes.positions(VLLM_TEXT)
+    [by_text] = wire.positions(VLLM_TEXT)
     assert [e.id for e in by_text.top] == [None, None, None]
-    assert shapes.keyed_by(by_text) == "text"
+    assert wire.keyed_by(by_text) == "text"
     # the JSON object itself can hold only one "\ufffd": a second byte token is gone before we see it
     with_ids = {
         "tokens": ["token_id:7"],
         "token_logprobs": [-0.4],
         "top_logprobs": [{"token_id:7": -0.4, "token_id:226": -2.5, "token_id:227": -2.6}],
     }
-    [by_id] = shapes.positions(with_ids)
+    [by_id] = wire.positions(with_ids)
     assert {e.id for e in by_id.top} == {7, 226, 227}
 
 
 def test_llama_cpp_content_shape_keeps_ids_and_the_empty_end_token():
-    [position] = shapes.positions(LLAMA_CPP)
+    [position] = wire.positions(LLAMA_CPP)
     assert [e.id for e in position.top] == [2, 198, 216]
     assert position.top[0].text == ""  # display text must come from /detokenize, not from here
-    assert shapes.shape_of(LLAMA_CPP) == "content" and shapes.shape_of({"content": LLAMA_CPP}) == "content"
+    assert wire.shape_of(LLAMA_CPP) == "content" and wire.shape_of({"content": LLAMA_CPP}) == "content"
 
 
 @pytest.mark.parametrize(
@@ -101,14 +101,14 @@ def test_llama_cpp_content_shape_keeps_ids_and_the_empty_end_token():
     ],
 )
 def test_logprob_values(raw, expected):
-    assert shapes.logprob_value(raw) == expected
+    assert wire.logprob_value(raw) == expected
 
 
 def test_fewer_entries_than_asked_and_no_logprobs():
-    [position] = shapes.positions({"tokens": ["a"], "token_logprobs": [-0.1], "top_logprobs": [{"a": -0.1}]})
+    [position] = wire.positions({"tokens": ["a"], "token_logprobs": [-0.1], "top_logprobs": [{"a": -0.1}]})
     assert len(position.top) == 1
-    assert shapes.positions(None) == [] and shapes.positions({}) == []
-    [empty] = shapes.positions({"tokens": ["a"], "token_logprobs": [None], "top_logprobs": [None]})
+    assert wire.positions(None) == [] and wire.positions({}) == []
+    [empty] = wire.positions({"tokens": ["a"], "token_logprobs": [None], "top_logprobs": [None]})
     assert empty.top == [] and empty.chosen is None
 
 
@@ -131,17 +131,17 @@ def test_error_messages_of_each_server():
             "type": "exceed_context_size_error",
         }
     }
-    assert shapes.logprobs_cap(shapes.error_message(400, vllm_new)) == 20
-    assert shapes.error_message(404, vllm_old) == "The model `x` does not exist."
-    assert shapes.error_message(422, fastapi_422) == "Input should be a valid string (body.prompt)"
-    assert shapes.is_context_error(shapes.error_message(400, llama_cpp))
-    assert shapes.logprobs_cap("max_tokens is greater than max allowed: 20") is None  # not about logprobs
-    assert shapes.context_limit("Requested tokens (2100) exceed context window of 2048") == 2048
-    assert shapes.error_message(502, None, "<html>Bad Gateway</html>") == "<html>Bad Gateway</html>"
+    assert wire.logprobs_cap(wire.error_message(400, vllm_new)) == 20
+    assert wire.error_message(404, vllm_old) == "The model `x` does not exist."
+    assert wire.error_message(422, fastapi_422) == "Input should be a valid string (body.prompt)"
+    assert wire.is_context_error(wire.error_message(400, llama_cpp))
+    assert wire.logprobs_cap("max_tokens is greater than max allowed: 20") is None  # not about logprobs
+    assert wire.context_limit("Requested tokens (2100) exceed context window of 2048") == 2048
+    assert wire.error_message(502, None, "<html>Bad Gateway</html>") == "<html>Bad Gateway</html>"
 
 
 def test_server_numbers_from_llama_cpp_timings_and_openai_usage():
-    numbers = shapes.server_numbers(
+    numbers = wire.server_numbers(
         {
             "timings": {"cache_n": 7, "prompt_n": 1, "prompt_ms": 3.5, "predicted_ms": 0.5},
             "usage": {"prompt_tokens": 8, "prompt_tokens_details": {"cached_tokens": 7}},
@@ -154,17 +154,17 @@ def test_server_numbers_from_llama_cpp_timings_and_openai_usage():
         "server_prompt_ms": 3.5,
         "server_prompt_tokens": 1,
     }
-    assert shapes.server_numbers({"usage": {"prompt_tokens_details": None}}) == {}
+    assert wire.server_numbers({"usage": {"prompt_tokens_details": None}}) == {}
 
 
 def test_request_bodies_switch_off_each_servers_own_sampler():
-    greedy = kinds.completion_body(kinds.VLLM, "m", [1, 2], 8)
+    greedy = dialects.completion_body(dialects.VLLM, "m", [1, 2], 8)
     assert greedy["prompt"] == [1, 2] and greedy["max_tokens"] == 1 and greedy["logprobs"] == 8
     assert greedy["temperature"] == 0.0 and greedy["return_tokens_as_token_ids"] is True
-    native = kinds.completion_body(kinds.LLAMA_CPP, "m", [1, 2], 8, cache=False, stream=True)
+    native = dialects.completion_body(dialects.LLAMA_CPP, "m", [1, 2], 8, cache=False, stream=True)
     assert native["n_probs"] == 8 and native["n_predict"] == 1 and native["cache_prompt"] is False
     assert native["min_p"] == 0.0 and native["top_k"] == 0 and "stream_options" not in native
-    sampled = kinds.completion_body(kinds.LLAMA_CPP_PYTHON, "m", "text", 5, sampler=Sampler(0.8, 20, 0.9), seed=3)
+    sampled = dialects.completion_body(dialects.LLAMA_CPP_PYTHON, "m", "text", 5, sampler=Sampler(0.8, 20, 0.9), seed=3)
     assert (sampled["temperature"], sampled["top_k"], sampled["top_p"], sampled["seed"]) == (0.8, 20, 0.9, 3)
     assert sampled["repeat_penalty"] == 1.0  # llama-cpp-python's default 1.1 would bend even greedy picks
 

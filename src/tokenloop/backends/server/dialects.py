@@ -1,6 +1,6 @@
-"""What each kind of OpenAI-compatible server takes and gives, as data.
+"""What each dialect of OpenAI-compatible server takes and gives, as data.
 
-The server backend asks one `Kind` how to tokenize, where to send a completion, how to word the
+The server backend asks one `Dialect` how to tokenize, where to send a completion, how to word the
 request, and what its logprobs mean; no `if vllm:` chains elsewhere. Facts per server:
 
 - vLLM: `/tokenize` and `/detokenize` (root, not /v1), prompts as token ids, logprobs capped by
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...sampling import Sampler
-from .shapes import clean_text
+from .wire import clean_text
 
 
 @dataclass(frozen=True)
-class Kind:
+class Dialect:
     name: str
     owned_by: tuple[str, ...] = ()  # what /v1/models says in "owned_by"
     tokenize: str | None = "/tokenize"
@@ -51,7 +51,7 @@ class Kind:
         return "/completion" if self.native else "/v1/completions"
 
 
-VLLM = Kind(
+VLLM = Dialect(
     "vLLM",
     ("vllm",),
     distribution="raw: vLLM's default --logprobs-mode raw_logprobs is the model's log-softmax before temperature, "
@@ -60,7 +60,7 @@ VLLM = Kind(
     extra={"return_tokens_as_token_ids": True, "return_token_ids": True},
     salt_field="cache_salt",
 )
-SGLANG = Kind(
+SGLANG = Dialect(
     "SGLang",
     ("sglang",),
     after_temperature=True,
@@ -68,7 +68,7 @@ SGLANG = Kind(
     "(the raw distribution only at temperature 0 or 1)",
     neutral={"top_k": -1, "top_p": 1.0, "min_p": 0.0},
 )
-LLAMA_CPP = Kind(
+LLAMA_CPP = Dialect(
     "llama.cpp",
     ("llamacpp",),
     text_field="content",
@@ -78,7 +78,7 @@ LLAMA_CPP = Kind(
     neutral={"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0, "post_sampling_probs": False},
     no_cache={"cache_prompt": False},
 )
-LLAMA_CPP_PYTHON = Kind(
+LLAMA_CPP_PYTHON = Dialect(
     "llama-cpp-python",
     ("me",),
     tokenize="/extras/tokenize",
@@ -90,7 +90,7 @@ LLAMA_CPP_PYTHON = Kind(
     distribution="raw: llama-cpp-python takes the log-softmax of the full logits, before its sampler",
     neutral={"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0},
 )
-OLLAMA = Kind(
+OLLAMA = Dialect(
     "Ollama",
     ("library", "ollama"),
     tokenize=None,
@@ -99,7 +99,7 @@ OLLAMA = Kind(
     distribution="raw: Ollama computes logprobs before temperature scaling",
     neutral={"top_p": 1.0},
 )
-TOKENLOOP = Kind(
+TOKENLOOP = Dialect(
     "tokenloop",
     ("tokenloop",),
     distribution="raw: tokenloop's lesson app (its teaching /v1/completions) reports the embedded model's "
@@ -107,20 +107,20 @@ TOKENLOOP = Kind(
     neutral={"top_k": -1, "top_p": 1.0},
     extra={"return_tokens_as_token_ids": True, "return_token_ids": True},
 )
-OTHER = Kind("other", neutral={"top_p": 1.0})
+OTHER = Dialect("other", neutral={"top_p": 1.0})
 
-KINDS = {k.name: k for k in (VLLM, SGLANG, LLAMA_CPP, LLAMA_CPP_PYTHON, OLLAMA, TOKENLOOP, OTHER)}
+DIALECTS = {k.name: k for k in (VLLM, SGLANG, LLAMA_CPP, LLAMA_CPP_PYTHON, OLLAMA, TOKENLOOP, OTHER)}
 
 
-def by_owner(owned_by: str | None) -> Kind | None:
-    for kind in KINDS.values():
-        if owned_by and owned_by.lower() in kind.owned_by:
-            return kind
+def by_owner(owned_by: str | None) -> Dialect | None:
+    for dialect in DIALECTS.values():
+        if owned_by and owned_by.lower() in dialect.owned_by:
+            return dialect
     return None
 
 
 def completion_body(
-    kind: Kind,
+    dialect: Dialect,
     model: str,
     prompt: list[int] | str,
     k: int,
@@ -137,7 +137,7 @@ def completion_body(
     that sampler: its own defaults (top-k 40, min-p, repeat penalty ...) are switched off.
     """
     picks = {"temperature": 0.0} if sampler is None or sampler.greedy else {"temperature": sampler.temperature}
-    picks.update(kind.neutral)
+    picks.update(dialect.neutral)
     if sampler is not None and not sampler.greedy:
         if sampler.top_k is not None:
             picks["top_k"] = sampler.top_k
@@ -145,40 +145,40 @@ def completion_body(
             picks["top_p"] = sampler.top_p
     if seed is not None:
         picks["seed"] = seed
-    if kind.native:
+    if dialect.native:
         body = {"prompt": prompt, "n_predict": max_tokens, "n_probs": k, "cache_prompt": cache, "return_tokens": True}
     else:
-        body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "logprobs": k, **kind.extra}
+        body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "logprobs": k, **dialect.extra}
     body.update(picks)
     if stream:
         body["stream"] = True
-        if not kind.native:
+        if not dialect.native:
             body["stream_options"] = {"include_usage": True}
     return body
 
 
-def uncached_fields(kind: Kind, salt: str) -> dict:
+def uncached_fields(dialect: Dialect, salt: str) -> dict:
     """The request fields that keep one request from reading any cached prefix: a fresh `salt`
     where the server keys its cache by one, its off switch where it has one, else nothing (then
     only a prompt no request has sent before makes sure)."""
-    fields = dict(kind.no_cache)
-    if kind.salt_field:
-        fields[kind.salt_field] = salt
+    fields = dict(dialect.no_cache)
+    if dialect.salt_field:
+        fields[dialect.salt_field] = salt
     return fields
 
 
-def tokenize_body(kind: Kind, model: str, text: str, special: bool = True) -> dict:
-    body = {kind.text_field: text}
-    if kind.special_field:
-        body[kind.special_field] = special
-    if kind.text_field == "prompt":
+def tokenize_body(dialect: Dialect, model: str, text: str, special: bool = True) -> dict:
+    body = {dialect.text_field: text}
+    if dialect.special_field:
+        body[dialect.special_field] = special
+    if dialect.text_field == "prompt":
         body["model"] = model
     return body
 
 
-def detokenize_body(kind: Kind, model: str, ids: list[int]) -> dict:
+def detokenize_body(dialect: Dialect, model: str, ids: list[int]) -> dict:
     body: dict = {"tokens": list(ids)}
-    if kind.text_field == "prompt":
+    if dialect.text_field == "prompt":
         body["model"] = model
     return body
 
