@@ -15,7 +15,7 @@ import argparse
 import torch
 
 from tokenloop.backends.embedded import EmbeddedBackend
-from tokenloop.training import teach as training
+from tokenloop.training import teach
 
 
 def main() -> None:
@@ -33,8 +33,8 @@ def main() -> None:
     head = f"{'tokens':>6} {'train step':>11} {'inference':>10} {'ratio':>6} {'FLOPs 6N:2N':>11} {'train tok/s':>11} {'infer tok/s':>11} {'train bytes':>12} {'infer bytes':>12}"
     print(head)
     for k in args.repeat:
-        text = " ".join([training.DEFAULT_TEXT] * k)
-        c = training.train(backend, text, training.DEFAULT_PROBE, steps=args.steps).cost
+        text = " ".join([teach.DEFAULT_TEXT] * k)
+        c = teach.train(backend, text, teach.DEFAULT_PROBE, steps=args.steps).cost
         tokens = c["tokens"]
         print(
             f"{tokens:>6} {c['train_step_ms']:>8,.0f} ms {c['inference_forward_ms']:>7,.0f} ms {c['ratio']:>5.1f}× "

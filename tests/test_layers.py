@@ -149,3 +149,36 @@ def test_the_backends_package_itself_imports_no_torch():
 def test_no_source_file_outgrows_a_reader():
     long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
     assert not long, f"files over 400 lines: {long}"
+
+
+def route_decorators(path: Path) -> list[str]:
+    """`@x.get(...)`, `@x.post(...)`, ... and `add_api_route` calls in one file."""
+    verbs = {"get", "post", "put", "patch", "delete", "api_route", "websocket", "add_api_route", "route"}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in verbs:
+            if isinstance(node.func.value, ast.Name) and node.func.value.id in {"app", "router"}:
+                found.append(f"{path.name}:{node.lineno} {node.func.value.id}.{node.func.attr}")
+    return found
+
+
+def test_every_route_lives_in_a_router_under_web_routes():
+    web = SRC / "web"
+    elsewhere = [hit for p in web.rglob("*.py") if p.parent.name != "routes" for hit in route_decorators(p)]
+    assert not elsewhere, f"routes outside web/routes/ (app.py only builds the app): {elsewhere}"
+    for module in (web / "routes").glob("*.py"):
+        if module.name != "__init__.py":
+            assert "APIRouter(" in module.read_text(), f"web/routes/{module.name} defines no APIRouter"
+
+
+def test_one_module_maps_errors_to_http_status():
+    """The error classes' HTTP codes are written down once: web/errors.py's STATUS."""
+    holders = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Dict) and any(
+                isinstance(k, ast.Name) and k.id.endswith("Error") for k in node.keys if k is not None
+            ):
+                if all(isinstance(v, ast.Constant) and isinstance(v.value, int) for v in node.values):
+                    holders.append(str(path.relative_to(SRC)))
+    assert holders == ["web/errors.py"], holders

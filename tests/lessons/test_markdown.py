@@ -1,4 +1,4 @@
-"""The lesson as Markdown for the learner's own AI (`lesson_markdown.render`), the same from the
+"""The lesson as Markdown for the learner's own AI (`lessons.markdown.render`), the same from the
 CLI (`tokenloop lesson --markdown`) and the page (`POST /api/lesson/markdown`); the try-it links
 and the lab's settings they carry, checked when the lesson loads.
 

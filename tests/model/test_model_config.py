@@ -1,4 +1,4 @@
-"""A model's config read in one place (tokenloop/model/config.py, was model_config.py): the sizes of
+"""A model's config read in one place (tokenloop/model/config.py, was model/config.py): the sizes of
 the tiny Llama's real config.json, the same from the dict and from transformers' own config object,
 the documented defaults, and the one-line refusals of what a forward written by hand can't run."""
 

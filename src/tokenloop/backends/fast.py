@@ -51,7 +51,7 @@ class Layer:
 
 @dataclass
 class Model:
-    config: ModelConfig  # sizes, norm eps, rotary base, context, end tokens (model_config.py)
+    config: ModelConfig  # sizes, norm eps, rotary base, context, end tokens (model/config.py)
     layers: list[Layer]
     norm: torch.Tensor
     head: quantized.Linear  # (V, D): the output head

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..backends.server.metrics import Snapshot
 from ..errors import ServerError
-from ..model import estimates as model_numbers
+from ..model import estimates
 from ..model.config import Shape
 
 # Bytes per number for the dtypes a KV cache is commonly kept in.
@@ -33,7 +33,7 @@ def number(labels: dict[str, str], key: str) -> float | None:
 
 def prediction(shape: Shape) -> dict:
     """The config's numbers per token, and their bytes in each common width."""
-    values = model_numbers.kv_cache_bytes(shape.layers, shape.kv_heads, shape.head_dim, 1, 1)
+    values = estimates.kv_cache_bytes(shape.layers, shape.kv_heads, shape.head_dim, 1, 1)
     return {
         "values_per_token": values,
         "formula": f"2 × {shape.layers} layers × {shape.kv_heads} KV heads × {shape.head_dim}",

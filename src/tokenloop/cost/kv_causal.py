@@ -1,4 +1,4 @@
-"""Lesson 7's in-process experiments on the embedded model, run through `scratch.py`'s forward.
+"""Lesson 7's in-process experiments on the embedded model, run through `model/from_scratch.py`'s forward.
 
 - `causal_check`: prefill n tokens into one KV cache and n + 1 into another, then compare the keys
   and values of the first n tokens in every layer. The causal mask means token i only ever looks at
@@ -8,7 +8,7 @@
 - `on_backend` and `bytes_on_backend`: the two, run on an in-process backend's weights, as the
   lesson page's steps 1 and 4 show them (and `tokenloop lesson --markdown` writes them).
 
-Both need the weights in `scratch.py`'s form (a plain Llama); they are read once per model folder.
+Both need the weights in `model/from_scratch.py`'s form (a plain Llama); they are read once per model folder.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from pathlib import Path
 
 from ..measure import provenance
 from ..measure.filler import token_ids
-from ..model import estimates as model_numbers
-from ..model import from_scratch as scratch
+from ..model import estimates, from_scratch
 from ..model.config import Shape
 from . import kv_capacity
 
@@ -29,18 +28,18 @@ BYTES_TOKENS = 64  # the cache whose tensors are weighed
 
 
 @functools.lru_cache(maxsize=1)
-def scratch_model(folder: str) -> scratch.Model:
+def scratch_model(folder: str) -> from_scratch.Model:
     """The from-scratch model for a folder, read once (a second copy of the weights, float32)."""
-    return scratch.load(Path(folder))
+    return from_scratch.load(Path(folder))
 
 
-def prefilled(model: scratch.Model, ids: list[int]) -> scratch.KVCache:
-    cache = scratch.new_cache(model)
-    scratch.prefill(model, ids, cache)
+def prefilled(model: from_scratch.Model, ids: list[int]) -> from_scratch.KVCache:
+    cache = from_scratch.new_cache(model)
+    from_scratch.prefill(model, ids, cache)
     return cache
 
 
-def causal_check(model: scratch.Model, ids: list[int]) -> dict:
+def causal_check(model: from_scratch.Model, ids: list[int]) -> dict:
     """K and V of the first n = len(ids) - 1 tokens, computed with and without the last token."""
     n = len(ids) - 1
     start = time.perf_counter()
@@ -65,7 +64,7 @@ def causal_check(model: scratch.Model, ids: list[int]) -> dict:
     }
 
 
-def cache_bytes(model: scratch.Model, cache: scratch.KVCache) -> dict:
+def cache_bytes(model: from_scratch.Model, cache: from_scratch.KVCache) -> dict:
     """Bytes the cache's tensors hold, per token, beside the config's prediction."""
     held = sum(k.nbytes + v.nbytes for k, v in cache.layers)
     dtype = str(cache.layers[0][0].dtype).removeprefix("torch.")
@@ -75,14 +74,14 @@ def cache_bytes(model: scratch.Model, cache: scratch.KVCache) -> dict:
         "bytes": held,
         "bytes_per_token": held / cache.length,
         "dtype": dtype,
-        "predicted_bytes_per_token": model_numbers.kv_bytes_per_token(shape, dtype),
+        "predicted_bytes_per_token": estimates.kv_bytes_per_token(shape, dtype),
         "formula": f"2 × {shape.layers} layers × {shape.kv_heads} KV heads × {shape.head_dim} × "
-        f"{model_numbers.bytes_per_value(dtype)} B ({dtype})",
+        f"{estimates.bytes_per_value(dtype)} B ({dtype})",
     }
 
 
 def readable(backend) -> bool:
-    """Whether the backend's weights sit in a folder `scratch.py` can read (a GGUF file cannot)."""
+    """Whether the backend's weights sit in a folder `model/from_scratch.py` can read (a GGUF file cannot)."""
     folder = getattr(backend, "model_dir", None)
     return folder is not None and Path(folder).is_dir()
 

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import UsageError
 from ..measure.filler import token_ids
 from ..measure.fits import Fit, fit_cached, fit_uncached
-from ..model import estimates as model_numbers
+from ..model import estimates
 
 KINDS = ("uncached", "cached")
 
@@ -226,8 +226,8 @@ def _measure(backend, max_len, points, repeats, on_progress, seed) -> StaircaseR
         "uncached": fit_uncached(xs, [min(p.uncached) for p in series]),
         "cached": fit_cached(xs, [min(p.cached) for p in series]),
     }
-    shape = model_numbers.Shape.from_config(backend.config)
-    estimate = model_numbers.estimate(shape, max_len, backend.kv_dtype)  # KV-cache bytes in what the cache holds
+    shape = estimates.Shape.from_config(backend.config)
+    estimate = estimates.estimate(shape, max_len, backend.kv_dtype)  # KV-cache bytes in what the cache holds
     return StaircaseResult(
         backend.model,
         max_len,

@@ -27,11 +27,11 @@ from ..backends.server import Client, ServerBackend, base_url
 from ..backends.server.discover import discover
 from ..backends.server.metrics import scrape
 from ..errors import UsageError
-from ..measure import bench_stats as latency_stats
+from ..measure import bench_stats
 from ..measure.fits import r_squared
 from ..measure.streamed import Stream, bench, stream_once
 from . import definitions as latency_definitions
-from . import server_time as ttft_split
+from . import server_time
 
 PROMPT = "The history of the printing press begins"
 LOOPS = 3  # per-token loops in a run (the command's default run is in commands/latency/)
@@ -171,7 +171,7 @@ def measure(
     total_work = len(order) + loop_rounds(repeats)
     backend = ServerBackend(url, timeout=timeout_s, log=lambda message: None)
     client, model = backend.client, backend.model
-    tally = ttft_split.Tally()
+    tally = server_time.Tally()
     try:
         stream_once(client, model, f"0. {prompt}", 2, chat=chat)  # warm-up, not counted
         metrics = scrape(client) is not None
@@ -184,14 +184,14 @@ def measure(
             else:
                 before = scrape(client) if metrics else None
                 streams[item].append(stream_once(client, model, fresh, item, chat=chat, group=f"length {item}"))
-                tally.add(before, ttft_split.settled(client, before, 1), 1)
+                tally.add(before, server_time.settled(client, before, 1), 1)
             if on_progress:
                 on_progress(done, total_work)
     finally:
         backend.close()
     data = summarize(url, model, max_tokens, repeats, streams, loops, sizes, slos)
     every = [r for runs in streams.values() for r in runs]
-    data["split"] = tally.report([r.ttft_ms for r in every]) or ttft_split.from_timings(every)
+    data["split"] = tally.report([r.ttft_ms for r in every]) or server_time.from_timings(every)
     data["chat"] = chat
     data["records"] = every  # the raw records (for --save), not part of the JSON
     return data
@@ -260,7 +260,7 @@ def summarize(
         point["metrics"] = metrics(streams[point["tokens"]])
     return {
         "metrics": metrics([r for runs in streams.values() for r in runs]),
-        "definitions": latency_stats.DEFINITIONS,
+        "definitions": bench_stats.DEFINITIONS,
         "by_tool": latency_definitions.side_by_side([r for runs in streams.values() for r in runs]),
         "url": url,
         "model": model,

@@ -17,7 +17,7 @@ from ..backends.server.metrics import scrape
 from ..errors import UsageError
 from ..measure.load import MAX_CONCURRENCY, Plan, Request, run
 from ..measure.streamed import Stream, bench, span_s
-from . import server_time as ttft_split
+from . import server_time
 
 
 def parse_levels(text: str) -> list[int]:
@@ -77,15 +77,15 @@ def measure(
     total, done = sum(len(p.requests) for p in plans), 0
     levels, records = [], []
     for plan in plans:
-        tally = ttft_split.Tally()
+        tally = server_time.Tally()
         before = scrape(client)
         progress = (lambda d, _t, base=done: on_progress(base + d, total)) if on_progress else None
         if before is not None and watch:
-            with ttft_split.Watch(client, tally):
+            with server_time.Watch(client, tally):
                 result = run(client, model, plan, progress)
         else:
             result = run(client, model, plan, progress)
-        tally.add(before, ttft_split.settled(client, before, len(result.streams)), len(result.streams))
+        tally.add(before, server_time.settled(client, before, len(result.streams)), len(result.streams))
         done += len(plan.requests)
         records += result.streams
         levels.append(level_summary(plan, result.streams, result.stopped, tally, slos))

@@ -13,7 +13,7 @@ there) and of what was measured live on the connected model:
     }
 
 A step whose `live` result is missing says so (the demo was not run); a result is written by its
-live key's writer (`lesson_markdown_live.WRITERS`), with its source line under it, and a result of
+live key's writer (`lessons/markdown_live.WRITERS`), with its source line under it, and a result of
 a key with no writer as its JSON. `measure` takes what the CLI and the page both can measure in a
 second or two (`CHEAP`, by live key, for the lesson's own steps): the next-token distribution for
 the lesson's prompt, and the tensor checks that read the in-process model's weights.

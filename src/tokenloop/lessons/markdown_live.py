@@ -1,5 +1,5 @@
 """The live numbers of a lesson's steps as Markdown, by the step's `live` key (`WRITERS`), for
-`lesson_markdown.render`. Each writer takes the result as its route or demo returned it (the same
+`lessons.markdown.render`. Each writer takes the result as its route or demo returned it (the same
 dict the page draws) and says what was measured in a sentence or a small table; where the result
 came from (its `source`) is written under it by the renderer, the same line for every writer.
 """

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..backends.server import Client
 from ..errors import ServerError, UsageError
-from . import bench_stats as latency_stats
+from . import bench_stats
 
 EXTRA = {"ignore_eos": True, "temperature": 0}  # exactly max_tokens tokens (llama.cpp and vLLM know ignore_eos)
 USAGE = {"include_usage": True, "continuous_usage_stats": True}
@@ -200,8 +200,8 @@ def check_save(path: str | None) -> None:
 
 
 def bench(streams: list[Stream], duration_s: float, slos: dict | None = None) -> dict:
-    """vLLM bench's metrics of these records (`latency_stats.bench`), tokens counted as the server said."""
-    return latency_stats.bench([s.arrivals_ms for s in streams], duration_s, slos, [s.tokens for s in streams])
+    """vLLM bench's metrics of these records (`bench_stats.bench`), tokens counted as the server said."""
+    return bench_stats.bench([s.arrivals_ms for s in streams], duration_s, slos, [s.tokens for s in streams])
 
 
 def span_s(streams: list[Stream]) -> float:

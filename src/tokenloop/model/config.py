@@ -1,7 +1,7 @@
 """A model's config, read in one place: its sizes, what a forward needs besides, and what it refuses.
 
-Everything that reads a Llama config goes through here: the from-scratch forward (`scratch.py`),
-the fast path (`backends/fast.py`), the staircase's estimates (`model_numbers.py`) and the cost of
+Everything that reads a Llama config goes through here: the from-scratch forward (`model/from_scratch.py`),
+the fast path (`backends/fast.py`), the staircase's estimates (`model/estimates.py`) and the cost of
 a training step (`training.py`). The source is a model folder, a config.json dict or a
 transformers config object; the keys are Hugging Face's:
 

@@ -1,7 +1,7 @@
 """A model's numbers, computed from its config alone: parameters, work per step, KV cache size.
 
 These are the estimates the staircase puts beside its measured times, and the costs training
-puts beside its measured ones. All pure functions of a `Shape` (model_config.py: read from a
+puts beside its measured ones. All pure functions of a `Shape` (model/config.py: read from a
 transformers config or a plain dict) or of a parameter count, so they can be checked by hand:
 
     parameters      embeddings + layers × (attention + MLP + 2 norms) + final norm (+ output head if untied)

@@ -32,12 +32,12 @@ from .weights import read_safetensors
 
 # --- what the config says --------------------------------------------------------------------
 class Config(ModelConfig):
-    """The config's numbers (model_config.py): vocab V, dim D, layers, heads H, kv_heads G, head_dim d,
+    """The config's numbers (model/config.py): vocab V, dim D, layers, heads H, kv_heads G, head_dim d,
     intermediate F, eps, rope_theta, tied, stop_ids. Only the plain Llama is computed here."""
 
     @classmethod
     def from_folder(cls, folder: Path) -> Config:
-        return cls.plain_llama(folder, "scratch.py")
+        return cls.plain_llama(folder, "model/from_scratch.py")
 
 
 # --- the weights -----------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def load(folder: str | Path | None = None) -> Model:
 
     folder = model_files.resolve(None) if folder is None else Path(folder)
     config = Config.from_folder(folder)
-    w = read_safetensors(folder, "scratch.py")  # a missing tensor is a one-line ModelError
+    w = read_safetensors(folder, "model/from_scratch.py")  # a missing tensor is a one-line ModelError
 
     def get(name: str) -> torch.Tensor:
         return w[name].float()

@@ -1,6 +1,6 @@
 """What one training step costs beside one inference forward over the same tokens: time, FLOPs
 and bytes, measured (gradients, optimizer state, saved activations, the KV cache, RSS) and
-computed from the model's numbers (`model_numbers.py`)."""
+computed from the model's numbers (`model/estimates.py`)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ tokens:
 
 `training` yields one `TrainStep` per update and ends with a `TrainResult` (before/after
 distributions of a probe prompt, losses, measured and computed costs); `train` collects them.
-The computed costs are pure functions of parameter counts and sizes, in `model_numbers.py`.
+The computed costs are pure functions of parameter counts and sizes, in `model/estimates.py`.
 """
 
 from __future__ import annotations

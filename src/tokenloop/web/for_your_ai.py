@@ -1,10 +1,10 @@
 """ "Copy this lesson for your AI": the lesson on screen as one Markdown document, with the numbers
-measured on the connected model (`lesson_markdown.render`, the same renderer as `tokenloop lesson
+measured on the connected model (`lessons.markdown.render`, the same renderer as `tokenloop lesson
 --markdown`).
 
 The page sends the lesson's name and the learner's guesses (they live in the browser; their schema
 is `schemas.CopyIn`). Everything measured comes from here: what costs a forward pass or two is
-measured again (`lesson_markdown.measure`), and the demos' and the live steps' last results are
+measured again (`lessons.markdown.measure`), and the demos' and the live steps' last results are
 the ones the page drew.
 """
 

@@ -1,5 +1,5 @@
 // "Copy this lesson for your AI": the server renders the lesson as one Markdown document with
-// the numbers measured on the connected model (lesson_markdown.py); this page adds only the
+// the numbers measured on the connected model (lessons/markdown.py); this page adds only the
 // learner's guesses, which live in this browser, and names the lesson on screen.
 import { copy, el, status } from "./dom.js";
 import { api } from "./api.js";
