@@ -19,7 +19,7 @@ import torch
 from ..errors import ModelError
 from ..model import files as model_files
 from ..scores import Scores
-from .tokenizer import Tokenizer
+from .tokenizer import TextByTokenizer, Tokenizer
 
 
 @dataclass
@@ -47,7 +47,7 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-class EmbeddedBackend:
+class EmbeddedBackend(TextByTokenizer):
     name = "embedded"
     in_process = True  # weights, cache and tokenizer in this process
     full_vocab = True
@@ -95,19 +95,6 @@ class EmbeddedBackend:
             elif isinstance(value, (list, tuple)):
                 ids.update(int(v) for v in value)
         return ids
-
-    # --- text <-> ids: the tokenizer's ---------------------------------------------------------
-    def chat_text(self, messages: list[dict]) -> str:
-        return self.tokenizer.chat_text(messages)
-
-    def encode(self, text: str, chat: bool = False) -> list[int]:
-        return self.tokenizer.encode(text, chat)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(ids)
-
-    def token_text(self, token_id: int) -> str:
-        return self.tokenizer.token_text(token_id)
 
     # --- the forward pass ----------------------------------------------------------------------
     def new_cache(self) -> KVCache:

@@ -35,7 +35,7 @@ from ..model.weights import read_safetensors
 from ..scores import Scores
 from . import quantized
 from .embedded import common_prefix, model_name
-from .tokenizer import Tokenizer
+from .tokenizer import TextByTokenizer, Tokenizer
 
 
 # --- the model -------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ def forward(
 
 
 # --- the backend -----------------------------------------------------------------------------
-class FastBackend:
+class FastBackend(TextByTokenizer):
     """The embedded model through `forward` above, with weights in `dtype`."""
 
     name = "embedded"
@@ -276,19 +276,6 @@ class FastBackend:
         return self.net.weight_bytes
 
     kv_dtype = "float32"  # StaticCache keeps keys and values in float32, whatever the weights
-
-    # --- text <-> ids: the tokenizer's ---------------------------------------------------------
-    def chat_text(self, messages: list[dict]) -> str:
-        return self.tokenizer.chat_text(messages)
-
-    def encode(self, text: str, chat: bool = False) -> list[int]:
-        return self.tokenizer.encode(text, chat)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(ids)
-
-    def token_text(self, token_id: int) -> str:
-        return self.tokenizer.token_text(token_id)
 
     def new_cache(self) -> StaticCache:
         return StaticCache(self.net.config)

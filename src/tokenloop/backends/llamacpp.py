@@ -28,7 +28,7 @@ from ..model import files as model_files
 from ..scores import Scores
 from . import llamacpp_build
 from .embedded import common_prefix
-from .tokenizer import Tokenizer
+from .tokenizer import TextByTokenizer, Tokenizer
 
 INSTALL_HINT = "pip install llama-cpp-python"  # llamacpp_build.rebuild_command() adds flags for this CPU
 
@@ -49,7 +49,7 @@ def threads() -> int:
     return torch.get_num_threads()
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(TextByTokenizer):
     name = "embedded"
     in_process = True  # weights, cache and tokenizer in this process
     full_vocab = True
@@ -134,19 +134,6 @@ class LlamaCppBackend:
     def weight_bytes(self) -> int:
         """Bytes one decode step reads: every tensor of the file but the embedding's unread rows."""
         return self.llm._model.size() if hasattr(self.llm, "_model") else self.gguf.stat().st_size
-
-    # --- text <-> ids: the tokenizer's (the GGUF file's own vocabulary) --------------------------
-    def chat_text(self, messages: list[dict]) -> str:
-        return self.tokenizer.chat_text(messages)
-
-    def encode(self, text: str, chat: bool = False) -> list[int]:
-        return self.tokenizer.encode(text, chat)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(ids)
-
-    def token_text(self, token_id: int) -> str:
-        return self.tokenizer.token_text(token_id)
 
     # --- the forward pass ----------------------------------------------------------------------
     def new_cache(self) -> LlamaCppCache:

@@ -103,3 +103,22 @@ class Tokenizer:
         if text is None:
             text = self._texts[token_id] = self._decode([token_id])
         return text
+
+
+class TextByTokenizer:
+    """The Backend protocol's text methods for a backend that holds a `Tokenizer` as `self.tokenizer`:
+    the embedded, fast and llama.cpp backends share these, not a base class's state."""
+
+    tokenizer: Tokenizer
+
+    def chat_text(self, messages: list[dict]) -> str:
+        return self.tokenizer.chat_text(messages)
+
+    def encode(self, text: str, chat: bool = False) -> list[int]:
+        return self.tokenizer.encode(text, chat)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids)
+
+    def token_text(self, token_id: int) -> str:
+        return self.tokenizer.token_text(token_id)
