@@ -21,17 +21,19 @@ from __future__ import annotations
 import random
 import statistics
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 
 from ..backends.server import Client, ServerBackend, base_url
+from ..backends.server.dialects import uncached_fields
 from ..backends.server.discover import discover
 from ..backends.server.metrics import scrape
 from ..errors import UsageError
 from ..measure import bench_stats
 from ..measure.fits import r_squared
 from ..measure.streamed import Stream, bench, stream_once
+from . import account, histogram_floor, server_time
 from . import definitions as latency_definitions
-from . import server_time
 
 PROMPT = "The history of the printing press begins"
 LOOPS = 3  # per-token loops in a run (the command's default run is in commands/latency/)
@@ -158,10 +160,14 @@ def measure(
     timeout_s: float = 120,
     slos: dict | None = None,
     chat: bool = False,
+    cache: str = "cold",
 ) -> dict:
     """Streamed requests at several output lengths (interleaved, repeated) and the per-token loop.
     Latency is what a user waits for, so the repeats are summarised by their median. Where the
-    server has `/metrics`, it is read just before and after each streamed request (`ttft_split`)."""
+    server has `/metrics`, it is read just before and after each streamed request (`ttft_split`).
+    `cache`: "cold" sends each streamed request with a fresh cache salt where the server takes one
+    (`dialects.uncached_fields`); "warm" lets the prefix cache serve what it holds (then the same
+    options send the same prompts again, so a second run finds the first one's blocks)."""
     url = check(url, max_tokens, points, repeats)
     sizes = output_lengths(max_tokens, points)
     rng = random.Random(seed)
@@ -183,7 +189,10 @@ def measure(
                 loops.append(loop_once(backend, fresh, max_tokens))
             else:
                 before = scrape(client) if metrics else None
-                streams[item].append(stream_once(client, model, fresh, item, chat=chat, group=f"length {item}"))
+                extra = uncached_fields(backend.dialect, uuid.uuid4().hex) if cache == "cold" else None
+                streams[item].append(
+                    stream_once(client, model, fresh, item, extra, chat=chat, group=f"length {item}")
+                )
                 tally.add(before, server_time.settled(client, before, 1), 1)
             if on_progress:
                 on_progress(done, total_work)
@@ -192,6 +201,10 @@ def measure(
     data = summarize(url, model, max_tokens, repeats, streams, loops, sizes, slos)
     every = [r for runs in streams.values() for r in runs]
     data["split"] = tally.report([r.ttft_ms for r in every]) or server_time.from_timings(every)
+    data["account"] = account.account(every)
+    data["warmth"] = account.warmth(every, data["split"] if data["split"] and data["split"]["source"] == "/metrics" else None)
+    gaps = [gap for r in every for gap in bench_stats.per_request(r.arrivals_ms, r.tokens)["itl"]]
+    data["histogram_floor"] = histogram_floor.floor(tally.itl_buckets, gaps)
     data["chat"] = chat
     data["records"] = every  # the raw records (for --save), not part of the JSON
     return data

@@ -48,6 +48,12 @@ class Tally:
     prefix_queries: float = 0.0
     prefix_hits: float = 0.0
     kv_usage_peak: float | None = None
+    running_peak: float | None = None  # the gauges' highest reading while a Watch sampled them
+    waiting_peak: float | None = None
+    waited_samples: int = 0  # readings with a request waiting, of `samples`
+    samples: int = 0
+    preemptions: float = 0.0
+    itl_buckets: list | None = None  # the ITL histogram's buckets added in the windows
     busy: bool = False  # something else was running, waiting or finishing in a window
     windows: int = 0
 
@@ -66,6 +72,11 @@ class Tally:
             self.server_ttft_s, self.server_ttft_n = self.server_ttft_s + ttft[0], self.server_ttft_n + ttft[1]
         self.prefix_queries += after.delta(before, "prefix_queries") or 0.0
         self.prefix_hits += after.delta(before, "prefix_hits") or 0.0
+        self.preemptions += after.delta(before, "preemptions") or 0.0
+        added = after.buckets_delta(before, "itl")
+        if added:
+            old = self.itl_buckets or [(bound, 0.0) for bound, _ in added]
+            self.itl_buckets = [(bound, a + b) for (bound, a), (_, b) in zip(old, added)]
         self.busy |= queue[1] != sent or any(
             (snap.value(key) or 0) > 0 for snap in (before, after) for key in ("running", "waiting")
         )
@@ -73,6 +84,17 @@ class Tally:
     def peak(self, kv_usage: float | None) -> None:
         if kv_usage is not None:
             self.kv_usage_peak = max(self.kv_usage_peak or 0.0, kv_usage)
+
+    def sample(self, snap: Snapshot) -> None:
+        """One reading of the gauges while requests run (a Watch calls it)."""
+        self.peak(snap.value("kv_usage"))
+        running, waiting = snap.value("running"), snap.value("waiting")
+        self.samples += 1
+        if running is not None:
+            self.running_peak = max(self.running_peak or 0.0, running)
+        if waiting is not None:
+            self.waiting_peak = max(self.waiting_peak or 0.0, waiting)
+            self.waited_samples += waiting > 0
 
     def report(self, client_ttfts_ms: Sequence[float]) -> dict | None:
         """Client TTFT beside the server's queue and prefill (means, ms); None without /metrics."""
@@ -94,6 +116,10 @@ class Tally:
             "prefix_cache_hits": int(self.prefix_hits),
             "prefix_hit_rate": self.prefix_hits / self.prefix_queries if self.prefix_queries else None,
             "kv_usage_peak": self.kv_usage_peak,
+            "running_peak": self.running_peak,
+            "waiting_peak": self.waiting_peak,
+            "waited_share": self.waited_samples / self.samples if self.samples else None,
+            "preemptions": int(self.preemptions),
             "server_wide": self.busy,
         }
 
@@ -113,8 +139,9 @@ def settled(client: Client, before: Snapshot | None, sent: int) -> Snapshot | No
 
 
 class Watch:
-    """Reads `/metrics` every `every_s` seconds on a thread while a block runs, keeping the peak
-    KV-cache use (it falls back to 0 as soon as the requests end): `with Watch(client, tally):`."""
+    """Reads `/metrics` every `every_s` seconds on a thread while a block runs, keeping the peaks of
+    the KV-cache use, running and waiting requests (gauges: they fall back to 0 as soon as the
+    requests end): `with Watch(client, tally):`."""
 
     def __init__(self, client: Client, tally: Tally, every_s: float = 0.5):
         self.client, self.tally, self.every_s = client, tally, every_s
@@ -129,7 +156,7 @@ class Watch:
                 return
             if snap is None:
                 return
-            self.tally.peak(snap.value("kv_usage"))
+            self.tally.sample(snap)
 
     def __enter__(self) -> Watch:
         self.thread.start()

@@ -3,7 +3,8 @@
 A `Stream` keeps what was asked (prompt, max_tokens, completion or chat), when it was sent on the
 run's clock, every chunk that carried a choice (its arrival in ms after sending, how many tokens it
 held, whether it held any text), when the stream closed, the server's token counts (`usage`) and,
-from llama.cpp, its own `timings`. `--save` writes these as JSON lines and `--load` reads them back:
+from llama.cpp, its own `timings`, from vLLM with `--enable-per-request-metrics` its own `metrics`
+(queue, scheduled-to-first-token, decode time, mean ITL). `--save` writes these as JSON lines and `--load` reads them back:
 every metric (ours, vLLM's bench, GuideLLM's, AIPerf's) is computed from them alone.
 
 Tokens are counted from the server, not from chunks, where it says: a chunk may hold several tokens
@@ -56,6 +57,8 @@ class Stream:
     done_ms: float | None = None  # when the stream closed ([DONE])
     usage: dict | None = None  # the server's last `usage` (prompt, completion, cached tokens), when sent
     server: dict | None = None  # llama.cpp's own `timings`, when it sends them
+    metrics: dict | None = None  # vLLM's own account of the request (--enable-per-request-metrics), when sent
+    cold: bool = False  # sent with a fresh cache_salt (or llama.cpp's cache_prompt: false): no cached prefix
 
     @property
     def prompt_tokens(self) -> int | None:
@@ -64,6 +67,14 @@ class Stream:
     @property
     def completion_tokens(self) -> int | None:
         return _count(self.usage, "completion_tokens")
+
+    @property
+    def cached_tokens(self) -> int | None:
+        """Prompt tokens the server found in its prefix cache (vLLM's usage.prompt_tokens_details with
+        --enable-prompt-tokens-details; llama.cpp's timings.cache_n)."""
+        details = (self.usage or {}).get("prompt_tokens_details")
+        found = _count(details if isinstance(details, dict) else None, "cached_tokens")
+        return found if found is not None else _count(self.server, "cache_n")
 
     @property
     def arrivals_ms(self) -> list[float]:
@@ -116,7 +127,7 @@ def stream_once(
     (time.perf_counter()), so requests sent together can be placed on one line."""
     path, body = _request(model, prompt, n, chat)
     body.update(extra or {})
-    result = Stream(n, prompt, chat, group)
+    result = Stream(n, prompt, chat, group, cold="cache_salt" in body or body.get("cache_prompt") is False)
     start = time.perf_counter()
     result.sent_s = start - clock if clock is not None else 0.0
     counted, running = 0, None  # completion tokens reported so far; whether every chunk reports them
@@ -137,6 +148,8 @@ def stream_once(
                 result.usage = usage
             if isinstance(chunk.get("timings"), dict):
                 result.server = chunk["timings"]
+            if isinstance(chunk.get("metrics"), dict):  # vLLM: rides on the last usage chunk
+                result.metrics = chunk["metrics"]
     result.done_ms = (time.perf_counter() - start) * 1000
     if not result.arrivals_ms:
         raise ServerError(f"{client.root} streamed no tokens for max_tokens={n}")

@@ -1,9 +1,11 @@
 """A server's Prometheus `/metrics`, read into numbers under one set of names.
 
 Engines name the same fact differently, and vLLM renamed its own over time (`gpu_cache_usage_perc`
-became `kv_cache_usage_perc` in 0.10; `gpu_prefix_cache_*` went the same way). `ALIASES` is the one
-table that knows the names: a key (`"kv_usage"`) maps to the sample names that carry it, newest
-first. Everything else asks for keys.
+became `kv_cache_usage_perc` in 0.10; `gpu_prefix_cache_*` went the same way). `FAMILIES` is the
+one table that knows the names: a key (`"kv_usage"`) maps to the sample names that carry it, newest
+first, the old names with the version that renamed them, and the flag a family waits for
+(`ALIASES` is the names alone). Everything else asks for keys; `tokenloop probe` lists, from the
+same table, which families a server has (`roll_call`).
 
 The exposition format, as the engines send it:
 
@@ -26,36 +28,59 @@ from dataclasses import dataclass
 
 from .client import Client
 
-ALIASES: dict[str, tuple[str, ...]] = {
+@dataclass(frozen=True)
+class Family:
+    """One fact a server publishes, under every name it has had (newest first). `renamed`: an old
+    vLLM name and the minor version that deprecated it (vLLM's rule: deprecated in X.Y, hidden in
+    X.Y+1 unless the server runs with `--show-hidden-metrics-for-version=X.Y`, gone in X.Y+2).
+    `flag`: the vLLM server flag without which the family is not published at all."""
+
+    names: tuple[str, ...]
+    renamed: tuple[tuple[str, str], ...] = ()
+    flag: str | None = None
+
+
+# The one table of metric names. Everything else asks for a key ("kv_usage").
+FAMILIES: dict[str, Family] = {
     # occupancy and scheduler state (gauges)
-    "kv_usage": (
-        "vllm:kv_cache_usage_perc",
-        "vllm:gpu_cache_usage_perc",
-        "sglang:token_usage",
-        "llamacpp:kv_cache_usage_ratio",
+    "kv_usage": Family(
+        ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage", "llamacpp:kv_cache_usage_ratio"),
+        renamed=(("vllm:gpu_cache_usage_perc", "0.10"),),
     ),
-    "running": ("vllm:num_requests_running", "sglang:num_running_reqs", "llamacpp:requests_processing"),
-    "waiting": ("vllm:num_requests_waiting", "sglang:num_queue_reqs", "llamacpp:requests_deferred"),
+    "running": Family(("vllm:num_requests_running", "sglang:num_running_reqs", "llamacpp:requests_processing")),
+    "waiting": Family(("vllm:num_requests_waiting", "sglang:num_queue_reqs", "llamacpp:requests_deferred")),
     # counters
-    "preemptions": ("vllm:num_preemptions_total", "vllm:num_preemptions"),
-    "prefix_queries": ("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total"),
-    "prefix_hits": ("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total"),
-    "prompt_tokens": ("vllm:prompt_tokens_total", "llamacpp:prompt_tokens_total"),
-    "generation_tokens": ("vllm:generation_tokens_total", "llamacpp:tokens_predicted_total"),
-    "cached_prompt_tokens": ("vllm:prompt_tokens_cached_total",),
-    "prompt_seconds": ("llamacpp:prompt_seconds_total",),
-    "decode_seconds": ("llamacpp:tokens_predicted_seconds_total",),
-    # histograms (read as sum and count)
-    "queue_time": ("vllm:request_queue_time_seconds",),
-    "prefill_time": ("vllm:request_prefill_time_seconds",),
-    "decode_time": ("vllm:request_decode_time_seconds",),
-    "ttft": ("vllm:time_to_first_token_seconds", "sglang:time_to_first_token_seconds"),
-    "itl": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
-    "e2el": ("vllm:e2e_request_latency_seconds", "sglang:e2e_request_latency_seconds"),
-    "iteration_tokens": ("vllm:iteration_tokens_total",),
+    "preemptions": Family(("vllm:num_preemptions_total", "vllm:num_preemptions")),
+    "prefix_queries": Family(
+        ("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total"),
+        renamed=(("vllm:gpu_prefix_cache_queries_total", "0.10"),),
+    ),
+    "prefix_hits": Family(
+        ("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total"),
+        renamed=(("vllm:gpu_prefix_cache_hits_total", "0.10"),),
+    ),
+    "prompt_tokens": Family(("vllm:prompt_tokens_total", "llamacpp:prompt_tokens_total")),
+    "generation_tokens": Family(("vllm:generation_tokens_total", "llamacpp:tokens_predicted_total")),
+    "cached_prompt_tokens": Family(("vllm:prompt_tokens_cached_total",)),
+    "prompt_seconds": Family(("llamacpp:prompt_seconds_total",)),
+    "decode_seconds": Family(("llamacpp:tokens_predicted_seconds_total",)),
+    "estimated_read_bytes": Family(("vllm:estimated_read_bytes_per_gpu_total",), flag="--enable-mfu-metrics"),
+    # histograms (read as sum and count, and buckets)
+    "queue_time": Family(("vllm:request_queue_time_seconds",)),
+    "prefill_time": Family(("vllm:request_prefill_time_seconds",)),
+    "decode_time": Family(("vllm:request_decode_time_seconds",)),
+    "ttft": Family(("vllm:time_to_first_token_seconds", "sglang:time_to_first_token_seconds")),
+    "itl": Family(
+        ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
+        renamed=(("vllm:time_per_output_token_seconds", "0.11"),),
+    ),
+    "e2el": Family(("vllm:e2e_request_latency_seconds", "sglang:e2e_request_latency_seconds")),
+    "iteration_tokens": Family(("vllm:iteration_tokens_total",)),
+    "kv_block_lifetime": Family(("vllm:kv_block_lifetime_seconds",), flag="--kv-cache-metrics"),
     # info (labels)
-    "cache_config": ("vllm:cache_config_info",),
+    "cache_config": Family(("vllm:cache_config_info",)),
 }
+ALIASES: dict[str, tuple[str, ...]] = {key: family.names for key, family in FAMILIES.items()}
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _SAMPLE = re.compile(rf"^({_NAME})(?:\{{(.*)\}})?\s+(\S+)(?:\s+\S+)?\s*$")
@@ -115,6 +140,93 @@ class Snapshot:
         """(sum, count) added to a histogram since `before`."""
         now, then = self.histogram(key), before.histogram(key)
         return None if now is None or then is None else (now[0] - then[0], now[1] - then[1])
+
+
+    def buckets(self, key: str) -> list[tuple[float, float]] | None:
+        """A histogram's cumulative buckets [(upper bound, count)], summed over engine ranks; the
+        +Inf bucket last. None when the server has none."""
+        for name in ALIASES[key]:
+            found: dict[float, float] = {}
+            for s in self._named(f"{name}_bucket"):
+                if "le" in s.labels:
+                    bound = float(s.labels["le"])
+                    found[bound] = found.get(bound, 0.0) + s.value
+            if found:
+                return sorted(found.items())
+        return None
+
+    def buckets_delta(self, before: Snapshot, key: str) -> list[tuple[float, float]] | None:
+        """The buckets added since `before` (both readings must have them, with the same bounds)."""
+        now, then = self.buckets(key), before.buckets(key)
+        if now is None or then is None or [b for b, _ in now] != [b for b, _ in then]:
+            return None
+        return [(bound, n - m) for (bound, n), (_, m) in zip(now, then)]
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> tuple[float, float, float] | None:
+    """Prometheus' `histogram_quantile` on cumulative buckets: (the estimate, the bounds of the
+    bucket it falls in). Inside a bucket the estimate is a straight line between its bounds, so it
+    is only known to within the bucket's width. None without observations."""
+    total = buckets[-1][1] if buckets else 0
+    if total <= 0:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):  # past the last finite bound: all Prometheus can say is that bound
+                return lower, lower, bound
+            share = (rank - below) / (count - below) if count > below else 1.0
+            return lower + share * (bound - lower), lower, bound
+        lower, below = bound, count
+    return None
+
+
+def _minor(version: str | None) -> tuple[int, int] | None:
+    match = re.match(r"v?(\d+)\.(\d+)", version or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def roll_call(snap: Snapshot, version: str | None = None) -> list[dict]:
+    """Every family tokenloop reads that the server's engine could publish, and what this server
+    does with it: `present`, `renamed` (published under a newer name than some dashboards know;
+    the old one `hidden` behind --show-hidden-metrics-for-version, or gone), `off` (waiting for a
+    flag), or `absent`. Which engine: the prefix its own sample names carry (vllm:, sglang:, ...)."""
+    names = snap.names()
+    bare = {n.removesuffix(suffix) for n in names for suffix in ("_sum", "_count", "_bucket")} | names
+    engines = {n.split(":", 1)[0] for n in bare if ":" in n}
+    at = _minor(version)
+    rows = []
+    for key, family in FAMILIES.items():
+        own = [n for n in family.names if n.split(":", 1)[0] in engines]
+        if not own:
+            continue
+        found = next((n for n in own if n in bare), None)
+        row = {"key": key, "name": found or own[0], "status": "present" if found else "absent", "detail": ""}
+        for old, deprecated in family.renamed:
+            if old == found:
+                row["detail"] = f"under its old name (renamed to {own[0]} in {deprecated})"
+                continue
+            if found is None:
+                continue
+            then = _minor(deprecated)
+            row["status"], row["old_name"] = "renamed", old
+            if at is None or then is None:
+                row["detail"] = f"was {old} (deprecated in {deprecated}; this server's version is unknown)"
+            elif at <= then:
+                row["detail"] = f"was {old}: deprecated in {deprecated}, still published here"
+            elif at == (then[0], then[1] + 1):
+                row["status"] = "hidden"
+                row["detail"] = (
+                    f"was {old}: hidden in this version; --show-hidden-metrics-for-version={deprecated} "
+                    "brings it back for old dashboards"
+                )
+            else:
+                row["detail"] = f"was {old}: deprecated in {deprecated}, removed since; read {found}"
+        if found is None and family.flag:
+            row["status"], row["flag"] = "off", family.flag
+            row["detail"] = f"off until the server starts with {family.flag}"
+        rows.append(row)
+    return rows
 
 
 def parse(text: str) -> Snapshot:
