@@ -173,6 +173,43 @@ def concurrency_chart(data: dict, path: str | Path) -> Path:
     return path
 
 
+def saturation_chart(data: dict, path: str | Path) -> Path:
+    """What the server's gauges did at each concurrency level: the most requests running and
+    waiting, the KV cache's fullest, and each user's median TPOT; the knee marked. Written beside
+    `path` as <name>-saturation<suffix>."""
+    path = check_path(path)
+    path = path.with_name(f"{path.stem}-saturation{path.suffix}")
+    sweep = data["concurrency"]
+    levels = sweep["levels"]
+    splits = [lv["split"] or {} for lv in levels]
+    fig, ax = _figure()
+    xs = [lv["concurrency"] for lv in levels]
+    ax.plot(xs, [s.get("running_peak") or 0 for s in splits], "o-", color=COLORS["stream"], label="running (peak)")
+    ax.plot(xs, [s.get("waiting_peak") or 0 for s in splits], "s-", color=COLORS["loop"], label="waiting (peak)")
+    ax.set_xlabel("requests at once")
+    ax.set_ylabel("requests at the server")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    kv = ax.twinx()
+    kv.plot(
+        xs, [100 * (s.get("kv_usage_peak") or 0) for s in splits], "^:", color="#6a3d9a", label="KV cache, % (peak)"
+    )
+    kv.set_ylabel("KV cache in use, %  ·  TPOT rise, %")
+    tpots = [lv["metrics"]["median_tpot_ms"] for lv in levels]
+    if tpots and tpots[0]:
+        kv.plot(xs, [100 * (t / tpots[0] - 1) if t else 0 for t in tpots], "d--", color="#b15928", label="TPOT rise, %")
+    knee = sweep.get("knee") or {}
+    if knee.get("level"):
+        ax.axvline(knee["level"], color="grey", linestyle="--", alpha=0.7)
+        ax.annotate(f"knee: {', '.join(knee['first'])}", (knee["level"], ax.get_ylim()[1] * 0.9), fontsize=8)
+    lines = ax.get_legend_handles_labels()[0] + kv.get_legend_handles_labels()[0]
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper left")
+    ax.set_title(f"Saturation: {Path(data['model']).name} at {data['url']}")
+    ax.grid(alpha=0.3)
+    fig.savefig(path)
+    return path
+
+
 def bar(fraction: float, width: int, fill: str = "█") -> str:
     """`fraction` of `width` characters as a bar, never empty (a tiny value still shows).
 

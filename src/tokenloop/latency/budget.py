@@ -190,9 +190,7 @@ def measure(
             else:
                 before = scrape(client) if metrics else None
                 extra = uncached_fields(backend.dialect, uuid.uuid4().hex) if cache == "cold" else None
-                streams[item].append(
-                    stream_once(client, model, fresh, item, extra, chat=chat, group=f"length {item}")
-                )
+                streams[item].append(stream_once(client, model, fresh, item, extra, chat=chat, group=f"length {item}"))
                 tally.add(before, server_time.settled(client, before, 1), 1)
             if on_progress:
                 on_progress(done, total_work)
@@ -202,7 +200,9 @@ def measure(
     every = [r for runs in streams.values() for r in runs]
     data["split"] = tally.report([r.ttft_ms for r in every]) or server_time.from_timings(every)
     data["account"] = account.account(every)
-    data["warmth"] = account.warmth(every, data["split"] if data["split"] and data["split"]["source"] == "/metrics" else None)
+    data["warmth"] = account.warmth(
+        every, data["split"] if data["split"] and data["split"]["source"] == "/metrics" else None
+    )
     gaps = [gap for r in every for gap in bench_stats.per_request(r.arrivals_ms, r.tokens)["itl"]]
     data["histogram_floor"] = histogram_floor.floor(tally.itl_buckets, gaps)
     data["chat"] = chat

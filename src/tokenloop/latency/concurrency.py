@@ -19,6 +19,8 @@ from ..measure.load import MAX_CONCURRENCY, Plan, Request, run
 from ..measure.streamed import Stream, bench, span_s
 from . import server_time
 
+SAMPLE_S = 0.25  # how often the gauges are read while a level runs
+
 
 def parse_levels(text: str) -> list[int]:
     """`--concurrency 1,2,4,8` -> [1, 2, 4, 8]."""
@@ -48,12 +50,14 @@ def plans(
     time_cap_s: float,
     consent: bool = False,
     chat: bool = False,
+    cold: bool = True,
 ) -> list[Plan]:
-    """One plan per level, every prompt new (numbered) so no prefix cache answers it."""
+    """One plan per level, every prompt new (numbered) so no prefix cache answers it; `cold`: each
+    also sent with a fresh cache salt where the server takes one."""
     return [
         Plan(
             url,
-            [Request(f"{level}.{i}. {prompt}", max_tokens, chat) for i in range(requests_at(level, requests))],
+            [Request(f"{level}.{i}. {prompt}", max_tokens, chat, cold) for i in range(requests_at(level, requests))],
             level,
             time_cap_s,
             group=f"concurrency {level}",
@@ -70,10 +74,12 @@ def measure(
     slos: dict | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     watch: bool = True,
+    fresh: Callable[[], dict] | None = None,
 ) -> dict:
     """Run each plan in turn; per level its metrics, the server's split of TTFT, and why it stopped
-    early if it did. `watch` reads /metrics twice a second while a level runs, for the peak KV-cache
-    use (a little work for the server's API process: off when comparing with another tool)."""
+    early if it did. `watch` reads /metrics four times a second while a level runs, for the peaks of
+    KV-cache use, running and waiting requests (a little work for the server's API process: off
+    when comparing with another tool). `fresh`: the cache-off fields for cold requests (`load.run`)."""
     total, done = sum(len(p.requests) for p in plans), 0
     levels, records = [], []
     for plan in plans:
@@ -81,10 +87,10 @@ def measure(
         before = scrape(client)
         progress = (lambda d, _t, base=done: on_progress(base + d, total)) if on_progress else None
         if before is not None and watch:
-            with server_time.Watch(client, tally):
-                result = run(client, model, plan, progress)
+            with server_time.Watch(client, tally, every_s=SAMPLE_S):
+                result = run(client, model, plan, progress, fresh)
         else:
-            result = run(client, model, plan, progress)
+            result = run(client, model, plan, progress, fresh)
         tally.add(before, server_time.settled(client, before, len(result.streams)), len(result.streams))
         done += len(plan.requests)
         records += result.streams

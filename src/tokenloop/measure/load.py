@@ -42,6 +42,7 @@ class Request:
     prompt: str
     max_tokens: int
     chat: bool = False
+    cold: bool = False  # send it with fresh cache-off fields (`run`'s `fresh`), so no cached prefix serves it
 
 
 @dataclass
@@ -100,8 +101,10 @@ class Result:
     healthy: tuple[bool | None, bool | None] = (None, None)  # /health before and after (None: none there)
 
 
-def run(client: Client, model: str, plan: Plan, on_done=None) -> Result:
-    """Send the plan's requests, `plan.concurrency` at a time. `on_done(done, total)` after each."""
+def run(client: Client, model: str, plan: Plan, on_done=None, fresh=None) -> Result:
+    """Send the plan's requests, `plan.concurrency` at a time. `on_done(done, total)` after each;
+    `fresh()`: the request fields that keep a cold request from any cached prefix (a new salt each
+    call; `dialects.uncached_fields`)."""
     result = Result(plan)
     before = health(client)
     if before is False:
@@ -122,8 +125,16 @@ def run(client: Client, model: str, plan: Plan, on_done=None) -> Result:
     def worker() -> None:
         while (request := next_request()) is not None:
             try:
+                extra = fresh() if request.cold and fresh else None
                 s = stream_once(
-                    client, model, request.prompt, request.max_tokens, chat=request.chat, group=plan.group, clock=start
+                    client,
+                    model,
+                    request.prompt,
+                    request.max_tokens,
+                    extra,
+                    chat=request.chat,
+                    group=plan.group,
+                    clock=start,
                 )
             except ServerError as e:
                 with lock:

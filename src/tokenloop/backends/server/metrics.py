@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from .client import Client
 
+
 @dataclass(frozen=True)
 class Family:
     """One fact a server publishes, under every name it has had (newest first). `renamed`: an old
@@ -44,7 +45,12 @@ class Family:
 FAMILIES: dict[str, Family] = {
     # occupancy and scheduler state (gauges)
     "kv_usage": Family(
-        ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage", "llamacpp:kv_cache_usage_ratio"),
+        (
+            "vllm:kv_cache_usage_perc",
+            "vllm:gpu_cache_usage_perc",
+            "sglang:token_usage",
+            "llamacpp:kv_cache_usage_ratio",
+        ),
         renamed=(("vllm:gpu_cache_usage_perc", "0.10"),),
     ),
     "running": Family(("vllm:num_requests_running", "sglang:num_running_reqs", "llamacpp:requests_processing")),
@@ -140,7 +146,6 @@ class Snapshot:
         """(sum, count) added to a histogram since `before`."""
         now, then = self.histogram(key), before.histogram(key)
         return None if now is None or then is None else (now[0] - then[0], now[1] - then[1])
-
 
     def buckets(self, key: str) -> list[tuple[float, float]] | None:
         """A histogram's cumulative buckets [(upper bound, count)], summed over engine ranks; the

@@ -7,6 +7,9 @@ ask, so each reads alone:
 - `definitions`: `--definitions`, one set of requests under vLLM bench's, GuideLLM's and AIPerf's
   definitions side by side;
 - `concurrency`: `--concurrency`, the same requests N at a time (batching);
+- `account`: the server's own account of each request (a TTFT waterfall), cold or warm, the ITL
+  histogram's floor;
+- `report`: `--report FILE.html`, the run as one self-contained page;
 - `saved`: `--load FILE`, the numbers again from a `--save` file.
 
 Here: the flags (all of them, so `--help` is one page) and which of those runs they ask for. The
@@ -61,6 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--prompt", default=None, help="the prompt sent (default: a short sentence)")
     p.add_argument("--chat", action="store_true", help="stream /v1/chat/completions (the prompt as one user message)")
+    p.add_argument(
+        "--cache",
+        choices=("cold", "warm"),
+        default="cold",
+        help="cold (default): every streamed request carries a fresh cache_salt where the server takes one, so no "
+        "prefix cache serves it; warm: let the cache serve what it holds, and report how much it did",
+    )
     p.add_argument("--ttft", type=number("--ttft"), help="budget: time to first token in ms")
     p.add_argument("--itl", type=number("--itl"), help="budget: time between tokens in ms")
     p.add_argument(
@@ -108,6 +118,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save", metavar="FILE", help="with --url: write every request's raw timestamps as JSON lines")
     p.add_argument("--load", metavar="FILE", help="recompute the numbers from a --save file; no server needed")
     p.add_argument("--plot", metavar="FILE", help="with --url: write a chart to FILE (.png or .svg)")
+    p.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="with --url: write the run as one self-contained HTML file (charts inline, definitions beside numbers)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_latency)
 

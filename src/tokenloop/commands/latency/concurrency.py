@@ -14,7 +14,7 @@ from ...terminal import progress_bar
 from ..common import or_dash
 
 
-def plan_levels(args, url: str, prompt: str) -> list:
+def plan_levels(args, url: str, prompt: str, cold: bool = True) -> list:
     """The plans the options ask for (none without --concurrency), printed to stderr."""
     from ...latency import concurrency
 
@@ -34,6 +34,7 @@ def plan_levels(args, url: str, prompt: str) -> list:
         60.0 if args.time_cap is None else args.time_cap,
         args.allow_remote,
         args.chat,
+        cold,
     )
     print("plan, after the single-stream run:", file=sys.stderr)
     for plan in plans:
@@ -42,34 +43,43 @@ def plan_levels(args, url: str, prompt: str) -> list:
 
 
 def run_levels(url: str, plans: list, slos: dict) -> dict:
-    from ...backends.server import Client
-    from ...latency import concurrency
-    from ...latency.budget import model_name
+    import uuid
+
+    from ...backends.server import Client, dialects
+    from ...backends.server.discover import discover
+    from ...latency import concurrency, saturation
 
     client = Client(url, timeout=120)
     try:
-        model = model_name(client)
+        caps = discover(client, None)
+        dialect = dialects.DIALECTS.get(caps.kind, dialects.OTHER)
         with progress_bar("concurrency levels") as bar:
             task = bar.add_task("", total=sum(len(p.requests) for p in plans))
             out = concurrency.measure(
-                client, model, plans, slos, lambda done, total: bar.update(task, completed=done, total=total)
+                client,
+                caps.model,
+                plans,
+                slos,
+                lambda done, total: bar.update(task, completed=done, total=total),
+                fresh=lambda: dialects.uncached_fields(dialect, uuid.uuid4().hex),
             )
     finally:
         client.close()
     top = concurrency.best(out["levels"])
     out["best"] = top["concurrency"] if top else None
+    out["knee"] = saturation.knee(out["levels"])
     return out
 
 
 def show_concurrency(console, data: dict) -> None:
     console.print()
     console.print(
-        "[bold]Batching[/]: the same requests, N at a time (ms; tokens/s over all requests; "
-        "the server's queue time and its KV cache's fullest, sampled twice a second)"
+        "[bold]Batching[/]: the same requests, N at a time (ms; tokens/s over all requests; the server's "
+        "queue time, and its gauges' highest readings, sampled four times a second)"
     )
     table = Table(box=None, header_style="bold")
     columns = ("at once", "done", "output tok/s", "TTFT median", "TPOT median", "TPOT p90", "ITL median", "ITL p99")
-    for column in (*columns, "server queue", "KV peak"):
+    for column in (*columns, "server queue", "running", "waiting", "KV peak", "preempted"):
         table.add_column(column, justify="right")
     for level in data["levels"]:
         m, split = level["metrics"], level["split"]
@@ -83,7 +93,10 @@ def show_concurrency(console, data: dict) -> None:
             or_dash(m["median_itl_ms"]),
             or_dash(m["p99_itl_ms"]),
             or_dash(split["queue_ms"]) if split else "–",
+            _gauge(split, "running_peak"),
+            _gauge(split, "waiting_peak"),
             f"{split['kv_usage_peak']:.1%}" if split and split.get("kv_usage_peak") is not None else "–",
+            str(split.get("preemptions", "–")) if split else "–",
         )
     console.print(table)
     for level in data["levels"]:
@@ -91,5 +104,13 @@ def show_concurrency(console, data: dict) -> None:
             console.print(f"  at {level['concurrency']}: {level['stopped']}")
     if data.get("best"):
         console.print(f"  the most output per second at {data['best']} at once")
-    if data.get("plot"):
-        console.print(f"  chart written to {data['plot']}")
+    if data.get("knee"):
+        console.print(f"  [bold]{data['knee']['sentence']}[/]", highlight=False)
+    for key in ("plot", "saturation_plot"):
+        if data.get(key):
+            console.print(f"  chart written to {data[key]}")
+
+
+def _gauge(split: dict | None, key: str) -> str:
+    value = (split or {}).get(key)
+    return "–" if value is None else f"{value:g}"

@@ -13,8 +13,10 @@ from rich.table import Table
 from ...errors import UsageError
 from ...terminal import progress_bar
 from ..common import emit_json, or_dash
+from .account import show_account, show_floor, show_warmth
 from .concurrency import plan_levels, run_levels, show_concurrency
 from .definitions import show_definitions
+from .report import check_report, write_report
 
 
 def measure_server(args, console) -> int:
@@ -26,12 +28,13 @@ def measure_server(args, console) -> int:
     slos = bench_stats.parse_goodput(args.goodput)
     if args.plot:
         charts.check_path(args.plot)
+    check_report(args.report)
     streamed.check_save(args.save)
     if args.cost_per_hour is not None and not 0 < args.cost_per_hour < float("inf"):
         raise UsageError(f"--cost-per-hour must be dollars above 0, not {args.cost_per_hour:g}")
     url = latency.check(args.url, args.max_tokens, args.points, args.repeats)
     prompt = args.prompt or latency.PROMPT
-    plans = plan_levels(args, url, prompt)
+    plans = plan_levels(args, url, prompt, cold=args.cache == "cold")
     sizes = len(latency.output_lengths(args.max_tokens, args.points))
     with progress_bar(f"requests to {url}") as bar:
         task = bar.add_task("", total=sizes * args.repeats + latency.loop_rounds(args.repeats))
@@ -44,6 +47,7 @@ def measure_server(args, console) -> int:
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
             slos=slos,
             chat=args.chat,
+            cache=args.cache,
         )
     records = data.pop("records")
     if plans:
@@ -62,12 +66,18 @@ def measure_server(args, console) -> int:
         charts.latency_chart(data, args.plot)
         if plans:
             data["concurrency"]["plot"] = str(charts.concurrency_chart(data, args.plot))
+            data["concurrency"]["saturation_plot"] = str(charts.saturation_chart(data, args.plot))
+    if args.report:
+        data["report"] = write_report(data, args.report)
     if args.json:
         emit_json(data)
         return 0
+    show_warmth(console, data["warmth"])
     show_latency(console, data, args.tokens, args.plot)
     show_metrics(console, data["metrics"], data["definitions"])
     show_split(console, data["split"])
+    show_account(console, data["account"])
+    show_floor(console, data["histogram_floor"])
     if args.definitions:
         show_definitions(console, data["by_tool"])
     if plans:
@@ -76,6 +86,8 @@ def measure_server(args, console) -> int:
         show_cost(console, data["cost"])
     if args.save:
         console.print(f"  raw timestamps of {len(records)} requests written to {args.save}")
+    if args.report:
+        console.print(f"  report written to {args.report}")
     return 0
 
 
