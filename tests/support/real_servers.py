@@ -107,7 +107,8 @@ def vllm_command(*extra: str) -> list[str]:
 VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
 # Each vLLM the tests use, by fixture name: the default one, and one reporting processed logprobs with a lower cap.
 VLLM_SERVERS = {
-    "vllm_url": (),
+    # each request's own account (queue, TTFT from scheduling) and its cached prompt tokens, in the response
+    "vllm_url": ("--enable-per-request-metrics", "--enable-prompt-tokens-details"),
     "vllm_processed_url": ("--logprobs-mode", "processed_logprobs", "--max-logprobs", "5"),
     # Lesson 7: a KV cache of 96 MiB, 17 blocks x 128 = 2,176 float32 tokens (46,080 B each), so a
     # few long requests fill it and get preempted. (48 MiB holds the same in bfloat16.)

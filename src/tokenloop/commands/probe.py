@@ -75,11 +75,45 @@ def describe(caps) -> list[tuple[str, str]]:
         ("shape", shape),
         ("end tokens", ", ".join(map(str, caps.eos_ids)) or "learned when the server stops on one"),
         ("reports", reports),
+        *response_flags(checks),
+        *families(checks.get("metric_families")),
         (
             "one call",
             f"{checks.get('request_ms', 0):.1f} ms for {checks.get('prompt_tokens', 0)} prompt tokens and {got} logprobs",
         ),
     ]
+
+
+# vLLM's per-response extras: what tokenloop reads from each, and the server flag that sends it
+RESPONSE_FLAGS = {
+    "per_request_metrics": ("per-request metrics", "each request's queue and TTFT", "--enable-per-request-metrics"),
+    "prompt_tokens_details": ("cached tokens", "usage.prompt_tokens_details.cached_tokens", "--enable-prompt-tokens-details"),
+}
+
+
+def response_flags(checks: dict) -> list[tuple[str, str]]:
+    rows = []
+    for key, (label, what, flag) in RESPONSE_FLAGS.items():
+        if key in checks:
+            rows.append((label, f"yes ({what})" if checks[key] else f"no: start the server with {flag} for {what}"))
+    return rows
+
+
+def families(rows: list[dict] | None) -> list[tuple[str, str]]:
+    """The /metrics families tokenloop reads, grouped by what this server does with them."""
+    if rows is None:
+        return [("/metrics", "none served: the server-wide split of TTFT and the saturation signals are off")]
+    out = []
+    for status, label in (("present", "present"), ("renamed", "renamed"), ("hidden", "hidden"), ("off", "off")):
+        found = [r for r in rows if r["status"] == status]
+        if not found:
+            continue
+        if status == "present":
+            text = ", ".join(r["name"] for r in found)
+        else:
+            text = "; ".join(f"{r['name']}: {r['detail']}" for r in found)
+        out.append((f"/metrics {label}", text))
+    return out
 
 
 def cmd_probe(args, console) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ...errors import ServerError, UsageError
 from ...sampling import Sampler
-from . import dialects, wire
+from . import dialects, metrics, wire
 from .client import Client, Refused
 
 PROBE_K = 100  # how many logprobs `probe` asks for to find the server's cap
@@ -161,6 +161,13 @@ def probe(backend, text: str = "The capital of France is") -> Capabilities:
         caps.max_logprobs = backend.max_top_k = returned  # answered fewer than asked, without a word
     numbers = wire.server_numbers(data) if isinstance(data, dict) else {}
     checks["reports"] = sorted(k for k in numbers if k in ("server_ms", "cached_tokens", "prompt_tokens"))
+    if backend.dialect is dialects.VLLM and isinstance(data, dict):
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        checks["per_request_metrics"] = isinstance(data.get("metrics"), dict)
+        checks["prompt_tokens_details"] = isinstance(usage.get("prompt_tokens_details"), dict)
+    snapshot = metrics.scrape(client)
+    if snapshot is not None:
+        checks["metric_families"] = metrics.roll_call(snapshot, caps.version)
     if found and found[0].top:
         measure_distribution(backend, prompt, found[0].top[0])
     return caps

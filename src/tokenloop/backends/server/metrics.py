@@ -230,6 +230,9 @@ def roll_call(snap: Snapshot, version: str | None = None) -> list[dict]:
         if found is None and family.flag:
             row["status"], row["flag"] = "off", family.flag
             row["detail"] = f"off until the server starts with {family.flag}"
+        elif found and family.flag and snap.value(key) == 0 and (snap.value("generation_tokens") or 0) > 0:
+            row["status"], row["flag"] = "off", family.flag  # vLLM 0.32 registers the MFU counters always
+            row["detail"] = f"published, but it counts nothing until the server starts with {family.flag}"
         rows.append(row)
     return rows
 

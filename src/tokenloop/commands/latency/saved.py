@@ -8,11 +8,13 @@ from rich.table import Table
 
 from ...errors import UsageError
 from ..common import emit_json, or_dash
+from .account import show_account, show_warmth
 from .definitions import show_definitions
 
 
 def recompute(args, console) -> int:
     """The numbers of a --save file, from its records alone."""
+    from ...latency import account
     from ...latency import definitions as latency_definitions
     from ...measure import streamed
 
@@ -28,13 +30,18 @@ def recompute(args, console) -> int:
         "requests": len(records),
         "by_tool": latency_definitions.side_by_side(single),
         "groups": {name: streamed.bench(rs, span_s(rs)) for name, rs in groups.items()},
+        "account": account.account(single),
+        "warmth": account.warmth(single),
     }
     if args.json:
         emit_json(data)
         return 0
+    show_warmth(console, data["warmth"])
     console.print(f"[bold]{len(records)} requests[/] from {args.load}")
     show_definitions(console, data["by_tool"])
     show_groups(console, data["groups"])
+    if data["account"]:
+        show_account(console, data["account"])
     return 0
 
 
