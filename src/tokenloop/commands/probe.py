@@ -87,7 +87,11 @@ def describe(caps) -> list[tuple[str, str]]:
 # vLLM's per-response extras: what tokenloop reads from each, and the server flag that sends it
 RESPONSE_FLAGS = {
     "per_request_metrics": ("per-request metrics", "each request's queue and TTFT", "--enable-per-request-metrics"),
-    "prompt_tokens_details": ("cached tokens", "usage.prompt_tokens_details.cached_tokens", "--enable-prompt-tokens-details"),
+    "prompt_tokens_details": (
+        "cached tokens",
+        "usage.prompt_tokens_details.cached_tokens",
+        "--enable-prompt-tokens-details",
+    ),
 }
 
 

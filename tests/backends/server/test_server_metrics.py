@@ -58,15 +58,22 @@ def test_delta_between_two_readings():
 
 
 def test_roll_call_lists_present_renamed_hidden_and_flag_gated_families_from_the_table():
-    text = NEW_VLLM + 'vllm:inter_token_latency_seconds_count{engine="0"} 3\nvllm:prefix_cache_hits_total{engine="0"} 1\n'
+    text = (
+        NEW_VLLM + 'vllm:inter_token_latency_seconds_count{engine="0"} 3\nvllm:prefix_cache_hits_total{engine="0"} 1\n'
+    )
     text += 'vllm:estimated_read_bytes_per_gpu_total{engine="0"} 0.0\nvllm:generation_tokens_total{engine="0"} 9\n'
     rows = {r["key"]: r for r in metrics.roll_call(metrics.parse(text), "0.32.0")}
-    assert rows["preemptions"]["status"] == "present" and rows["queue_time"]["name"] == "vllm:request_queue_time_seconds"
+    assert (
+        rows["preemptions"]["status"] == "present" and rows["queue_time"]["name"] == "vllm:request_queue_time_seconds"
+    )
     assert rows["kv_usage"]["status"] == "renamed" and rows["kv_usage"]["old_name"] == "vllm:gpu_cache_usage_perc"
     assert "removed since" in rows["itl"]["detail"] and rows["itl"]["old_name"] == "vllm:time_per_output_token_seconds"
     assert rows["kv_block_lifetime"]["status"] == "off" and rows["kv_block_lifetime"]["flag"] == "--kv-cache-metrics"
     # published but counting nothing while tokens were generated: off until its flag
-    assert rows["estimated_read_bytes"]["status"] == "off" and rows["estimated_read_bytes"]["flag"] == "--enable-mfu-metrics"
+    assert (
+        rows["estimated_read_bytes"]["status"] == "off"
+        and rows["estimated_read_bytes"]["flag"] == "--enable-mfu-metrics"
+    )
     assert rows["prefill_time"]["status"] == "absent"
     assert not any(r["name"].startswith(("sglang:", "llamacpp:")) for r in rows.values())  # vLLM's names only
     # one minor version after the deprecation the old name is hidden behind the escape hatch
