@@ -22,7 +22,7 @@ def ask(body: TeacherIn, chatty: Chatty, backend: Backend, state: State):
         raise UsageError(f"{backend.model} has no chat template, so it cannot answer as a teacher")
     lesson = state.lesson if body.lesson is None else content.load(body.lesson)
     history = [turn.model_dump() for turn in body.history]
-    return events.response(teacher.answer(chatty, lesson, body.question, history, body.max_new))
+    return events.response(teacher.answer(chatty, lesson, body.question, history, body.max_new, body.seconds))
 
 
 @router.post("/api/teacher/cite", responses=ERRORS)
