@@ -48,22 +48,22 @@ STOP = frozenset(
     "happen happens happened too many much lot lots".split()
 )
 SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "ers", "er", "ed", "es", "ly", "s")
-# The lesson's vocabulary, by stem: words a learner uses for what a passage calls otherwise.
+# The lesson's vocabulary: words a learner uses for what a passage calls otherwise (stemmed when read).
 SYNONYMS = (
     ("kv", "cache", "key", "value"),
     ("softmax", "probability", "distribution", "score", "logit"),
     ("staircase", "climb", "reread", "grow", "later", "slow"),
     ("once", "one", "run", "pass", "repeat"),
-    ("output", "reply", "answer"),
+    ("reply", "answer"),
     ("confident", "confidence", "sure", "certain", "favourite", "favorite", "top"),
     ("weight", "parameter"),
-    ("train", "learn", "build", "nudg"),
-    ("inference", "request", "serv", "artifact"),
-    ("sampler", "pick", "choos", "select", "sampl", "greedy"),
+    ("training", "learn", "build", "nudged"),
+    ("inference", "request", "serving", "artifact"),
+    ("sampler", "pick", "choose", "select", "sampling", "greedy"),
     ("mask", "causal", "ahead"),
     ("exact", "approximation"),
     ("preemption", "preempt", "pause", "evict", "scheduler"),
-    ("memory", "byte", "ram", "vram", "gpu"),
+    ("memory", "bytes", "ram", "vram", "gpu"),
     ("concurrency", "conversation", "fit", "user"),
     ("stop", "end", "eos", "limit"),
     ("plan", "draft", "whole"),
@@ -91,7 +91,7 @@ def stems(text: str) -> list[str]:
     return [stem(w) for w in WORD.findall(text) if w not in STOP and len(w) > 1]
 
 
-RELATED_TO = {s: frozenset(group) - {s} for group in SYNONYMS for s in group}
+RELATED_TO = {stem(w): frozenset(map(stem, group)) - {stem(w)} for group in SYNONYMS for w in group}
 
 
 @dataclass(frozen=True)
