@@ -150,6 +150,12 @@ def test_a_question_outside_the_lesson_gets_the_map_and_no_model(lesson, questio
     assert [e for e, _ in said] == ["outside", "done"] and said[1][1]["why"] == "outside"
 
 
+def test_a_question_of_another_lesson_points_to_it(lesson):
+    away = teacher.cite(lesson, "What does the causal mask do?")["outside"]
+    assert [o["lesson"] for o in away["elsewhere"]] == ["day07"] and away["elsewhere"][0]["href"] == "/?lesson=day07"
+    assert teacher.cite(lesson, "Give me a pasta recipe")["outside"]["elsewhere"] == []
+
+
 def test_a_lesson_question_and_an_action_are_inside(lesson):
     assert teacher.cite(lesson, "How does training change the weights?")["outside"] is None
     assert teacher.cite(lesson, "What comes after Bonjour, je?")["outside"] is None  # an action is never outside

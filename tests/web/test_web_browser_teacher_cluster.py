@@ -55,6 +55,11 @@ def test_the_teacher_cites_the_lesson_then_runs_what_is_asked(page, served):  # 
     expect(away.locator(".teacher-map a")).to_have_count(len(lesson["steps"]))
     assert away.locator(".teacher-map a").nth(4).get_attribute("href") == "#step-cost"
     expect(away.locator(".cited, .teacher-answer, .teacher-ask-model")).to_have_count(0)
+    page.locator("#teacher-question").fill("What does the causal mask do?")  # Lesson 7's, not this one's
+    page.locator("#teacher-ask").click()
+    expect(page.locator(".teacher-turn").nth(3).locator(".teacher-elsewhere a")).to_have_attribute(
+        "href", "/?lesson=day07"
+    )
 
     # "Show me training", as a button: the training demo runs in the panel.
     page.locator("#teacher-training").click()

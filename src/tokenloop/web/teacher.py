@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 from ..errors import ModelError, UsageError
-from ..lessons import passages
+from ..lessons import content, passages
 from ..loop import generate
 from ..model import estimates
 from ..model.config import Shape
@@ -71,12 +71,19 @@ def topic(question: str, act: dict | None) -> str:
 
 
 def outside(lesson: dict, question: str) -> dict | None:
-    """For a question the lesson does not speak to (and that asks for no action): our words and
-    the lesson's map, its steps' titles with their anchors on the page. None for a lesson question."""
+    """For a question the lesson does not speak to (and that asks for no action): our words, the
+    lesson's map (its steps' titles with their anchors on the page) and the other lessons that do
+    speak to it (`elsewhere`, with their links). None for a lesson question."""
     if action(question) or passages.relevance(passages.passages(lesson), question) >= passages.FLOOR:
         return None
     steps = [{"step": s["id"], "title": s["title"], "anchor": f"#step-{s['id']}"} for s in lesson["steps"]]
-    return {"text": lesson["teacher"]["outside"].strip(), "map": steps}
+    others = (content.load(name) for name in content.available() if name != lesson["id"])
+    elsewhere = [
+        {"lesson": other["id"], "title": other["title"], "href": f"/?lesson={other['id']}"}
+        for other in others
+        if passages.relevance(passages.passages(other), question) >= passages.FLOOR
+    ]
+    return {"text": lesson["teacher"]["outside"].strip(), "map": steps, "elsewhere": elsewhere}
 
 
 def cite(lesson: dict, question: str) -> dict:

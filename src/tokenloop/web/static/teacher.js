@@ -58,7 +58,9 @@ export const teacher = (panel, { info, lesson, drawTraining }) => {
   function away(turn, outside) {
     const map = el("ol", { class: "teacher-map" });
     for (const s of outside.map) map.append(el("li", {}, el("a", { href: s.anchor, text: s.title })));
-    turn.append(el("div", { class: "teacher-outside" }, el("p", { text: outside.text }), map));
+    const other = outside.elsewhere.length ? el("p", { class: "teacher-elsewhere" }, `${teach.elsewhere} `,
+      ...outside.elsewhere.flatMap((o, i) => [i ? ", " : "", el("a", { href: o.href, text: o.title })])) : null;
+    turn.append(el("div", { class: "teacher-outside" }, el("p", { text: outside.text }), map, other));
   }
 
   function cite(turn, passages) {
