@@ -266,7 +266,7 @@ def test_score_is_every_step_of_the_loop_in_one_pass(client, tiny):
         ("/api/lab/branch", {"step": 3, "token_id": 1}, 400, "no step 3"),
         ("/api/lab/start", {"prompt": "pods " * 200}, 400, "shorten it"),
         ("/api/score", {"text": "a"}, 400, "at least two tokens"),
-        ("/api/teacher", {"question": "why?"}, 400, "no chat template"),
+        ("/api/teacher", {"question": "why does the cache help?"}, 400, "no chat template"),
         ("/api/compare", {"prompt": "hi"}, 400, "--url"),
         ("/api/lab/step", {"sampler": {"temperature": -1}}, 422, "temperature"),
     ],

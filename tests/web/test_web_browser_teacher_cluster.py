@@ -1,5 +1,7 @@
 """The teacher that acts and cites, and the page connected to a real server (--url), in a real
-browser: headless Debian chromium against the app on 127.0.0.1 (fixtures of support/browser.py)."""
+browser: headless Debian chromium against the app on 127.0.0.1 (fixtures of support/browser.py).
+The 135M model is small whether it runs here or behind --url: its caution shows in both, and its
+answer comes only on a click; a question outside the lesson gets the lesson's map; no "null"."""
 
 from __future__ import annotations
 
@@ -17,14 +19,19 @@ def test_the_teacher_cites_the_lesson_then_runs_what_is_asked(page, served):  # 
     lesson = httpx.get(f"{served}/api/lesson").json()
     training_step = next(s for s in lesson["steps"] if s["id"] == "training")
     open_page(page, served)
-    expect(page.locator("#teacher-small")).to_have_text(lesson["teacher"]["small_model"].strip())  # said plainly
+    small = page.locator("#teacher-small")  # said plainly, with the model's size from its config
+    expect(small).to_contain_text("SmolLM2-135M-Instruct, with 135 million parameters")
+    expect(small).to_contain_text("7 billion parameters or more")
 
-    # A training question: the lesson's own training passage is cited, then the model answers.
+    # A training question: the lesson's own training passage is cited; the small model answers on a click.
     page.locator("#teacher-question").fill("How does training change the weights?")
     page.locator("#teacher-ask").click()
     cited = page.locator(".teacher-turn").nth(0).locator(".cited[data-step='training']")
     expect(cited).to_contain_text(training_step["explain"].strip()[:60])
     expect(cited.locator("cite")).to_have_text(training_step["title"])
+    expect(page.locator(".teacher-turn").nth(0).locator(".teacher-answer")).to_have_count(0)  # not by itself
+    page.locator(".teacher-turn").nth(0).locator(".teacher-ask-model").click()
+    expect(page.locator(".teacher-turn").nth(0).locator(".teacher-ask-model")).to_have_count(0)
     expect(page.locator("#teacher-ask")).to_be_enabled(timeout=MODEL_WORK)  # the answer's stream ended
     answer = page.locator(".teacher-turn").nth(0).locator(".teacher-answer")
     assert answer.text_content().strip() and answer.get_attribute("data-model") == "SmolLM2-135M-Instruct"
@@ -40,10 +47,25 @@ def test_the_teacher_cites_the_lesson_then_runs_what_is_asked(page, served):  # 
     assert [int(i) for i in rows.evaluate_all("rows => rows.map(r => r.dataset.id)")] == [c["id"] for c in live["top"]]
     expect(page.locator("#teacher-ask")).to_be_enabled(timeout=MODEL_WORK)
 
+    # Outside the lesson: our words and the lesson's map (links to its steps), no model at all.
+    page.locator("#teacher-question").fill("Give me a pasta recipe")
+    page.locator("#teacher-ask").click()
+    away = page.locator(".teacher-turn").nth(2)
+    expect(away.locator(".teacher-outside")).to_contain_text(lesson["teacher"]["outside"].strip())
+    expect(away.locator(".teacher-map a")).to_have_count(len(lesson["steps"]))
+    assert away.locator(".teacher-map a").nth(4).get_attribute("href") == "#step-cost"
+    expect(away.locator(".cited, .teacher-answer, .teacher-ask-model")).to_have_count(0)
+    page.locator("#teacher-question").fill("What does the causal mask do?")  # Lesson 7's, not this one's
+    page.locator("#teacher-ask").click()
+    expect(page.locator(".teacher-turn").nth(3).locator(".teacher-elsewhere a")).to_have_attribute(
+        "href", "/?lesson=day07"
+    )
+
     # "Show me training", as a button: the training demo runs in the panel.
     page.locator("#teacher-training").click()
     expect(page.locator(".teacher-training")).to_contain_text("One training step took", timeout=MODEL_WORK)
     expect(page.locator(".teacher-training svg.chart path.series")).to_have_count(1)
+    assert "null" not in page.locator("#teacher").inner_text()
     shot(page.locator("#teacher"), "lesson-teacher.png")
 
 
@@ -63,6 +85,9 @@ def test_with_url_the_page_shows_the_server_and_measures_its_own_staircase(page,
 
     url, backend = connected
     open_page(page, url)
+    # The server runs the same 135M model: small, by its size, with --url too; and no "null" in the panel.
+    expect(page.locator("#teacher-small")).to_contain_text("135 million parameters")
+    assert "null" not in page.locator("#teacher").inner_text()
     facts = page.locator("#cluster-facts")
     expect(facts).to_be_visible(timeout=MODEL_WORK)
     expect(facts.locator("tr[data-fact='Engine'] td")).to_have_text(f"vLLM {backend.caps.version}")

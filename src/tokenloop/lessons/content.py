@@ -32,7 +32,18 @@ SECTIONS = (
     "read_next",
 )
 FIELDS = {
-    "teacher": ("title", "greeting", "system", "grounding", "cited", "small_model", "actions"),
+    "teacher": (
+        "title",
+        "greeting",
+        "system",
+        "grounding",
+        "cited",
+        "small_model",
+        "ask_model",
+        "outside",
+        "elsewhere",
+        "actions",
+    ),
     "course_map": ("title", "note", "you_are_here", "here", "pipeline", "loop"),
     "try_it": ("title", "intro", "items"),
     "for_your_ai": ("title", "button", "intro", "instruction"),

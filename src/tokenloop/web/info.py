@@ -9,6 +9,7 @@ import shlex
 
 from ..lessons import content
 from ..measure import provenance
+from . import teacher
 from .deps import local_of
 
 
@@ -24,6 +25,7 @@ def info(state, chatty, base_url: str) -> dict:
         "can_score": local_of(state) is not None,
         "can_chat": chatty is not None,
         "teacher_model": chatty.model if chatty else None,
+        "teacher": teacher.about(chatty, local_of(state)),  # its size, and whether it answers only when asked
         "server_url": state.server_url,
         "curl": curl(state, base_url),
         "lessons": content.available(),

@@ -111,6 +111,7 @@ class TeacherIn(In):
     history: list[Turn] = Field(default_factory=list, max_length=8)
     max_new: int = Field(96, ge=1, le=256)
     lesson: str | None = Field(None, max_length=40)  # whose teacher section instructs the model (default: the app's)
+    seconds: float = Field(45.0, gt=0, le=300)  # the longest the answer may stream (wall clock)
 
 
 class TrainingIn(In):
@@ -259,6 +260,16 @@ class ScoreOut(Out):
     ms: float
 
 
+class TeacherModelOut(Out):
+    """The teacher's model and its size (`web/teacher.about`): a small one answers only when asked."""
+
+    model: str
+    parameters: int | None  # None: its size is unknown (and it counts as small)
+    size: str  # "135 million parameters"
+    small: bool  # under large_from parameters, or of unknown size
+    large_from: int
+
+
 class InfoOut(Out):
     backend: str
     model: str
@@ -269,6 +280,7 @@ class InfoOut(Out):
     can_score: bool
     can_chat: bool
     curl: str
+    teacher: TeacherModelOut | None = None
 
 
 class CopyOut(Out):

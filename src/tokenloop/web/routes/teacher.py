@@ -18,11 +18,11 @@ router = APIRouter()
 
 @router.post("/api/teacher", responses={**STREAM, **ERRORS})
 def ask(body: TeacherIn, chatty: Chatty, backend: Backend, state: State):
-    if chatty is None:
-        raise UsageError(f"{backend.model} has no chat template, so it cannot answer as a teacher")
     lesson = state.lesson if body.lesson is None else content.load(body.lesson)
+    if chatty is None and teacher.outside(lesson, body.question) is None:  # outside: the map, no model
+        raise UsageError(f"{backend.model} has no chat template, so it cannot answer as a teacher")
     history = [turn.model_dump() for turn in body.history]
-    return events.response(teacher.answer(chatty, lesson, body.question, history, body.max_new))
+    return events.response(teacher.answer(chatty, lesson, body.question, history, body.max_new, body.seconds))
 
 
 @router.post("/api/teacher/cite", responses=ERRORS)
