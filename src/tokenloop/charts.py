@@ -147,6 +147,13 @@ def latency_chart(data: dict, path: str | Path) -> Path:
     return path
 
 
+def sweep_axis(levels: list[dict]) -> tuple[list[float], str]:
+    """A load sweep's x axis: requests at once (--concurrency), or arrivals a second (--rate)."""
+    if any(lv.get("rate") is not None for lv in levels):
+        return [lv["rate"] for lv in levels], "requests arriving a second"
+    return [lv["concurrency"] for lv in levels], "requests at once"
+
+
 def concurrency_chart(data: dict, path: str | Path) -> Path:
     """Batching's trade: total output tokens/s against each user's median TPOT, one point per level.
     Written beside `path` as <name>-concurrency<suffix>."""
@@ -154,12 +161,12 @@ def concurrency_chart(data: dict, path: str | Path) -> Path:
     path = path.with_name(f"{path.stem}-concurrency{path.suffix}")
     levels = data["concurrency"]["levels"]
     fig, ax = _figure()
-    xs = [lv["concurrency"] for lv in levels]
+    xs, xlabel = sweep_axis(levels)
     ax.plot(xs, [lv["metrics"]["output_throughput"] for lv in levels], "o-", color=COLORS["stream"])
-    ax.set_xlabel("requests at once")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("output tokens/s, all requests", color=COLORS["stream"])
     ax.set_xscale("log", base=2)
-    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_xticks(xs, [f"{x:g}" for x in xs])
     ax.set_ylim(0, 1.15 * max(lv["metrics"]["output_throughput"] or 0 for lv in levels) or None)
     per_user = ax.twinx()
     for key, style, label in (("median_tpot_ms", "s--", "TPOT, median user"), ("p90_tpot_ms", "v:", "TPOT, p90")):
@@ -183,13 +190,13 @@ def saturation_chart(data: dict, path: str | Path) -> Path:
     levels = sweep["levels"]
     splits = [lv["split"] or {} for lv in levels]
     fig, ax = _figure()
-    xs = [lv["concurrency"] for lv in levels]
+    xs, xlabel = sweep_axis(levels)
     ax.plot(xs, [s.get("running_peak") or 0 for s in splits], "o-", color=COLORS["stream"], label="running (peak)")
     ax.plot(xs, [s.get("waiting_peak") or 0 for s in splits], "s-", color=COLORS["loop"], label="waiting (peak)")
-    ax.set_xlabel("requests at once")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("requests at the server")
     ax.set_xscale("log", base=2)
-    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_xticks(xs, [f"{x:g}" for x in xs])
     kv = ax.twinx()
     kv.plot(
         xs, [100 * (s.get("kv_usage_peak") or 0) for s in splits], "^:", color="#6a3d9a", label="KV cache, % (peak)"

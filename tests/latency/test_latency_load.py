@@ -160,7 +160,7 @@ def test_cli_refuses_remote_load_before_sending_anything(capsys):
         (["--concurrency", "0,x"], "each level must be 1 to 256, not 0"),
         (["--concurrency", "1,x"], "'x' is not a whole number"),
         (["--concurrency", "1", "--time-cap", "0"], "--time-cap must be a number of seconds above 0"),
-        (["--requests", "3"], "shape --concurrency: add e.g. --concurrency 1,2,4,8"),
+        (["--requests", "3"], "shape --concurrency or --rate: add e.g. --concurrency 1,2,4,8"),
         (["--cost-per-hour", "-2"], "--cost-per-hour must be dollars above 0"),
         (["--cost-per-hour", "nan"], "--cost-per-hour must be dollars above 0"),
         (["--save", "/no/such/folder/raw.jsonl"], "folder /no/such/folder does not exist"),

@@ -21,7 +21,9 @@ def test_waiting_with_the_cache_nearly_empty_names_the_batch_cap():
 def test_a_full_cache_or_a_preemption_names_kv_pressure():
     got = knee([level(1, 50), level(8, 51, kv=0.95), level(16, 80, waiting=3, kv=1.0, preemptions=2)])
     assert (
-        got["level"] == 8 and got["first"] == ["kv"] and got["sentence"].endswith("then queueing at 16, compute at 16")
+        got["level"] == 8
+        and got["first"] == ["kv"]
+        and got["sentence"].endswith("then queueing at 16 at once, compute at 16 at once")
     )
 
 

@@ -1,4 +1,6 @@
-"""Batching, measured: the same streamed requests at 1, 2, 4, 8 ... at once.
+"""Batching, measured: the same streamed requests at 1, 2, 4, 8 ... at once (`--concurrency`, a
+closed loop), or arriving at 1, 2, 4 ... a second whatever the server's pace (`--rate`, an open loop:
+the way real users arrive, and the one that shows a queue growing).
 
 A server that batches runs one forward pass for every request in the batch, so while it has room
 the total output rate climbs with concurrency and each user's time per token grows only a little;
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from ..backends.server import Client
 from ..backends.server.metrics import scrape
 from ..errors import UsageError
-from ..measure.load import MAX_CONCURRENCY, Plan, Request, run
+from ..measure.load import MAX_CONCURRENCY, MAX_RATE, MAX_REQUESTS, Plan, Request, run
 from ..measure.streamed import Stream, bench, span_s
 from . import server_time
 
@@ -34,6 +36,57 @@ def parse_levels(text: str) -> list[int]:
             raise UsageError(f"--concurrency {text}: each level must be 1 to {MAX_CONCURRENCY}, not {level}")
         levels.append(level)
     return sorted(set(levels))
+
+
+def parse_rates(text: str) -> list[float]:
+    """`--rate 1,2,4` -> [1.0, 2.0, 4.0] requests a second."""
+    rates = []
+    for part in text.split(","):
+        try:
+            rate = float(part.strip())
+        except ValueError:
+            raise UsageError(
+                f"--rate {text}: {part.strip()!r} is not a number of requests a second; e.g. 1,2,4"
+            ) from None
+        if not 0 < rate <= MAX_RATE:
+            raise UsageError(f"--rate {text}: each rate must be above 0 and at most {MAX_RATE:g}, not {rate:g}")
+        rates.append(rate)
+    return sorted(set(rates))
+
+
+RATE_SECONDS = 10  # a rate's requests: ten seconds of arrivals by default
+RATE_IN_FLIGHT = 64  # at most this many requests in flight at any rate
+
+
+def rate_plans(
+    url: str,
+    rates: list[float],
+    requests: int | None,
+    max_tokens: int,
+    prompt: str,
+    time_cap_s: float,
+    consent: bool = False,
+    chat: bool = False,
+    cold: bool = True,
+    arrivals: str = "poisson",
+) -> list[Plan]:
+    """One plan per rate: `requests` each (default ten seconds' worth, at least 4), every prompt new."""
+    out = []
+    for rate in rates:
+        n = min(MAX_REQUESTS, requests or max(4, round(rate * RATE_SECONDS)))
+        out.append(
+            Plan(
+                url,
+                [Request(f"r{rate:g}.{i}. {prompt}", max_tokens, chat, cold) for i in range(n)],
+                min(RATE_IN_FLIGHT, n),
+                time_cap_s,
+                group=f"rate {rate:g}/s",
+                consent=consent,
+                rate=rate,
+                arrivals=arrivals,
+            )
+        )
+    return out
 
 
 def requests_at(level: int, requests: int | None) -> int:
@@ -105,12 +158,19 @@ def level_summary(plan: Plan, streams: list[Stream], stopped, tally, slos) -> di
     --save file gives the same throughput)."""
     return {
         "concurrency": plan.concurrency,
+        "rate": plan.rate,  # requests a second (an open loop), or None (the closed loop at `concurrency`)
+        "arrivals": plan.arrivals if plan.rate else None,
         "requests": len(plan.requests),
         "max_tokens": plan.requests[0].max_tokens,
         "metrics": bench(streams, span_s(streams) if streams else 0.0, slos),
         "split": tally.report([s.ttft_ms for s in streams]),
         "stopped": stopped,
     }
+
+
+def name(level: dict) -> str:
+    """A level in words: '4 at once' or '2 a second'."""
+    return f"{level['concurrency']} at once" if level.get("rate") is None else f"{level['rate']:g} a second"
 
 
 def best(levels: list[dict]) -> dict | None:

@@ -54,8 +54,9 @@ def knee(levels: list[dict]) -> dict | None:
     if not levels:
         return None
     base = levels[0]["metrics"].get("median_tpot_ms")
-    seen = [(lv["concurrency"], signals(lv, base)) for lv in levels]
-    first: dict[str, int] = {}
+    seen = [(_number(lv), signals(lv, base)) for lv in levels]
+    words = {_number(lv): _label(lv) for lv in levels}
+    first: dict[str, float] = {}
     for level, s in seen:
         for cause in CAUSES:
             if s[cause] and cause not in first:
@@ -66,7 +67,7 @@ def knee(levels: list[dict]) -> dict | None:
             "level": None,
             "first": None,
             "signals": {str(level): s for level, s in seen},
-            "sentence": f"no knee up to {top[0]} at once: nobody waited, the KV cache peaked at "
+            "sentence": f"no knee up to {words[top[0]]}: nobody waited, the KV cache peaked at "
             f"{_share(top[1]['kv_usage_peak'])} and each user's TPOT stayed within {TPOT_RISE:.0%} of one user's",
         }
     at = min(first.values())
@@ -79,10 +80,20 @@ def knee(levels: list[dict]) -> dict | None:
         f"{_share(s['kv_usage_peak'])}, {s['preemptions']} preempted, TPOT "
         f"{'+' if (s['tpot_rise'] or 0) >= 0 else ''}{100 * (s['tpot_rise'] or 0):.0f}% on one user's"
     )
-    later = [f"{c} at {first[c]}" for c in CAUSES if c in first and first[c] > at]
+    later = [f"{c} at {words[first[c]]}" for c in CAUSES if c in first and first[c] > at]
     then = f"; then {', '.join(later)}" if later else ""
-    sentence = f"the knee is at {at} at once: {' and '.join(CAUSES[c] for c in moved)} ({numbers}){then}"
+    sentence = f"the knee is at {words[at]}: {' and '.join(CAUSES[c] for c in moved)} ({numbers}){then}"
     return {"level": at, "first": moved, "signals": {str(level): s for level, s in seen}, "sentence": sentence}
+
+
+def _number(level: dict) -> float:
+    """Where a level sits on the sweep: its rate (arrivals a second) or its concurrency."""
+    return level["concurrency"] if level.get("rate") is None else level["rate"]
+
+
+def _label(level: dict) -> str:
+    """'4 at once' (a closed loop) or '2 a second' (arrivals at a rate)."""
+    return f"{level['concurrency']} at once" if level.get("rate") is None else f"{level['rate']:g} a second"
 
 
 def _share(value: float | None) -> str:

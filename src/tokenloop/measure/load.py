@@ -7,7 +7,9 @@ unless the caller passes `consent=True`: load belongs on a server you run.
 
 `run(client, model, plan)` sends them from `concurrency` threads over the one `Client`, each thread
 taking the next request as soon as its last one ended (a closed loop, as `vllm bench serve
---max-concurrency` and GuideLLM's concurrent profile do). It reads the server's `/health` before and
+--max-concurrency` and GuideLLM's concurrent profile do); or, with a `rate`, sends each request at
+its own arrival time whatever the others are doing (an open loop, as `vllm bench serve
+--request-rate` and GuideLLM's poisson and constant profiles do), at most `concurrency` in flight. It reads the server's `/health` before and
 after where it has one, and stops starting requests at the first 5xx or error. The result keeps
 every request's raw record (`streamed.Stream`: sent time on the run's clock, each chunk's arrival
 and tokens), so any metric can be computed afterwards.
@@ -20,6 +22,7 @@ and tokens), so any metric can be computed afterwards.
 from __future__ import annotations
 
 import ipaddress
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +38,8 @@ from .streamed import Stream, stream_once
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 MAX_CONCURRENCY = 256
 MAX_REQUESTS = 10_000
+MAX_RATE = 1000.0  # requests a second
+ARRIVALS = ("poisson", "constant")
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,15 @@ class Plan:
     time_cap_s: float = 60.0
     group: str = ""  # the label each record carries
     consent: bool = False  # the caller has agreed to load a server that is not on this machine
+    rate: float | None = None  # requests a second, sent at their arrival times (None: the closed loop)
+    arrivals: str = "poisson"  # with a rate: exponential gaps (poisson) or even ones (constant)
+    seed: int = 0  # the poisson arrivals' seed: a rerun sends at the same times
 
     def __post_init__(self):
+        if self.rate is not None and not 0 < self.rate <= MAX_RATE:
+            raise UsageError(f"a rate must be above 0 and at most {MAX_RATE:g} requests a second, not {self.rate:g}")
+        if self.arrivals not in ARRIVALS:
+            raise UsageError(f"arrivals are {' or '.join(ARRIVALS)}, not {self.arrivals!r}")
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise UsageError(f"concurrency must be 1 to {MAX_CONCURRENCY}, not {self.concurrency}")
         if not 1 <= len(self.requests) <= MAX_REQUESTS:
@@ -76,10 +88,29 @@ class Plan:
     def describe(self) -> str:
         sizes = sorted({r.max_tokens for r in self.requests})
         lengths = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+        pace = (
+            f"{self.concurrency} at a time"
+            if self.rate is None
+            else f"arriving at {self.rate:g} a second ({self.arrivals}"
+            + (f", seed {self.seed}" if self.arrivals == "poisson" else "")
+            + f"), at most {self.concurrency} in flight"
+        )
         return (
             f"{len(self.requests)} streamed requests of {lengths} tokens ({self.output_tokens:,} in all) to "
-            f"{self.url}, {self.concurrency} at a time, none started after {self.time_cap_s:g} s"
+            f"{self.url}, {pace}, none started after {self.time_cap_s:g} s"
         )
+
+
+def arrival_offsets(n: int, rate: float, arrivals: str = "poisson", seed: int = 0) -> list[float]:
+    """When each of `n` requests is sent, in seconds from the start: 1/rate apart (constant), or with
+    exponential gaps of mean 1/rate (poisson: requests from many independent users), seeded."""
+    if arrivals == "constant":
+        return [i / rate for i in range(n)]
+    rng, now, times = random.Random(seed), 0.0, []
+    for _ in range(n):
+        times.append(now)
+        now += rng.expovariate(rate)
+    return times
 
 
 def is_loopback(url: str) -> bool:
@@ -113,41 +144,68 @@ def run(client: Client, model: str, plan: Plan, on_done=None, fresh=None) -> Res
     lock, errors = threading.Lock(), []
     start = time.perf_counter()
 
+    def late() -> bool:  # under the lock: no new request after an error or past the time cap
+        if errors:
+            return True
+        if time.perf_counter() - start > plan.time_cap_s:
+            result.stopped = result.stopped or f"the time cap ({plan.time_cap_s:g} s) passed"
+            return True
+        return False
+
     def next_request() -> Request | None:
         with lock:
-            if errors or not pending:
-                return None
-            if time.perf_counter() - start > plan.time_cap_s:
-                result.stopped = result.stopped or f"the time cap ({plan.time_cap_s:g} s) passed"
-                return None
-            return pending.pop()
+            return None if late() or not pending else pending.pop()
 
-    def worker() -> None:
-        while (request := next_request()) is not None:
-            try:
-                extra = fresh() if request.cold and fresh else None
-                s = stream_once(
-                    client,
-                    model,
-                    request.prompt,
-                    request.max_tokens,
-                    extra,
-                    chat=request.chat,
-                    group=plan.group,
-                    clock=start,
-                )
-            except ServerError as e:
-                with lock:
-                    errors.append(e)
-                return
+    def send(request: Request) -> bool:
+        """One request, its record kept; False after an error (which stops the run)."""
+        try:
+            extra = fresh() if request.cold and fresh else None
+            s = stream_once(
+                client,
+                model,
+                request.prompt,
+                request.max_tokens,
+                extra,
+                chat=request.chat,
+                group=plan.group,
+                clock=start,
+            )
+        except ServerError as e:
             with lock:
-                result.streams.append(s)
-                if on_done:
-                    on_done(len(result.streams), len(plan.requests))
+                errors.append(e)
+            return False
+        with lock:
+            result.streams.append(s)
+            if on_done:
+                on_done(len(result.streams), len(plan.requests))
+        return True
+
+    def worker() -> None:  # the closed loop: the next request as soon as the last one ended
+        while (request := next_request()) is not None and send(request):
+            pass
 
     with ThreadPoolExecutor(plan.concurrency) as pool:
-        for _ in range(plan.concurrency):
-            pool.submit(worker)
+        if plan.rate is None:
+            for _ in range(plan.concurrency):
+                pool.submit(worker)
+        else:  # the open loop: each request at its arrival time, at most `concurrency` in flight
+            slots = threading.BoundedSemaphore(plan.concurrency)
+
+            def arrive(request: Request) -> None:
+                try:
+                    send(request)
+                finally:
+                    slots.release()
+
+            offsets = arrival_offsets(len(plan.requests), plan.rate, plan.arrivals, plan.seed)
+            for offset, request in zip(offsets, plan.requests):
+                time.sleep(max(0.0, start + offset - time.perf_counter()))
+                slots.acquire()
+                with lock:
+                    if late():
+                        slots.release()
+                        break
+                pool.submit(arrive, request)
     result.wall_s = time.perf_counter() - start
     if errors:
         first = errors[0]

@@ -94,20 +94,34 @@ def register(sub: argparse._SubParsersAction) -> None:
         "output throughput against each user's TPOT and ITL (batching)",
     )
     p.add_argument(
+        "--rate",
+        metavar="RATES",
+        help="with --url: instead of --concurrency, send requests as they would arrive from many users, at each "
+        "rate in requests a second, e.g. 1,2,4 (an open loop: a slow server lets a queue grow)",
+    )
+    p.add_argument(
+        "--arrivals",
+        choices=("poisson", "constant"),
+        default="poisson",
+        help="with --rate: exponential gaps between arrivals (poisson, seeded: a rerun sends at the same times; "
+        "the default) or even ones (constant)",
+    )
+    p.add_argument(
         "--requests",
         type=positive_int("--requests"),
-        help="with --concurrency: requests at each level (default: twice the level, at least 4)",
+        help="with --concurrency: requests at each level (default: twice the level, at least 4); with --rate: "
+        "requests at each rate (default: ten seconds' worth, at least 4)",
     )
     p.add_argument(
         "--time-cap",
         type=number("--time-cap"),
         metavar="S",
-        help="with --concurrency: start no new request after S seconds at a level (default 60)",
+        help="with --concurrency or --rate: start no new request after S seconds at a level (default 60)",
     )
     p.add_argument(
         "--allow-remote",
         action="store_true",
-        help="with --concurrency: allow a server that is not on this machine (load only a server you run)",
+        help="with --concurrency or --rate: allow a server that is not on this machine (load only a server you run)",
     )
     p.add_argument(
         "--cost-per-hour",

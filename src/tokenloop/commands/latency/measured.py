@@ -106,6 +106,7 @@ def costs(usd_per_hour: float, data: dict) -> dict:
         rate = top["metrics"]["output_throughput"]
         out["best"] = {
             "concurrency": top["concurrency"],
+            "rate": top.get("rate"),
             "tokens_per_s": rate,
             "usd_per_million": cost_per_million(usd_per_hour, rate),
         }
@@ -227,7 +228,8 @@ def show_cost(console, cost: dict) -> None:
     )
     if "best" in cost:
         best = cost["best"]
+        who = f"{best['concurrency']} at once" if best.get("rate") is None else f"{best['rate']:g} arriving a second"
         console.print(
-            f"  {best['concurrency']} at once ({or_dash(best['tokens_per_s'])} tokens/s): "
+            f"  {who} ({or_dash(best['tokens_per_s'])} tokens/s): "
             f"${or_dash(best['usd_per_million'], 2)} per million output tokens"
         )

@@ -109,11 +109,20 @@ def _concurrency(data: dict) -> list[str]:
     for lv in sweep["levels"]:
         m, split = lv["metrics"], lv["split"] or {}
         rows.append(
-            [lv["concurrency"], _n(m["output_throughput"]), _n(m["median_ttft_ms"]), _n(m["median_tpot_ms"]),
+            [lv["concurrency"] if lv.get("rate") is None else f"{lv['rate']:g}/s", _n(m["output_throughput"]), _n(m["median_ttft_ms"]), _n(m["median_tpot_ms"]),
              _n(m["p99_itl_ms"]), _n(split.get("running_peak"), 0), _n(split.get("waiting_peak"), 0),
              "–" if split.get("kv_usage_peak") is None else f"{split['kv_usage_peak']:.1%}", split.get("preemptions", "–")]
         )  # fmt: skip
-    header = ["at once", "output tok/s", "TTFT median", "TPOT median", "ITL p99", "running", "waiting", "KV peak"]
+    header = [
+        "at once or a second",
+        "output tok/s",
+        "TTFT median",
+        "TPOT median",
+        "ITL p99",
+        "running",
+        "waiting",
+        "KV peak",
+    ]
     out.append(_table([*header, "preempted"], rows))
     if sweep.get("knee"):
         out.append(f"<p class=head>{html.escape(sweep['knee']['sentence'])}</p>")
