@@ -129,3 +129,12 @@ def test_the_answer_time_is_projected_from_the_steps_it_timed(client):
     assert r["reveal"] == {"kind": "projected", "from_steps": SMALL["answer_steps"], "scored": True}
     assert r["low_s"] <= r["total_s"] <= r["high_s"]
     assert "answer_time" in client.get("/api/live/kept?lesson=day01").json()["results"]
+
+
+def test_the_projections_range_stays_inside_the_steps_timed():
+    """Two fast steps and one slow one: the quartiles never extrapolate below the fastest step."""
+    from tokenloop.latency import answer_time
+
+    r = answer_time.result(10.0, [1.0, 1.1, 30.0], 8, "test")
+    assert 1.0 <= r["itl_low_ms"] <= r["itl_ms"] <= r["itl_high_ms"] <= 30.0
+    assert r["projected_from"] == 3 and r["low_s"] <= r["total_s"] <= r["high_s"]

@@ -57,7 +57,7 @@ def server(client, model: str, prompt: str, steps: int = 16, on_progress: Progre
 def result(ttft_ms: float, steps_ms: list[float], prompt_tokens: int | None, how: str) -> dict:
     """TTFT and the decode steps' median, projected to `ANSWER_TOKENS`; the quartiles give the range."""
     itl_ms = statistics.median(steps_ms)
-    low, high = statistics.quantiles(steps_ms, n=4)[::2] if len(steps_ms) > 1 else (itl_ms, itl_ms)
+    low, high = statistics.quantiles(steps_ms, n=4, method="inclusive")[::2] if len(steps_ms) > 1 else (itl_ms, itl_ms)
     projected = latency.budget(ttft_ms, itl_ms, ANSWER_TOKENS)
     at = lambda ms: latency.budget(ttft_ms, ms, ANSWER_TOKENS)["total_ms"] / 1000  # noqa: E731
     return {
