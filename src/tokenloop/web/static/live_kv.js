@@ -81,6 +81,14 @@ export function measuredReveal(box, step, ctx, { key, label, call, draw }) {
 export const GRADED_LIVE = new Set(["context_cost"]);
 
 export const live = (() => {
+  // Why the fill ended, in words (cost/kv_fill.py's `stopped`).
+  const STOPPED = {
+    preempted: "Stopped at the first preemption",
+    "time cap": "Stopped at the time cap",
+    "a request failed": "Stopped: a request failed",
+    "all requests finished": "Every request finished",
+  };
+
   const pct = (x) => `${(100 * x).toFixed(x < 0.01 ? 2 : 1)}%`;
   const chartBox = (box, name) => { const c = el("div", { class: `chart-box live-chart chart-${name}` }); box.append(c); return c; };
   const says = (box, text) => box.append(el("p", { class: "live", text }));
@@ -223,14 +231,6 @@ export const live = (() => {
           fillPanel(out, step, r, ctx.lesson);
         } });
     },
-  };
-
-  // Why the fill ended, in words (cost/kv_fill.py's `stopped`).
-  const STOPPED = {
-    preempted: "Stopped at the first preemption",
-    "time cap": "Stopped at the time cap",
-    "a request failed": "Stopped: a request failed",
-    "all requests finished": "Every request finished",
   };
 
   // The consented fill: the plan stated first, a click to start, the timeline drawn as it runs.
