@@ -170,8 +170,8 @@ def test_the_page_copies_the_lesson_it_shows_with_every_live_step_it_revealed(cl
         "kv_causal": client.post("/api/live/kv_causal", json={}).json(),
         "kv_staircase": client.post("/api/live/staircase", json={"max_len": 16, "points": 2, "repeats": 1}).json(),
         "context_cost": client.post("/api/live/context_cost", json={}).json(),
-        "kv_bytes": client.get("/api/live/kv_bytes").json(),
-        "kv_capacity": client.get("/api/live/kv_capacity").json(),
+        "kv_bytes": client.post("/api/live/kv_bytes").json(),
+        "kv_capacity": client.post("/api/live/kv_capacity").json(),
     }
     guesses = {"causal": 0, "staircase": ["staircase", "flat"], "bytes_per_token": 40000, "capacity": 2.5}
     answer = client.post("/api/lesson/markdown", json={"lesson": "day07", "guesses": guesses})

@@ -94,12 +94,16 @@ def test_lesson_demos_draw_live_training_and_staircase(page, served):
     page.locator("button.run-staircase").click()
     chart = page.locator(".demo-staircase svg.chart")
     expect(chart.locator("path.series")).to_have_count(2, timeout=MODEL_WORK)  # without and with a cache
-    expect(page.locator(".demo-staircase")).to_contain_text("R²")
+    expect(page.locator(".demo-staircase details.fit-details")).to_contain_text(
+        "R²"
+    )  # a fit statistic: in Details only
+    assert "R²" not in page.locator(".demo-staircase p.live").inner_text()
     page.locator("button.run-training").click()
     demo = page.locator(".demo-training")
     expect(demo).to_contain_text("One training step took", timeout=MODEL_WORK)
     expect(demo.locator("svg.chart path.series")).to_have_count(1)  # the loss curve
-    trained = httpx.get(f"{served}/api/training").json()["result"]
+    trained = page.request.get(f"{served}/api/training").json()["result"]  # this browser's session keeps it
+    expect(demo.locator(".source")).to_contain_text("in this process")  # the model that trained, named by its result
     expect(demo).to_contain_text(f"{trained['cost']['ratio']:.1f}× the time")  # the page shows the measured ratio
     shot(page.locator("#step-cost"), "lesson-staircase.png")
     shot(page.locator("#step-training"), "lesson-training.png")

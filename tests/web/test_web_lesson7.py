@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 from support.browser import MODEL_WORK, open_page, shot
 from support.launcher import app_serving
@@ -19,7 +18,7 @@ SMALL = {
     "steps": 2,
     "max_len": 16,
     "points": 2,
-    "repeats": 1,
+    "repeats": 2,
     "teacher_max_new": 6,
     "context_len": 64,
     "answer_steps": 4,
@@ -101,7 +100,11 @@ def all_five_steps(tab, url: str, engine: str, model: str) -> dict:
     box.locator("input[name='curve-staircase-1'][value='staircase']").check()
     box = boxes["staircase"] = reveal(tab, "staircase")
     drawn(box, ".chart-staircase svg path.series", 2)
-    expect(box.locator(".verdict.wrong")).to_contain_text("you picked staircase; it is flat")
+    expect(box.locator(".verdict.wrong, .verdict.unclear")).to_have_count(1, timeout=MODEL_WORK)
+    if box.locator(".verdict.wrong").count():  # graded only when the growth beats the repeats' spread
+        expect(box.locator(".verdict.wrong")).to_contain_text("you picked staircase; it is flat")
+    else:
+        expect(box.locator(".verdict.unclear")).to_contain_text("Can't tell on this machine now")
     expect_source(box, engine, model, "shape")  # on the server itself when there is one
     expect(box.locator(".honesty-note")).to_contain_text(lesson["honesty"]["shape"].split(",")[0])
 
@@ -126,8 +129,12 @@ def all_five_steps(tab, url: str, engine: str, model: str) -> dict:
 
     guess_estimate(tab.locator("#step-capacity"), 500)
     box = boxes["capacity"] = reveal(tab, "capacity")
-    expect(box.locator(".verdict")).to_contain_text("Measured:", timeout=MODEL_WORK)
-    expect_source(box, engine, model, "exact")
+    if engine == "vLLM":  # the server's own allocation: measured, scored
+        expect(box.locator(".verdict")).to_contain_text("Measured:", timeout=MODEL_WORK)
+        expect_source(box, engine, model, "exact")
+    else:  # no allocation in process: a what-if on free memory, never scored
+        expect(box.locator(".verdict.unscored")).to_contain_text("What-if, not measured:", timeout=MODEL_WORK)
+        expect(box.locator(".source")).to_contain_text("what-if")
     return boxes
 
 
@@ -151,7 +158,9 @@ def test_lesson7_on_the_embedded_model(page, embedded_app, smol):  # noqa: F811 
     from playwright.sync_api import expect
 
     boxes = all_five_steps(page, embedded_app, "tokenloop embedded", smol.model)
-    measured = httpx.get(f"{embedded_app}/api/live/kv_bytes", timeout=MODEL_WORK / 1000).json()["measured"]
+    measured = page.request.post(f"{embedded_app}/api/live/kv_bytes?lesson=day07", timeout=MODEL_WORK).json()[
+        "measured"
+    ]
     assert measured["bytes_per_token"] == measured["predicted_bytes_per_token"]  # the tensors hold what the config says
     expect(boxes["bytes_per_token"].locator(".verdict")).to_contain_text(f"{int(measured['bytes_per_token']):,} B")
     expect(boxes["capacity"].locator(".live")).to_contain_text("free memory")
@@ -166,7 +175,7 @@ def test_lesson7_on_a_real_vllm_with_a_small_cache(page, vllm_app, smol):  # noq
     boxes = all_five_steps(page, url, "vLLM", server.model)
 
     # Step 4: the server's bytes per token, within one block's rounding of the config's prediction.
-    data = httpx.get(f"{url}/api/live/kv_bytes", timeout=30).json()
+    data = page.request.post(f"{url}/api/live/kv_bytes?lesson=day07", timeout=30_000).json()
     a, predicted = data["allocation"], data["predicted"]["bytes_per_token"]["float32"]
     assert a["tokens"] == a["blocks"] * a["block_size"]
     assert predicted <= a["bytes_per_token"] <= a["memory_bytes"] / (a["memory_bytes"] / predicted - a["block_size"])

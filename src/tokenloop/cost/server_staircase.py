@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..backends.server import ServerBackend, dialects, metrics, wire
 from ..errors import UsageError
+from ..measure import noise
 from ..measure.filler import TEXT
 from ..measure.fits import fit_cached, fit_uncached
 from ..measure.streamed import Stream, stream_once
@@ -214,6 +215,8 @@ def summary(lengths_: Sequence[int], found: Sequence[Point]) -> list[dict]:
                 "n": n,
                 "fresh_ms": min(fresh),
                 "fresh_spread_ms": max(fresh) - min(fresh),
+                "fresh_median_ms": statistics.median(fresh),
+                "itl_median_ms": statistics.median(itl) if itl else None,
                 "itl_ms": min(itl) if itl else None,
                 "itl_spread_ms": max(itl) - min(itl) if itl else None,
                 "prompt_tokens": next((p.prompt_tokens for p in mine if p.prompt_tokens is not None), None),
@@ -237,9 +240,12 @@ def measure(
     gaps: int = 8,
     seed: int = 0,
     on_point: Callable[[Point], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """The staircase on the server, as JSON: the series, fits as the embedded staircase makes them
-    (`fresh` may bend up with n²; `itl` a line, near flat), the prefix-cache check at max_len."""
+    (`fresh` may bend up with n²; `itl` a line, near flat), the prefix-cache check at max_len, and
+    `effect`: the longest length against the shortest, beyond the repeats' spread or not.
+    `on_progress(done, total)` sees each request (it may raise to stop the run)."""
     check(backend, max_len, points, repeats, gaps)
     plan = lengths(max_len, points)
     start = time.perf_counter()
@@ -248,6 +254,8 @@ def measure(
         found.append(p)
         if on_point:
             on_point(p)
+        if on_progress:
+            on_progress(len(found), len(plan) * repeats + 1)
     series = summary(plan, found)
     xs = [p["n"] for p in series]
     itl = [(p["n"], p["itl_ms"]) for p in series if p["itl_ms"] is not None]
@@ -255,6 +263,12 @@ def measure(
     if len(itl) >= 2:
         fits["itl"] = fit_cached([n for n, _ in itl], [v for _, v in itl]).to_json()
     hits = prefix_hits(backend, max_len)
+    if on_progress:
+        on_progress(len(plan) * repeats + 1, len(plan) * repeats + 1)
+    first, last = series[0], series[-1]
+    effect = {"fresh": noise.effect(first["fresh_samples_ms"], last["fresh_samples_ms"])}
+    if first["itl_samples_ms"] and last["itl_samples_ms"]:
+        effect["itl"] = noise.effect(first["itl_samples_ms"], last["itl_samples_ms"])
     return {
         "model": backend.model,
         "engine": engine(backend),
@@ -265,5 +279,6 @@ def measure(
         "series": series,
         "fits": fits,
         "hits": [h.to_json() for h in hits],
+        "effect": effect,
         "wall_s": time.perf_counter() - start,
     }

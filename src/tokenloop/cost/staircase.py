@@ -7,7 +7,9 @@ Both give the same next-token scores; only the work differs.
 
 A shared machine is noisy, so one long run proves nothing. Lengths are measured in an interleaved,
 shuffled order, every length several times; each length keeps its minimum (the least disturbed
-run) and its spread (max - min), and the fits are made on the minima and report their R².
+run) and its spread (max - min), and the fits are made on the minima and report their R². The
+page draws the medians with the range as whiskers, and `effect` says, per kind, whether the
+longest length is slower than the shortest beyond that spread (`measure.noise`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from ..measure import noise
 from ..measure.filler import token_ids
 from ..measure.fits import Fit, fit_cached, fit_uncached
 from ..model import estimates
@@ -101,6 +104,8 @@ class Point:
             "length": self.length,
             "uncached_ms": min(self.uncached),
             "uncached_spread_ms": max(self.uncached) - min(self.uncached),
+            "uncached_median_ms": noise.spread(self.uncached)["median"],
+            "cached_median_ms": noise.spread(self.cached)["median"],
             "cached_ms": min(self.cached),
             "cached_spread_ms": max(self.cached) - min(self.cached),
             "uncached_tokens_in": self.uncached_tokens_in,
@@ -160,6 +165,9 @@ class StaircaseResult:
             "estimate": self.estimate,
             "predicted": self.predicted(),
             "noise": self.noise(),
+            "effect": {
+                kind: noise.effect(getattr(self.series[0], kind), getattr(self.series[-1], kind)) for kind in KINDS
+            },
             "wall_s": self.wall_s,
             "threads": self.threads,
             "path": self.path,

@@ -1,6 +1,6 @@
 """The lesson and the lab as a local web app: `create_app(backend)` builds the FastAPI app and
 defines no route itself. It puts the state on `app.state` (the backend(s), the lesson, the lab
-sessions, the demos and their last results, the live steps' last answers), adds the guard
+sessions, where each browser's measured results are kept, and the demos), adds the guard
 (`middleware.py`), the error handlers (`errors.py`), the static files and every router
 (`routes/`). The server URL (if any) is fixed here at start: nothing a page sends can change it.
 """
@@ -45,7 +45,6 @@ def create_app(
     app.state.lesson = content.load(lesson)
     app.state.sessions = SessionStore(max_sessions)
     app.state.demos = demos()
-    app.state.measured = {}  # the /api/live routes' last answers, by the lessons' live keys
     app.state.demo = {**DEMO, **(demo or {})}
     middleware.install(app, allowed_hosts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

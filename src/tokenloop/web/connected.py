@@ -47,11 +47,12 @@ def facts(backend, prompt: str) -> dict:
     }
 
 
-def server_staircase(server, demo, body) -> dict:
+def server_staircase(server, demo, body, on_progress=None) -> dict:
     """Step 5 on the server itself; the page's default length shortened to fit a small server."""
     if server is None:  # like compare: a page without a server asked for it
         raise UsageError("the server staircase needs a server: start the lesson with --url")
     max_len = body.max_len
     if "max_len" not in body.model_fields_set:
         max_len = max(body.points, min(max_len, server.context_length - body.gaps - 1))
-    return demo.run(server, max_len=max_len, points=body.points, repeats=body.repeats, gaps=body.gaps)
+    options = {"max_len": max_len, "points": body.points, "repeats": body.repeats, "gaps": body.gaps}
+    return demo.run(server, on_progress=on_progress, **options)

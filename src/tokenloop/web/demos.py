@@ -1,8 +1,10 @@
 """The expensive demos of the lesson, run on demand: a few training steps (step 4), the cost
 staircase (step 5) and, with --url, the same staircase measured on the server. Each is a plain
 function that imports its measuring module when a learner presses the button (torch-heavy ones
-inside the function); a `Demo` runs one of them at most once at a time and keeps its last result,
-so a reload shows it without measuring again."""
+inside the function); a `Demo` runs one of them at most once at a time (the timings of two at once
+would measure each other). Each takes `on_progress(done, total)`, which may raise to stop it, and
+each result names what ran it (`source`): training runs on the embedded model also beside a
+server. Results are kept per browser session (`jobs.py`), so a reload draws them without measuring."""
 
 from __future__ import annotations
 
@@ -11,26 +13,32 @@ import threading
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
+from ..measure import provenance
 from .errors import Busy, Unavailable
 
+Progress = Callable[[int, int], None] | None
 
-def train(backend, *, steps: int) -> dict:
+
+def train(backend, *, steps: int, on_progress: Progress = None) -> dict:
     from ..training import teach  # torch and the optimizer: loaded on the first press
 
-    return teach.train(trainable(backend), steps=steps).to_json()
+    model = trainable(backend)
+    step = (lambda record: on_progress(record.step, steps)) if on_progress else None
+    result = teach.train(model, steps=steps, on_step=step).to_json()
+    return {**result, "source": provenance.embedded(model)}
 
 
-def staircase(backend, *, max_len: int, points: int, repeats: int) -> dict:
+def staircase(backend, *, max_len: int, points: int, repeats: int, on_progress: Progress = None) -> dict:
     from ..cost import staircase as cost_staircase
 
-    result = cost_staircase.measure(backend, max_len=max_len, points=points, repeats=repeats)
-    return {**result.to_json(), "engine": engine_of(backend)}
+    result = cost_staircase.measure(backend, max_len=max_len, points=points, repeats=repeats, on_progress=on_progress)
+    return {**result.to_json(), "engine": engine_of(backend), "source": provenance.embedded(backend)}
 
 
-def server_staircase(backend, **options) -> dict:
+def server_staircase(backend, on_progress: Progress = None, **options) -> dict:
     from ..cost import server_staircase as on_server
 
-    return on_server.measure(backend, **options)
+    return {**on_server.measure(backend, on_progress=on_progress, **options), "source": provenance.server(backend)}
 
 
 def trainable(backend):
@@ -49,11 +57,10 @@ def transformers_copy(weights: str):
 class Demo:
     """One demo: what it runs, what it needs of the backend (an attribute a backend declares where
     it has it: `model_dir` or llama.cpp's `gguf_file` to train in transformers, `config` for the staircase's forward with and
-    without a cache, `client` for a server), at most one run at a time, the last result kept."""
+    without a cache, `client` for a server), at most one run at a time."""
 
     def __init__(self, name: str, measure: Callable[..., dict], needs: tuple[str, ...], how: str):
         self.name, self.measure, self.needs, self.how = name, measure, needs, how
-        self.last: dict | None = None
         self._running = threading.Lock()
 
     def run(self, backend, **options) -> dict:
@@ -65,8 +72,7 @@ class Demo:
         if not self._running.acquire(blocking=False):
             raise Busy(f"the {called} demo is already running: wait for it to finish")
         try:
-            self.last = self.measure(backend, **options)
-            return self.last
+            return self.measure(backend, **options)
         finally:
             self._running.release()
 

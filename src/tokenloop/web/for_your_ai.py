@@ -4,20 +4,21 @@ measured on the connected model (`lessons.markdown.render`, the same renderer as
 
 The page sends the lesson's name and the learner's guesses (they live in the browser; their schema
 is `schemas.CopyIn`). Everything measured comes from here: what costs a forward pass or two is
-measured again (`lessons.markdown.measure`), and the demos' and the live steps' last results are
-the ones the page drew.
+measured again (`lessons.markdown.measure`), and the demos' and the live steps' results are the
+ones this browser's page drew (kept in its session: `jobs.py`).
 """
 
 from __future__ import annotations
 
 from ..lessons import content
 from ..lessons import markdown as lesson_markdown
+from . import jobs
 from .deps import local_of
 
 
-def markdown(state, name: str | None, guesses: dict, lab_url: str) -> str:
+def markdown(state, name: str | None, guesses: dict, lab_url: str, session=None) -> str:
     lesson = state.lesson if name is None else content.load(name)
-    kept = {name: demo.last for name, demo in state.demos.items() if demo.last is not None} | state.measured
+    kept = jobs.kept(session, lesson["id"])["results"] if session is not None else {}
     live = lesson_markdown.measure(state.backend, lesson, local=local_of(state), skip=kept)
     live["results"].update(kept)  # what the page drew, not measured again
     live["guesses"] = guesses

@@ -129,6 +129,10 @@ class CiteIn(In):
     lesson: str | None = Field(None, max_length=40)  # the lesson shown (default: the app's)
 
 
+class StopIn(In):
+    page: str | None = Field(None, max_length=40, description="the id of the page going away")
+
+
 class ServerStaircaseIn(In):
     max_len: int = Field(512, ge=8, le=32768)
     points: int = Field(4, ge=2, le=16)

@@ -1,4 +1,5 @@
-"""Per-browser run state for the lab: each learner gets their own token ids and KV cache.
+"""Per-browser state: the lab's run (each learner their own token ids and KV cache), and the
+lessons' measurements: those kept for a revisit and those running (`jobs.py`).
 
 A browser is known by a random cookie. The store keeps at most `limit` sessions and forgets
 the one used longest ago when a new one arrives, so memory stays bounded however many tabs
@@ -35,6 +36,8 @@ class Session:
     generator: Any = None  # torch.Generator for seeded sampling
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
+    kept: dict[str, dict] = field(default_factory=dict)  # measured results, by "lesson:live key" or a demo's name
+    jobs: dict[str, Any] = field(default_factory=dict)  # the measurements running or last run, by the same keys
 
     @property
     def started(self) -> bool:

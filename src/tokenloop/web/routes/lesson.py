@@ -9,7 +9,7 @@ from ...lessons import content
 from ...loop import next_token, prompt_ids
 from .. import for_your_ai
 from .. import info as about
-from ..deps import Backend, Chatty, State
+from ..deps import Backend, Chatty, LabSession, State
 from ..errors import ERRORS
 from ..schemas import CopyIn, CopyOut, InfoOut, NextIn, NextOut
 
@@ -39,5 +39,6 @@ def lesson(state: State, name: str | None = None) -> dict:
 
 
 @router.post("/api/lesson/markdown", response_model=CopyOut, tags=["lesson"])
-def markdown(body: CopyIn, state: State, request: Request) -> dict:
-    return {"markdown": for_your_ai.markdown(state, body.lesson, body.guesses, str(request.base_url))}
+def markdown(body: CopyIn, state: State, request: Request, session: LabSession) -> dict:
+    """The lesson with this browser's measured numbers (its session's kept results)."""
+    return {"markdown": for_your_ai.markdown(state, body.lesson, body.guesses, str(request.base_url), session)}

@@ -29,11 +29,12 @@ export function bars(container, candidates, { onPick, chosen, other, label } = {
   if (other !== undefined) container.append(el("div", { class: "bar-other", text: `everything else: ${pct(other)}` }));
 }
 
-// A small line chart: series = [{name, points: [[x, y], ...], cls}], axes labelled.
+// A small line chart: series = [{name, points: [[x, y], ...], cls}], axes labelled. A point may
+// carry its range as [x, y, low, high] (the median and the fastest and slowest repeat): whiskers.
 export function lineChart(container, series, { xLabel, yLabel, width = 520, height = 240 } = {}) {
   const pad = { l: 52, r: 12, t: 12, b: 36 };
   const all = series.flatMap((s) => s.points);
-  const xMax = Math.max(...all.map((p) => p[0]), 1), yMax = Math.max(...all.map((p) => p[1]), 1e-9) * 1.08;
+  const xMax = Math.max(...all.map((p) => p[0]), 1), yMax = Math.max(...all.map((p) => p[3] ?? p[1]), 1e-9) * 1.08;
   const x = (v) => pad.l + (v / xMax) * (width - pad.l - pad.r);
   const y = (v) => height - pad.b - (v / yMax) * (height - pad.t - pad.b);
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img" });
@@ -49,8 +50,25 @@ export function lineChart(container, series, { xLabel, yLabel, width = 520, heig
     const d = s.points.map((p, j) => `${j ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
     chart.append(svg("path", { d, class: `series s${i}` }));
     for (const p of s.points) chart.append(svg("circle", { cx: x(p[0]), cy: y(p[1]), r: 3, class: `dot s${i}` }));
+    spread(chart, s.points, x, y, i);
     chart.append(svg("text", { x: pad.l + 12, y: pad.t + 14 + 16 * i, class: `legend s${i}`, text: s.name }));
   });
   container.replaceChildren(chart);
   return chart;
+}
+
+// Whiskers from each point's low to its high (the spread of its repeats), with short caps.
+function spread(chart, points, x, y, i) {
+  for (const [px, , low, high] of points) {
+    if (low === undefined || high === undefined || high <= low) continue;
+    const cx = x(px);
+    chart.append(svg("path", { d: `M${cx - 4},${y(low)} H${cx + 4} M${cx},${y(low)} V${y(high)} M${cx - 4},${y(high)} H${cx + 4}`, class: `whisker s${i}` }));
+  }
+}
+
+// [x, median, fastest, slowest] of repeated timings, for lineChart's whiskers.
+export function withSpread(x, samples) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+  return [x, mid, sorted[0], sorted[sorted.length - 1]];
 }

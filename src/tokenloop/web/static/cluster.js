@@ -3,7 +3,8 @@
 // server itself. Everything rendered as text.
 import { el, status } from "./dom.js";
 import { api } from "./api.js";
-import { lineChart, ms } from "./charts.js";
+import { lineChart, ms, withSpread } from "./charts.js";
+import { kinds } from "./kinds.js";
 
 export const cluster = async (section, { lesson }) => {
   const words = lesson.cluster;
@@ -37,17 +38,23 @@ export const cluster = async (section, { lesson }) => {
 export const serverStaircase = (box, { lesson, demo }) => {
   box.append(el("p", { class: "note", text: lesson.cluster.staircase }));
   demo(box, "server-staircase", "Measure it on the server", {}, (out, r) => {
-    const last = r.series[r.series.length - 1];
+    const first = r.series[0], last = r.series[r.series.length - 1];
     const chart = el("div", { class: "chart-box" });
-    out.append(el("p", { class: "chart-title", text: `Measured on ${r.model} by ${r.engine} at ${r.url}` }), chart);
+    out.append(el("p", { class: "chart-title", text: `Measured on ${r.model} by ${r.engine} at ${r.url}: medians of ${r.repeats} runs, whiskers from the fastest to the slowest` }), chart);
     lineChart(chart, [
-      { name: "no cache: a fresh prompt of n tokens", points: r.series.map((p) => [p.n, p.fresh_ms]) },
-      { name: "KV cache: one new token", points: r.series.filter((p) => p.itl_ms !== null).map((p) => [p.n, p.itl_ms]) },
+      { name: "no cache: a fresh prompt of n tokens", points: r.series.map((p) => withSpread(p.n, p.fresh_samples_ms || [p.fresh_ms])) },
+      { name: "KV cache: one new token", points: r.series.filter((p) => p.itl_ms !== null).map((p) => withSpread(p.n, p.itl_samples_ms || [p.itl_ms])) },
     ], { xLabel: "tokens in the sequence", yLabel: "ms per step" });
-    const fits = r.fits.itl ? ` Fits: without ${r.fits.fresh.formula} (R² ${r.fits.fresh.r2.toFixed(2)}); with ${r.fits.itl.formula}.` : "";
+    const mid = (p, kind) => (p[`${kind}_ms`] === null ? null : withSpread(0, p[`${kind}_samples_ms`] || [p[`${kind}_ms`]])[1]);
+    const grew = r.effect?.fresh?.verdict;
+    const noise = grew && grew !== "higher" ? " The growth is within the spread of the repeats here: can't tell on this machine now; measure again." : "";
     out.append(el("p", { class: "live", text:
-      `${r.engine}, ${r.model}: at ${last.n} tokens, reading the whole sequence took ${ms(last.fresh_ms)}; ` +
-      `with the cache one step took ${ms(last.itl_ms)}.${fits}` }));
+      `${r.engine}, ${r.model}: reading the whole sequence took ${ms(mid(first, "fresh"))} at ${first.n} tokens and ${ms(mid(last, "fresh"))} at ${last.n}; ` +
+      `with the cache one step took ${last.itl_ms === null ? "–" : ms(mid(last, "itl"))}.${noise}` }));
+    if (r.fits.itl) {
+      out.append(el("details", { class: "fit-details" }, el("summary", { text: "Details: the fitted lines" }),
+        el("p", { class: "note", text: `Without a cache: ${r.fits.fresh.formula} (R² ${r.fits.fresh.r2.toFixed(2)}); with one: ${r.fits.itl.formula}.` })));
+    }
     const table = el("table", { class: "hits" }, el("tr", {}, el("th", { text: "send" }), el("th", { text: "time to first token" }),
       el("th", { text: "prompt tokens found in the cache" })));
     for (const h of r.hits) {
@@ -55,5 +62,7 @@ export const serverStaircase = (box, { lesson, demo }) => {
       table.append(el("tr", { dataset: { send: h.label } }, el("td", { text: h.label }), el("td", { text: ms(h.ttft_ms) }), el("td", { text: found })));
     }
     out.append(el("p", { class: "note", text: lesson.cluster.hits }), table);
+    const step = lesson.steps.find((s) => s.live === "staircase") || { honesty: "shape" };
+    if (r.source) out.append(kinds.source(r.source, step, lesson)); // the server that measured it
   });
 };

@@ -53,12 +53,43 @@ export const kinds = (() => {
     return { ratio, close: ratio <= 2, word: ratio <= 2 ? "close: within 2×" : ratio <= 10 ? `off by ${sig(ratio)}×` : `off by ${group(ratio)}×` };
   }
 
-  function estimateVerdict(step, guess, measured) {
-    if (!(measured > 0)) return el("div", { class: "verdict" }, el("strong", { text: "Measured: " }), "nothing to compare with (see below)");
+  // What kind of number a reveal is (the answer's `reveal`, web/live.py), in the words beside it:
+  // measured just now, projected from measured steps, or a what-if that no guess is scored against.
+  function revealLabel(reveal) {
+    if (reveal?.kind === "projected") return `Projected from ${reveal.from_steps} measured steps: `;
+    if (reveal?.kind === "what_if") return "What-if, not measured: ";
+    return "Measured: ";
+  }
+
+  function estimateVerdict(step, guess, measured, reveal) {
+    const label = revealLabel(reveal);
+    if (!(measured > 0)) return el("div", { class: "verdict" }, el("strong", { text: label }), "nothing to compare with (see below)");
+    const yours = el("div", { class: "yours" }, el("strong", { text: "Your estimate: " }), format(guess, step.unit));
+    if (reveal && reveal.scored === false) {
+      return el("div", { class: "verdict unscored" }, yours,
+        el("div", { class: "answer" }, el("strong", { text: label }), format(measured, step.unit), " (not scored: nothing was measured to score against)"));
+    }
     const s = score(guess, measured);
-    return el("div", { class: "verdict " + (s.close ? "right" : "wrong") },
-      el("div", { class: "yours" }, el("strong", { text: "Your estimate: " }), format(guess, step.unit)),
-      el("div", { class: "answer" }, el("strong", { text: "Measured: " }), format(measured, step.unit), ` (${s.word})`));
+    return el("div", { class: "verdict " + (s.close ? "right" : "wrong") }, yours,
+      el("div", { class: "answer" }, el("strong", { text: label }), format(measured, step.unit), ` (${s.word})`));
+  }
+
+  // An effect inside the noise of its repeats (the answer's `effect`, measure/noise.py): said
+  // plainly, and the guess is not scored.
+  function unclear(yours, effect) {
+    const runs = effect ? ` (${effect.before.runs} and ${effect.after.runs} runs; ${effect.why})` : "";
+    return el("div", { class: "verdict unclear" },
+      el("div", { class: "yours" }, el("strong", { text: "Your guess: " }), yours ?? "–"),
+      el("div", { class: "answer" }, el("strong", { text: "Can't tell on this machine now: " }),
+        `the difference is within the spread of the repeated runs${runs}, so your guess is not scored. Measure again when the machine is quieter.`));
+  }
+
+  // A choice's verdict: the learner's pick beside the answer.
+  function choiceVerdict(step, guess) {
+    const right = guess === step.answer;
+    return el("div", { class: "verdict " + (right ? "right" : "wrong") },
+      el("div", { class: "yours" }, el("strong", { text: "Your guess: " }), step.choices[guess] ?? "–"),
+      el("div", { class: "answer" }, el("strong", { text: right ? "Right: " : "The answer: " }), step.choices[step.answer]));
   }
 
   // --- curve: pick a shape -----------------------------------------------------------------------
@@ -100,12 +131,17 @@ export const kinds = (() => {
 
   // --- where a number came from, and what it means elsewhere ------------------------------------
   const TAGS = { exact: "exact", shape: "shape", cause_differs: "cause differs" };
-  function source(src, step, lesson) {
-    const tag = step.honesty;
-    const out = el("div", { class: "source", dataset: { honesty: tag || "" } },
-      el("span", { class: `honesty-tag tag-${tag}`, text: `honesty: ${TAGS[tag] || "–"}` }),
+  function source(src, step, lesson, reveal) {
+    const whatIf = reveal?.kind === "what_if";
+    const tag = whatIf ? "what_if" : step.honesty;
+    const out = el("div", { class: "source", dataset: { honesty: tag || "", reveal: reveal?.kind || "" } },
+      el("span", { class: `honesty-tag tag-${tag}`, text: whatIf ? "what-if" : `honesty: ${TAGS[tag] || "–"}` }),
       el("span", { class: "source-line", text:
         `${src.engine} · ${src.version} · model ${src.model} · hardware: ${src.hardware}${src.where && src.where !== "in this process" ? ` · ${src.where}` : " · in this process"}` }));
+    if (whatIf) {
+      out.append(el("p", { class: "honesty-note", text: `A what-if, ${reveal.why}: not a measurement, and not scored.` }));
+      return out;
+    }
     const sentence = step.cpu_note || lesson.honesty?.[tag];
     if (sentence && src.cpu !== false) {
       const when = src.cpu ? "Measured on a CPU: " : "If this server runs on a CPU: ";
@@ -132,7 +168,7 @@ export const kinds = (() => {
   const connected = (info) => info.source;
 
   return {
-    format, score, source, connected, barChart, icon,
+    format, score, source, connected, barChart, icon, unclear, revealLabel, choiceVerdict,
     estimate: { guess: estimateGuess, verdict: estimateVerdict },
     curve: { guess: curveGuess, verdict: curveVerdict },
   };

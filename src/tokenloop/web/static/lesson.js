@@ -2,9 +2,9 @@
 // (bars, training numbers, the staircase) from the connected model.
 import { copy, el, status, store } from "./dom.js";
 import { api, header } from "./api.js";
-import { bars, lineChart, ms, pct, shown } from "./charts.js";
+import { bars, lineChart, ms, pct, shown, withSpread } from "./charts.js";
 import { kinds } from "./kinds.js";
-import { live as liveSteps } from "./live_kv.js";
+import { GRADED_LIVE, PAGE, live as liveSteps, measuredReveal, progressLine } from "./live_kv.js";
 import { cluster, serverStaircase } from "./cluster.js";
 import { lessonSwitch } from "./lessons.js";
 import { forYourAI } from "./export.js";
@@ -17,17 +17,22 @@ lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
 
 (async () => {
   const statusLine = document.getElementById("status");
-  let info, lesson;
+  let info, lesson, kept;
   try {
     const name = new URLSearchParams(location.search).get("lesson"); // /?lesson=day07
     [info, lesson] = await Promise.all([header(), api("/api/lesson" + (name ? `?name=${encodeURIComponent(name)}` : ""))]);
+    // what this browser measured for the lesson: a revisit draws it, measuring nothing
+    kept = await api(`/api/live/kept?lesson=${encodeURIComponent(lesson.id)}`).catch(() => ({ results: {}, running: {} }));
   } catch (error) {
     status(statusLine, error.message);
     return;
   }
   const KEY = `tokenloop.lesson.${lesson.id}`;
-  const progress = Object.assign({ guesses: {}, revealed: {}, quiz: {}, quizChecked: false, colleague: "", compared: false, recall: {} }, store.load(KEY));
+  const progress = Object.assign({ guesses: {}, revealed: {}, quiz: {}, quizChecked: false, colleague: "", compared: false, recall: {}, results: {} }, store.load(KEY));
   const save = () => store.save(KEY, progress);
+  // A measured result: the session's (the server keeps it), else the page's own copy of it.
+  const keptResult = (key) => kept.results[key] ?? progress.results[key];
+  const keep = (key, result) => { kept.results[key] = result; progress.results[key] = result; save(); };
   const $ = (id) => document.getElementById(id);
 
   document.title = `tokenloop — ${lesson.title}`;
@@ -38,9 +43,12 @@ lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
   if (lesson.picture) $("picture").append(el("h2", { text: lesson.picture.title }), el("p", { text: lesson.picture.text }));
 
   // --- the five steps: guess, then reveal ------------------------------------------------------
-  let nextResult = null; // the live distribution for the lesson's prompt, fetched once per page
-  const fetchNext = () => (nextResult ||= api("/api/next", { prompt: lesson.prompt, top_k: 8 }));
+  // the live distribution for the lesson's prompt: fetched on the first reveal, then kept in the page
+  let nextResult = progress.results.next ? Promise.resolve(progress.results.next) : null;
+  const fetchNext = () => (nextResult ||= api("/api/next", { prompt: lesson.prompt, top_k: 8 }).then((r) => { keep("next", r); return r; }));
 
+  const DEMOS = new Set(["training", "staircase"]); // Lesson 1's demos: a button, and a source line from their result
+  const demoStep = (live) => lesson.steps.find((s) => s.live === live) || { honesty: "shape" };
   const live = {
     ...liveSteps, // the estimate and curve steps' reveals (live_kv.js)
     vocab(box) {
@@ -65,7 +73,10 @@ lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
         note.className = "status error";
       }
     },
-    training(box) { demo(box, "training", `Run the training demo (${info.demo.steps} steps)`, { steps: info.demo.steps }, drawTraining); },
+    training(box) {
+      const where = info.server_url ? " on the embedded model, in this process" : "";
+      demo(box, "training", `Run the training demo${where} (${info.demo.steps} steps)`, { steps: info.demo.steps }, drawTraining);
+    },
     staircase(box) {
       const { max_len, points, repeats } = info.demo;
       const where = info.server_url ? " on the embedded model, in this process" : "";
@@ -110,50 +121,55 @@ lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
       kinds[step.kind].guess(box, step, progress.guesses[step.id], commit); // estimate, curve (kinds.js)
     }
     if (progress.guesses[step.id] !== undefined) reveal.disabled = false;
-    reveal.addEventListener("click", () => showAnswer(step, box, result, reveal));
+    reveal.addEventListener("click", () => showAnswer(step, box, result, reveal, true));
     box.append(el("div", { class: "actions" }, reveal, el("span", { class: "hint", text: "commit a guess first" })), result);
-    if (progress.revealed[step.id]) showAnswer(step, box, result, reveal);
+    if (progress.revealed[step.id]) showAnswer(step, box, result, reveal, false); // a revisit: kept numbers only
     return box;
   }
 
-  function showAnswer(step, box, result, reveal) {
+  // `first`: the learner pressed Reveal (a live step measures if nothing is kept); a revisit
+  // redraws the kept result and measures nothing.
+  function showAnswer(step, box, result, reveal, first) {
     progress.revealed[step.id] = true;
     save();
     reveal.disabled = true;
     box.classList.add("revealed");
     result.replaceChildren();
     const guess = progress.guesses[step.id];
-    if (step.kind === "choice") {
-      const right = guess === step.answer;
-      result.append(el("div", { class: "verdict " + (right ? "right" : "wrong") },
-        el("div", { class: "yours" }, el("strong", { text: "Your guess: " }), step.choices[guess] ?? "–"),
-        el("div", { class: "answer" }, el("strong", { text: right ? "Right: " : "The answer: " }), step.choices[step.answer])));
-    }
+    if (step.kind === "choice" && !GRADED_LIVE.has(step.live)) result.append(kinds.choiceVerdict(step, guess));
     result.append(el("p", { class: "explain", text: step.explain }));
-    if (step.live && live[step.live]) live[step.live](result, step, { guess, info, lesson });
-    if (step.honesty && !liveSteps[step.live]) result.append(kinds.source(kinds.connected(info), step, lesson));
+    const ctx = { guess, info, lesson, first, kept: keptResult, keep };
+    if (step.live && live[step.live]) live[step.live](result, step, ctx);
+    // the demos' results name what ran them (training runs in this process also beside a server)
+    const drawsItsSource = liveSteps[step.live] || DEMOS.has(step.live);
+    if (step.honesty && !drawsItsSource) result.append(kinds.source(kinds.connected(info), step, lesson));
   }
 
   lesson.steps.forEach((step, i) => $("steps").append(renderStep(step, i)));
 
-  // --- the expensive demos: on a button, last result kept by the server -------------------------
-  async function demo(box, name, label, body, draw) {
+  // --- the expensive demos: on a button, results kept per browser session --------------------------
+  function demo(box, name, label, body, draw) {
+    const key = name.replace("-", "_"); // the session keeps server-staircase as server_staircase
     const button = el("button", { class: `run-${name}`, text: label });
     const note = el("p", { class: "status" });
     const out = el("div", { class: `demo demo-${name}` });
     box.append(el("div", { class: "actions" }, button), note, out);
     const show = (result) => { out.replaceChildren(); draw(out, result); };
-    try {
-      const last = await api(`/api/${name}`);
-      if (last.result) show(last.result);
-    } catch { /* nothing kept yet */ }
+    const last = keptResult(key);
+    if (last) { show(last); button.textContent = "Measure again"; }
     button.addEventListener("click", async () => {
       button.disabled = true;
-      status(note, "Running on the connected model… (this takes a while)", "busy");
+      const where = name === "server-staircase" ? "on the server" : info.server_url || name === "training" ? "on the embedded model, in this process" : "on the connected model";
+      const stop = progressLine(note, key, lesson.id, `Running ${where} (this takes a while)`);
       try {
-        show((await api(`/api/${name}`, body)).result);
+        const result = (await api(`/api/${name}?lesson=${encodeURIComponent(lesson.id)}&page=${PAGE}`, body)).result;
+        stop();
         status(note, "");
+        keep(key, result);
+        show(result);
+        button.textContent = "Measure again";
       } catch (error) {
+        stop();
         status(note, error.message);
       } finally {
         button.disabled = false;
@@ -179,20 +195,27 @@ lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
     out.append(el("p", { class: "live cost" , text:
       `One training step took ${ms(c.train_step_ms)}; one inference forward pass took ${ms(c.inference_forward_ms)}: ` +
       `${c.ratio.toFixed(1)}× the time. Memory: ${mb(c.train_bytes.total)} to train versus ${mb(c.inference_bytes.total)} to run.` }));
+    if (r.source) out.append(kinds.source(r.source, demoStep("training"), lesson)); // the model that trained: always in this process
   }
 
   function drawStaircase(out, r) {
     const chart = el("div", { class: "chart-box" });
-    out.append(el("p", { class: "chart-title", text: `Measured on ${r.model} by ${r.engine || r.path}` }), chart);
+    out.append(el("p", { class: "chart-title", text: `Measured on ${r.model} by ${r.engine || r.path}: medians of ${r.repeats} runs, whiskers from the fastest to the slowest` }), chart);
     lineChart(chart, [
-      { name: "no cache: whole sequence", points: r.series.map((p) => [p.length, p.uncached_ms]) },
-      { name: "KV cache: one new token", points: r.series.map((p) => [p.length, p.cached_ms]) },
+      { name: "no cache: whole sequence", points: r.series.map((p) => withSpread(p.length, p.uncached_samples_ms || [p.uncached_ms])) },
+      { name: "KV cache: one new token", points: r.series.map((p) => withSpread(p.length, p.cached_samples_ms || [p.cached_ms])) },
     ], { xLabel: "tokens in the sequence", yLabel: "ms per step" });
-    const last = r.series[r.series.length - 1];
+    const first = r.series[0], last = r.series[r.series.length - 1];
+    const mid = (p, kind) => withSpread(0, p[`${kind}_samples_ms`] || [p[`${kind}_ms`]])[1];
+    const grew = r.effect?.uncached?.verdict;
+    const noise = grew && grew !== "higher" ? " The growth without a cache is within the spread of the repeats here: can't tell on this machine now; measure again." : "";
     out.append(el("p", { class: "live", text:
-      `${r.model} (${r.engine || r.path}): at ${last.length} tokens one step takes ${ms(last.uncached_ms)} without a cache and ` +
-      `${ms(last.cached_ms)} with one. Fits: without ${r.fits.uncached.formula} (R² ${r.fits.uncached.r2.toFixed(2)}); ` +
-      `with ${r.fits.cached.formula} (R² ${r.fits.cached.r2.toFixed(2)}).` }));
+      `${r.model} (${r.engine || r.path}): one step at ${first.length} tokens took ${ms(mid(first, "uncached"))} without a cache; ` +
+      `at ${last.length} tokens, ${ms(mid(last, "uncached"))} without and ${ms(mid(last, "cached"))} with one.${noise}` }));
+    out.append(el("details", { class: "fit-details" }, el("summary", { text: "Details: the fitted lines" }),
+      el("p", { class: "note", text: `Without a cache: ${r.fits.uncached.formula} (R² ${r.fits.uncached.r2.toFixed(2)}); ` +
+        `with one: ${r.fits.cached.formula} (R² ${r.fits.cached.r2.toFixed(2)}). Fitted to the fastest run at each length.` })));
+    if (r.source) out.append(kinds.source(r.source, demoStep("staircase"), lesson));
   }
 
   // --- recall cards: answer hidden until tapped or hovered -------------------------------------
