@@ -15,7 +15,7 @@ LAYERS = [
     ("where scores come from", ["backends"]),
     ("the tools every measurement shares", ["measure"]),
     ("the loop", ["loop"]),
-    ("what things cost, what a user waits for, training", ["cost", "latency", "training"]),
+    ("what things cost, what a user waits for, training, the draw", ["cost", "latency", "training", "draws"]),
     ("the views", ["charts", "terminal"]),
     ("the lessons as documents", ["lessons"]),
     ("the edges", ["web", "commands"]),

@@ -28,7 +28,9 @@ import time
 from collections.abc import Callable
 
 from ..cost import kv_causal
+from ..draws import embedded as draws
 from ..loop import next_token, prompt_ids
+from ..measure import provenance as sources
 from .markdown_live import WRITERS, as_json, cell, number, percent, quoted  # noqa: F401  (cell, percent: the tests')
 
 
@@ -64,12 +66,27 @@ def in_process(measure_it: Callable) -> Callable:
     return lambda backend, local, lesson, k: measure_it(local) if local and kv_causal.readable(local) else None
 
 
+def sampled(measure_it: Callable) -> Callable:
+    """Lesson 6's steps on the full vocabulary's logits: the model in this process, where there is one."""
+
+    def run(backend, local, lesson, k):
+        if local is None or not local.in_process:
+            return None
+        return {**measure_it(local, lesson["prompt"]), "source": sources.embedded(local)}
+
+    return run
+
+
 # The live keys cheap enough to measure for every copy (a second or two on the embedded model).
 CHEAP: dict[str, Callable] = {
     "next": measure_next,
     "vocab": lambda backend, local, lesson, k: {"model": backend.model, "vocab_size": backend.vocab_size},
     "kv_causal": in_process(kv_causal.on_backend),
     "kv_bytes": in_process(kv_causal.bytes_on_backend),
+    "sampling_same_forward": sampled(draws.same_forward),
+    "sampling_temperature": sampled(draws.temperature_prob),
+    "sampling_outside_top": sampled(draws.outside_top),
+    "sampling_top_p": sampled(draws.top_p_kept),
 }
 
 

@@ -150,6 +150,57 @@ def write_kv_capacity(r: dict, live: dict) -> list[str]:
     return out
 
 
+def write_sampling_same_forward(r: dict, live: dict) -> list[str]:
+    a, b = r["runs"]
+    rows = [
+        f"| {cell(quoted(c['token']))} | {percent(c['prob'])} | {percent(d['prob'])} |"
+        for c, d in zip(a["top"], b["top"])
+    ]
+    return [
+        f"Measured: the forward pass run once at T {a['temperature']:g} and once at T {b['temperature']:g}; the largest "
+        f"difference over all {r['vocab_size']:,} logits was {number(r['max_abs_diff'])}. Seed {r['seed']} drew "
+        f"{quoted(a['drawn']['token'])} ({percent(a['drawn']['prob'])}) at T {a['temperature']:g} and "
+        f"{quoted(b['drawn']['token'])} ({percent(b['drawn']['prob'])}) at T {b['temperature']:g}.",
+        "",
+        f"| token | T {a['temperature']:g} | T {b['temperature']:g} |",
+        "|---|---|---|",
+        *rows,
+    ]
+
+
+def write_sampling_temperature(r: dict, live: dict) -> list[str]:
+    said = ", ".join(f"{percent(p['prob'])} at T {p['temperature']:g}" for p in r["points"])
+    return [f"Measured: softmax(logits / T) over all {r['vocab_size']:,} tokens gave {quoted(r['token'])} {said}."]
+
+
+def write_sampling_outside_top(r: dict, live: dict) -> list[str]:
+    return [
+        f"Measured: {r['outside']} of {r['draws']} draws at T {r['temperature']:g} (seeds {r['seeds']}) landed outside "
+        f"the top {r['k']}, whose mass is {percent(r['top_mass'])} (1 − that = {percent(r['expected_outside'])}). "
+        f"The rarest draw: {quoted(r['rarest']['token'])} at {percent(r['rarest']['prob'])}."
+    ]
+
+
+def write_sampling_top_p(r: dict, live: dict) -> list[str]:
+    rows = [f"| {cell(quoted(c['token']))} | {percent(c['raw'])} | {percent(c['prob'])} |" for c in r["kept"]]
+    return [
+        f"Measured: top_p {r['top_p']:g} kept {r['eligible']} of {r['vocab_size']:,} tokens "
+        f"(raw mass {percent(r['kept_raw_mass'])}), renormalised:",
+        "",
+        "| token | raw | after top_p |",
+        "|---|---|---|",
+        *rows,
+    ]
+
+
+def write_sampling_batch(r: dict, live: dict) -> list[str]:
+    path = "the same greedy path" if r["same_path"] else f"greedy paths parting at token {r['first_divergence'] + 1}"
+    return [
+        f"Measured: the prompt alone and as one row of a padded batch of {r['batch']}: the first step's logits "
+        f"differed by at most {number(r['max_abs_diff'])}, {path} over {r['steps']} tokens."
+    ]
+
+
 def as_json(r, live: dict) -> list[str]:
     return ["Measured:", "", "```json", json.dumps(r, ensure_ascii=False, indent=1)[:4000], "```"]
 
@@ -165,6 +216,11 @@ WRITERS: dict[str, Callable[[dict, dict], list[str]]] = {
     "context_cost": write_context_cost,
     "kv_bytes": write_kv_bytes,
     "kv_capacity": write_kv_capacity,
+    "sampling_same_forward": write_sampling_same_forward,
+    "sampling_temperature": write_sampling_temperature,
+    "sampling_outside_top": write_sampling_outside_top,
+    "sampling_top_p": write_sampling_top_p,
+    "sampling_batch": write_sampling_batch,
 }
 
 

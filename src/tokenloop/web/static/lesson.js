@@ -5,6 +5,7 @@ import { api, header } from "./api.js";
 import { bars, lineChart, ms, pct, shown, withSpread } from "./charts.js";
 import { kinds } from "./kinds.js";
 import { GRADED_LIVE, PAGE, live as liveSteps, measuredReveal, progressLine } from "./live_kv.js";
+import { sampling as samplingSteps } from "./live_sampling.js";
 import { cluster, serverStaircase } from "./cluster.js";
 import { lessonSwitch } from "./lessons.js";
 import { forYourAI } from "./export.js";
@@ -51,6 +52,7 @@ lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
   const demoStep = (live) => lesson.steps.find((s) => s.live === live) || { honesty: "shape" };
   const live = {
     ...liveSteps, // the estimate and curve steps' reveals (live_kv.js)
+    ...samplingSteps, // Lesson 6's (live_sampling.js)
     vocab(box) {
       box.append(el("p", {
         class: "live", text: info.vocab_size
@@ -108,7 +110,7 @@ lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
       sync(slider, number);
       if (progress.guesses[step.id] !== undefined) number.value = slider.value = progress.guesses[step.id];
       box.append(el("p", { class: "prompt-line" }, "Prompt: ", el("q", { text: lesson.prompt })),
-        el("div", { class: "guess" }, el("label", { text: "The top token's probability: " }), slider, number, "%"));
+        el("div", { class: "guess" }, el("label", { text: step.guess_label || "The top token's probability: " }), slider, number, "%"));
     } else if (step.kind === "choice") {
       const choices = el("div", { class: "choices", role: "radiogroup" });
       step.choices.forEach((choice, i) => {
