@@ -10,6 +10,8 @@ import json
 import re
 from collections.abc import Callable
 
+from .markdown_prefill import WRITERS as PREFILL_WRITERS
+
 
 def write_next(r: dict, live: dict) -> list[str]:
     rows = [f"| {i} | {cell(quoted(c['token']))} | {percent(c['prob'])} |" for i, c in enumerate(r["top"], 1)]
@@ -165,6 +167,7 @@ WRITERS: dict[str, Callable[[dict, dict], list[str]]] = {
     "context_cost": write_context_cost,
     "kv_bytes": write_kv_bytes,
     "kv_capacity": write_kv_capacity,
+    **PREFILL_WRITERS,  # Lesson 3's
 }
 
 
