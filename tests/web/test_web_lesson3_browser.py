@@ -14,10 +14,10 @@ from tokenloop.lessons import content
 from tokenloop.web import create_app
 
 SMALL = {
-    "prefill_len": 96,
+    "prefill_len": 48,
     "prefill_repeats": 2,
-    "answer_tokens": 60,
-    "answer_steps": 4,
+    "answer_tokens": 30,
+    "answer_steps": 3,
     "attention_lens": [256, 512],
     "teacher_max_new": 6,
 }
@@ -90,7 +90,9 @@ def test_lesson3_on_the_embedded_model(page, embedded_app, smol):  # noqa: F811 
     rows = box.locator("table.positions tr")
     expect(rows).to_have_count(len(ids) + 1, timeout=MODEL_WORK)
     for i, t in enumerate(top):
-        assert rows.nth(i + 1).locator("td").nth(2).inner_text().startswith(f'"{smol.token_text(t)}"'.replace("\n", "\\n"))
+        assert (
+            rows.nth(i + 1).locator("td").nth(2).inner_text().startswith(f'"{smol.token_text(t)}"'.replace("\n", "\\n"))
+        )
     expect(box.locator(".live")).to_contain_text(f"{len(ids)} × {smol.vocab_size:,}")
     expect_source(box, smol.model, "exact")
 
