@@ -52,7 +52,7 @@ FIELDS = {
 KINDS = ("choice", "probability", "estimate", "curve")
 # What a reveal's number means on other hardware (docs/course.md §4): the tag, and its sentence.
 HONESTY = ("exact", "shape", "cause_differs")
-UNITS = ("tokens", "ms", "s", "bytes", "users", "conversations")
+UNITS = ("tokens", "ms", "s", "bytes", "users", "conversations", "times")
 SHAPES = ("flat", "line", "staircase", "knee")
 
 MAX_PROMPT_CHARS = 4000  # a lab prompt or a question for the teacher

@@ -10,6 +10,8 @@ import json
 import re
 from collections.abc import Callable
 
+from .markdown_prefill import WRITERS as PREFILL_WRITERS
+
 
 def write_next(r: dict, live: dict) -> list[str]:
     rows = [f"| {i} | {cell(quoted(c['token']))} | {percent(c['prob'])} |" for i, c in enumerate(r["top"], 1)]
@@ -221,6 +223,7 @@ WRITERS: dict[str, Callable[[dict, dict], list[str]]] = {
     "sampling_outside_top": write_sampling_outside_top,
     "sampling_top_p": write_sampling_top_p,
     "sampling_batch": write_sampling_batch,
+    **PREFILL_WRITERS,  # Lesson 3's
 }
 
 

@@ -4,7 +4,8 @@ import { copy, el, status, store } from "./dom.js";
 import { api, header } from "./api.js";
 import { bars, lineChart, ms, pct, shown, withSpread } from "./charts.js";
 import { kinds } from "./kinds.js";
-import { GRADED_LIVE, PAGE, live as liveSteps, measuredReveal, progressLine } from "./live_kv.js";
+import { GRADED_LIVE, PAGE, live as kvSteps, measuredReveal, progressLine } from "./live_kv.js";
+import { live as prefillSteps } from "./live_prefill.js";
 import { sampling as samplingSteps } from "./live_sampling.js";
 import { cluster, serverStaircase } from "./cluster.js";
 import { lessonSwitch } from "./lessons.js";
@@ -13,6 +14,7 @@ import { courseMap } from "./map.js";
 import { readNext } from "./readnext.js";
 import { tryIt } from "./tryit.js";
 import { teacher } from "./teacher.js";
+const liveSteps = { ...kvSteps, ...prefillSteps }; // the live reveals, by live key
 
 lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
 
@@ -51,7 +53,7 @@ lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
   const DEMOS = new Set(["training", "staircase"]); // Lesson 1's demos: a button, and a source line from their result
   const demoStep = (live) => lesson.steps.find((s) => s.live === live) || { honesty: "shape" };
   const live = {
-    ...liveSteps, // the estimate and curve steps' reveals (live_kv.js)
+    ...liveSteps, // the estimate and curve steps' reveals (live_kv.js, live_prefill.js)
     ...samplingSteps, // Lesson 6's (live_sampling.js)
     vocab(box) {
       box.append(el("p", {

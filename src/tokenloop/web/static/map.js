@@ -24,7 +24,7 @@ export const courseMap = async (section, map) => {
       ? el("a", { class: "map-lesson", href: `/?lesson=${encodeURIComponent(lesson.id)}`, text })
       : el("span", { class: "map-lesson", text });
   };
-  const box = (b, cls = "map-box") => el("li", { class: cls }, el("strong", { text: b.name }), el("span", { text: b.what }), tag(b.lesson));
+  const box = (b, cls = "map-box") => el("li", { class: b.lesson?.id === map.here.id ? `${cls} map-box-here` : cls }, el("strong", { text: b.name }), el("span", { text: b.what }), tag(b.lesson));
   const loop = map.loop;
   const decode = el("li", { class: "map-box map-loop", id: "map-loop" },
     el("strong", { text: loop.name }), el("span", { text: loop.what }),
