@@ -69,3 +69,23 @@ def test_markdown_copy_carries_the_live_numbers(client):
     md = client.post("/api/lesson/markdown", json={"lesson": "day03", "guesses": {}}).json()["markdown"]
     assert f"| {phases['series'][0]['n']} | {phases['series'][0]['ttft_ms']:.1f} |" in md
     assert "Projected to 8,192 tokens" in md
+
+
+def test_steps_one_to_three_run_on_the_connected_vllm(vllm_url, smol):
+    """With --url, steps 1-3 time the server itself (fresh prompts, a new cache salt each, streamed):
+    the prefill grows with the prompt, a decode gap is measured, step 2 divides the two, and step 3
+    streams a whole answer; each names the server as its source."""
+    from tokenloop.backends.server import ServerBackend
+
+    server = ServerBackend(vllm_url, log=lambda message: None)
+    demo = {**SMALL, "prefill_len": 256, "answer_tokens": 24}
+    client = TestClient(create_app(server, compare=smol, server_url=server.root, demo=demo))
+    r = client.post(f"/api/live/prefill_phases{Q}", json={}).json()
+    assert r["on"] == "server" and r["source"]["engine"] == "vLLM" and r["reveal"]["kind"] == "measured"
+    shortest, longest = r["series"][0], r["series"][-1]
+    assert longest["n"] > shortest["n"] and longest["ttft_ms"] > 0 and longest["itl_ms"] > 0
+    cost = client.post(f"/api/live/token_cost{Q}", json={}).json()
+    assert cost["itl_ms"] == r["itl_ms"] and cost["slope_ms_per_token"] == r["fit"]["b_ms_per_token"]
+    answer = client.post(f"/api/live/answer_vs_prompt{Q}", json={}).json()
+    assert answer["on"] == "server" and answer["tokens"] == 24 and answer["source"]["engine"] == "vLLM"
+    assert answer["long_answer"]["ms"] > answer["long_answer"]["first_ms"] > 0
