@@ -86,8 +86,12 @@ def test_the_fill_asks_for_half_again_the_cache_in_a_few_requests():
     assert small.max_tokens < small.prompt_tokens  # prefill fills blocks fast; a short answer frees them soon
     assert f"sends {small.requests} requests" in small.text() and f"{small.seconds:g} s" in small.text()
     big = kv_fill.plan(10**6, 2048)
-    assert big.requests == kv_fill.MAX_REQUESTS and "expect no preemption" in big.text()  # capped, and says so
-    assert "expect no preemption" not in small.text()
+    assert (
+        big.requests == kv_fill.MAX_REQUESTS
+        and "expect no preemption" in big.text()
+        and "8 requests at once" in big.why_not()
+    )  # capped, and says so
+    assert "no preemption" not in small.text() and small.reaches()
     short = kv_fill.plan(500, 256)
     assert short.prompt_tokens + short.max_tokens <= 256
 
@@ -152,3 +156,22 @@ def test_the_cached_step_is_timed_at_every_planned_context(tiny):
     got = context_cost.measure(tiny, longest=32, repeats=2)
     assert [p["context"] for p in got["points"]] == context_cost.lengths(32)
     assert all(p["ms"] > 0 for p in got["points"]) and got["ratio"] == got["points"][-1]["ms"] / got["points"][0]["ms"]
+
+
+@pytest.mark.parametrize("cache, longest", [(23296, 4096), (23296, 32768), (40_000, 8192), (2176, 2048)])
+def test_the_fill_grows_its_requests_to_reach_a_bigger_cache_within_max_model_len(cache, longest):
+    """Issue 24: 8 requests of ~742 tokens never filled the default server's 23,296 tokens; the
+    requests now grow up to the server's max_model_len until together they need more than the cache."""
+    p = kv_fill.plan(cache, longest)
+    assert p.prompt_tokens + p.max_tokens <= 0.9 * longest  # a margin for another tokenizer
+    assert p.reaches() and p.asked >= cache and p.why_not() is None
+    assert "expect a preemption" in p.text()
+
+
+def test_a_fill_that_cannot_reach_says_why_with_the_sum():
+    """The default test server: max_model_len 2,048, a cache of 23,296 tokens: 8 × ~1,820 can't fill it."""
+    p = kv_fill.plan(23296, 2048)
+    assert not p.reaches()
+    assert f"= {p.asked:,} tokens, less than the cache's 23,296" in p.why_not()
+    assert "max_model_len of 2,048" in p.why_not()
+    assert p.to_json()["why_not"] == p.why_not()
