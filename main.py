@@ -22,7 +22,9 @@ except ImportError:
     if venv_python.exists() and not inside:
         os.environ["TOKENLOOP_REEXEC"] = "1"  # once: a broken venv says so instead of looping
         os.execv(str(venv_python), [str(venv_python), str(Path(__file__).absolute()), *sys.argv[1:]])
-    sys.stderr.write("tokenloop is not installed here: run `make demo` first (it sets up .venv), then python3 main.py\n")
+    sys.stderr.write(
+        "tokenloop is not installed here: run `make demo` first (it sets up .venv), then python3 main.py\n"
+    )
     raise SystemExit(2)
 
 

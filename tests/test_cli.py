@@ -211,7 +211,7 @@ BARE_PYTHON = "/usr/bin/python3"  # a python3 without tokenloop, as pyenv's shim
 def test_main_py_with_another_python3_runs_again_in_the_venv(tmp_path):
     """The seed's `python3 main.py` after `make demo`: a python3 without tokenloop re-runs main.py
     with .venv/bin/python (here a script that says how it was called)."""
-    done = _main_py_in(tmp_path, "#!/bin/sh\necho ran in the venv with: \"$@\"\n")
+    done = _main_py_in(tmp_path, '#!/bin/sh\necho ran in the venv with: "$@"\n')
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"ran in the venv with: {tmp_path / 'main.py'} --max-new 1"
 

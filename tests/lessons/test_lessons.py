@@ -175,3 +175,45 @@ def test_a_fill_that_cannot_reach_says_why_with_the_sum():
     assert f"= {p.asked:,} tokens, less than the cache's 23,296" in p.why_not()
     assert "max_model_len of 2,048" in p.why_not()
     assert p.to_json()["why_not"] == p.why_not()
+
+
+def test_no_lesson_grades_a_word_another_lesson_taught():
+    """Issue 24: Lesson 1 calls the climbing per-token cost the staircase; Lesson 7 step 2 once
+    graded "staircase" wrong for the same curve. Every curve accepts the course's word for its case."""
+    lessons = {name: content.load(name) for name in content.available()}
+    content.check_vocabulary(lessons)  # the lessons as they are: consistent
+    assert "staircase" in content.taught(lessons["day01"])
+    seven = {**lessons["day07"], "steps": [dict(s) for s in lessons["day07"]["steps"]]}
+    step = next(s for s in seven["steps"] if s.get("kind") == "curve")
+    step["curves"] = [{**c, "answer": "line", "also": []} if "without" in c["label"] else c for c in step["curves"]]
+    with pytest.raises(UsageError, match="grades 'staircase' wrong .* the word lesson day01 teaches"):
+        content.check_vocabulary({**lessons, "day07": seven})
+
+
+def test_recall_cards_sit_between_the_steps_and_name_the_step_they_follow():
+    for name in content.available():
+        lesson = content.load(name)
+        steps = [s["id"] for s in lesson["steps"]]
+        afters = [steps.index(card["after"]) for card in lesson["recall"]]
+        assert afters == sorted(afters) and afters[0] > 0  # in order, and never before the idea is taught
+    lesson = content.load("day01")
+    broken = {**lesson, "recall": [{**lesson["recall"][0], "after": "nowhere"}]}
+    with pytest.raises(UsageError, match="after: 'nowhere'"):
+        content.check("day01", broken)
+
+
+@pytest.mark.parametrize(
+    "expect, says",
+    [({"colour": "red"}, "expect.colour"), ({"top_over": 2}, "expect.top_over"), ({"same_text_as": "ghost"}, "ghost")],
+)
+def test_a_try_it_items_expect_is_checked_on_load(expect, says):
+    lesson = content.load("day01")
+    items = [{**lesson["try_it"]["items"][0], "expect": expect}]
+    with pytest.raises(UsageError, match=says):
+        content.check("day01", {**lesson, "try_it": {**lesson["try_it"], "items": items}})
+
+
+def test_a_try_it_link_carries_its_lesson_so_the_lab_finds_its_note_and_links_back():
+    for name in content.available():
+        for item in content.load(name)["try_it"]["items"]:
+            assert item["href"].endswith(f"try={item['id']}&lesson={name}")
