@@ -43,10 +43,10 @@ def test_lesson_guess_then_reveal_with_live_bars_and_progress_kept(page, served)
     expect(third.locator(".live").first).to_contain_text("You guessed 40%")
     shot(third, "lesson-step3.png")
 
-    # Recall cards hide their answers until tapped.
+    # Recall cards hide their answers until their button is pressed (test_web_readable_browser.py).
     card = page.locator(".recall-card").first
     expect(card.locator(".recall-answer")).to_be_hidden()
-    card.click()
+    card.locator(".recall-show").click()
     expect(card.locator(".recall-answer")).to_be_visible()
 
     # Explain it to a colleague: write first, then the model answer.
