@@ -141,7 +141,7 @@ def test_lab_step_run_stop_branch_and_reload(page, served):
     expect(page.locator("#text .tok.gen:nth-child(12)")).to_be_attached(timeout=MODEL_WORK)  # 9 prompt + 3 generated
     page.locator("#stop").click()
     expect(page.locator("#stop")).to_be_disabled(timeout=MODEL_WORK)
-    expect(page.locator("#summary")).to_contain_text("Stopped (stopped)")
+    expect(page.locator("#summary")).to_contain_text("Stopped: you pressed Stop")
     ran = tokens.count()
     assert 3 <= ran < 61 and page.locator("#steps-table tbody tr").count() == ran
 
