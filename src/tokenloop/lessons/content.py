@@ -15,7 +15,8 @@ from ..errors import UsageError
 
 NAME = re.compile(r"^[a-z0-9_-]{1,40}$")
 # The sections the page reads in every lesson (lesson.js, teacher.js, cluster.js, map.js, tryit.js,
-# export.js, readnext.js), and the fields it reads inside them.
+# export.js, readnext.js, recall.js, raw.js), and the fields it reads inside them. Optional:
+# loop_code (loopcode.js), raw.logprobs and raw.metrics (raw.js).
 SECTIONS = (
     "title",
     "prompt",
