@@ -13,10 +13,18 @@ DEFAULT_PROMPT = "Kubernetes pods are scheduled by the"
 try:
     from tokenloop.cli import main as tokenloop_main
 except ImportError:
-    venv_python = HERE / ".venv" / "bin" / "python"
-    if venv_python.exists() and Path(sys.executable).resolve() != venv_python.resolve():
-        os.execv(str(venv_python), [str(venv_python), *sys.argv])  # re-run inside the project's venv
-    sys.stderr.write("tokenloop is not installed: run `make setup` first (or `make demo`)\n")
+    # `python3 main.py` with a python3 that is not the project's (pyenv's shim, the system's): run
+    # again inside .venv. Which interpreter runs is told by sys.prefix, not by resolving paths:
+    # .venv/bin/python is often a symlink to that very python3, so the resolved paths are equal.
+    venv = HERE / ".venv"
+    venv_python = venv / "bin" / "python"
+    inside = Path(sys.prefix).resolve() == venv.resolve() or os.environ.get("TOKENLOOP_REEXEC") == "1"
+    if venv_python.exists() and not inside:
+        os.environ["TOKENLOOP_REEXEC"] = "1"  # once: a broken venv says so instead of looping
+        os.execv(str(venv_python), [str(venv_python), str(Path(__file__).absolute()), *sys.argv[1:]])
+    sys.stderr.write(
+        "tokenloop is not installed here: run `make demo` first (it sets up .venv), then python3 main.py\n"
+    )
     raise SystemExit(2)
 
 

@@ -4,6 +4,8 @@
 Modules (src/tokenloop/): cli.py, commands/common.py, commands/loop.py, terminal.py."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +177,55 @@ def test_a_command_imports_no_other_command():
         if command(target) and command(target) != command(module)
     ]
     assert not crossing, "\n".join(crossing)
+
+
+def _main_py_in(folder: Path, venv_python: str | None, pyvenv: bool = False) -> subprocess.CompletedProcess:
+    """main.py copied into `folder`, with a .venv/bin/python that is `venv_python` (a script, or a
+    symlink to the very python that runs main.py), run by a python3 without tokenloop."""
+    shutil.copy(ROOT / "main.py", folder / "main.py")
+    if venv_python is not None:
+        (folder / ".venv" / "bin").mkdir(parents=True)
+        target = folder / ".venv" / "bin" / "python"
+        if venv_python.startswith("#!"):
+            target.write_text(venv_python)
+            target.chmod(0o755)
+        else:
+            target.symlink_to(venv_python)
+        if pyvenv:
+            (folder / ".venv" / "pyvenv.cfg").write_text(f"home = {Path(venv_python).parent}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TOKENLOOP_REEXEC", "VIRTUAL_ENV")}
+    return subprocess.run(
+        [BARE_PYTHON, "-I", str(folder / "main.py"), "--max-new", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=folder,
+        env=env,
+    )
+
+
+BARE_PYTHON = "/usr/bin/python3"  # a python3 without tokenloop, as pyenv's shim is before `make demo`
+
+
+@pytest.mark.skipif(not Path(BARE_PYTHON).exists(), reason="no /usr/bin/python3")
+def test_main_py_with_another_python3_runs_again_in_the_venv(tmp_path):
+    """The seed's `python3 main.py` after `make demo`: a python3 without tokenloop re-runs main.py
+    with .venv/bin/python (here a script that says how it was called)."""
+    done = _main_py_in(tmp_path, '#!/bin/sh\necho ran in the venv with: "$@"\n')
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"ran in the venv with: {tmp_path / 'main.py'} --max-new 1"
+
+
+@pytest.mark.skipif(not Path(BARE_PYTHON).exists(), reason="no /usr/bin/python3")
+def test_main_py_says_make_demo_when_the_venv_lacks_tokenloop_and_never_loops(tmp_path):
+    """.venv/bin/python a symlink to the running python3 (a venv of pyenv's python): resolving both
+    gives one path, which once skipped the venv; now it runs there once and, still without
+    tokenloop, says so in one line."""
+    for pyvenv in (True, False):
+        folder = tmp_path / str(pyvenv)
+        folder.mkdir()
+        done = _main_py_in(folder, BARE_PYTHON, pyvenv=pyvenv)
+        assert done.returncode == 2
+        assert done.stderr.strip().splitlines() == [
+            "tokenloop is not installed here: run `make demo` first (it sets up .venv), then python3 main.py"
+        ]

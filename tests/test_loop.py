@@ -198,3 +198,13 @@ def test_a_paused_run_resumes_from_its_cache_generator_and_step_number(tiny):
     rest, _ = run(tiny, grown, max_new=2, sampler=sampler, resume=Paused(cache, generator, step=3))
     assert [s.chosen.id for s in first + rest] == [s.chosen.id for s in whole]
     assert [s.step for s in rest] == [3, 4] and rest[0].tokens_in == 1  # only the token the cache has not seen
+
+
+@pytest.mark.parametrize("sampler", [Sampler(1.0, top_k=2), Sampler(1.0, top_p=0.05)])
+def test_the_processed_bars_hold_only_what_the_sampler_kept(tiny, sampler):
+    """After top-k or top-p the cut tokens have probability 0: they are not padded in as candidates
+    (issue 24: special tokens at 0.0% below the kept ones). Scores.candidates, tokenloop/scores.py."""
+    steps = [r for r in generate(tiny, [1, 2, 3], 3, sampler, seed=0, show=8) if isinstance(r, Step)]
+    for s in steps:
+        assert s.processed and all(c.prob > 0 for c in s.processed)
+        assert len(s.processed) <= (sampler.top_k or 8) and len(s.top) == 8  # the raw bars keep all 8

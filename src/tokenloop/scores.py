@@ -80,5 +80,8 @@ class Distribution:
 
 
 def candidates(backend, scores: Scores, dist: Distribution, k: int) -> list[Candidate]:
-    """The k most likely entries of a distribution, as records with token text."""
-    return [dist.candidate(backend, scores, index) for index in sampling.top_indices(dist.scores, k)]
+    """The k most likely entries of a distribution, as records with token text. Entries of
+    probability 0 are left out: after top-k or top-p they were cut, and are no candidates (the
+    lab once drew them as special tokens at 0.0% below the few that top-p kept)."""
+    top = [dist.candidate(backend, scores, index) for index in sampling.top_indices(dist.scores, k)]
+    return [c for c in top if c.prob > 0]

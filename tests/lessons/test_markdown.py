@@ -173,13 +173,16 @@ def test_the_page_copies_the_lesson_it_shows_with_every_live_step_it_revealed(cl
         "kv_bytes": client.post("/api/live/kv_bytes").json(),
         "kv_capacity": client.post("/api/live/kv_capacity").json(),
     }
-    guesses = {"causal": 0, "staircase": ["staircase", "flat"], "bytes_per_token": 40000, "capacity": 2.5}
+    guesses = {"causal": 0, "staircase": ["knee", "flat"], "bytes_per_token": 40000, "capacity": 2.5}
     answer = client.post("/api/lesson/markdown", json={"lesson": "day07", "guesses": guesses})
     assert answer.status_code == 200, answer.text
     text, lesson = answer.json()["markdown"], content.load("day07")
     assert text.startswith(f"# {lesson['title']}\n") and "Not measured" not in text
     curves = step_of(lesson, "staircase")["curves"]
-    assert f"{curves[0]['label']}: staircase (wrong, it is line); {curves[1]['label']}: flat (right)" in text
+    assert f"{curves[0]['label']}: knee (wrong, it is staircase); {curves[1]['label']}: flat (right)" in text
+    line = {**guesses, "staircase": ["line", "flat"]}  # Lesson 1's staircase, drawn per step, is a line: both right
+    again = client.post("/api/lesson/markdown", json={"lesson": "day07", "guesses": line}).json()["markdown"]
+    assert f"{curves[0]['label']}: line (right)" in again
     assert "The learner estimated: 40,000 bytes." in text and "The learner estimated: 2.5 conversations." in text
     c = got["kv_causal"]
     assert f"max |ΔK| {lesson_markdown.number(c['max_abs_diff_k'])}" in text and f"({c['ms']:.0f} ms" in text

@@ -43,10 +43,10 @@ def test_lesson_guess_then_reveal_with_live_bars_and_progress_kept(page, served)
     expect(third.locator(".live").first).to_contain_text("You guessed 40%")
     shot(third, "lesson-step3.png")
 
-    # Recall cards hide their answers until tapped.
+    # Recall cards hide their answers until their button is pressed (test_web_readable_browser.py).
     card = page.locator(".recall-card").first
     expect(card.locator(".recall-answer")).to_be_hidden()
-    card.click()
+    card.locator(".recall-show").click()
     expect(card.locator(".recall-answer")).to_be_visible()
 
     # Explain it to a colleague: write first, then the model answer.
@@ -145,7 +145,7 @@ def test_lab_step_run_stop_branch_and_reload(page, served):
     expect(page.locator("#text .tok.gen:nth-child(12)")).to_be_attached(timeout=MODEL_WORK)  # 9 prompt + 3 generated
     page.locator("#stop").click()
     expect(page.locator("#stop")).to_be_disabled(timeout=MODEL_WORK)
-    expect(page.locator("#summary")).to_contain_text("Stopped (stopped)")
+    expect(page.locator("#summary")).to_contain_text("Stopped: you pressed Stop")
     ran = tokens.count()
     assert 3 <= ran < 61 and page.locator("#steps-table tbody tr").count() == ran
 

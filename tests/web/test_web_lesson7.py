@@ -90,7 +90,7 @@ def all_five_steps(tab, url: str, engine: str, model: str) -> dict:
     box.locator("input[value='0']").check()
     box = boxes["causal"] = reveal(tab, "causal")
     expect(box.locator(".live")).to_contain_text("largest difference 0 (K) and 0 (V)", timeout=MODEL_WORK)
-    expect(box.locator(".chart-causal svg")).to_be_visible()
+    expect(box.locator(".chart-causal .zero-badge")).to_contain_text("no change: 0 exactly")  # not a 1e-9 scale
     expect_source(box, "tokenloop embedded", model, "exact")  # in process, also beside a server
 
     # 2: two curves to pick, then the measured staircase.
@@ -103,6 +103,9 @@ def all_five_steps(tab, url: str, engine: str, model: str) -> dict:
     expect(box.locator(".verdict.wrong, .verdict.unclear")).to_have_count(1, timeout=MODEL_WORK)
     if box.locator(".verdict.wrong").count():  # graded only when the growth beats the repeats' spread
         expect(box.locator(".verdict.wrong")).to_contain_text("you picked staircase; it is flat")
+        expect(box.locator(".verdict")).to_contain_text(
+            "you picked line; it is staircase (or line) ✓"
+        )  # Lesson 1's word, or line
     else:
         expect(box.locator(".verdict.unclear")).to_contain_text("Can't tell on this machine now")
     expect_source(box, engine, model, "shape")  # on the server itself when there is one
@@ -193,7 +196,8 @@ def test_lesson7_on_a_real_vllm_with_a_small_cache(page, vllm_app, smol):  # noq
     assert int(float(summary.get_attribute("data-preemptions"))) >= 1, summary.inner_text()
     seconds = float(re.search(r"after ([\d.]+) s", summary.inner_text()).group(1))
     assert seconds <= FILL_CAP_S and "/health after: OK" in summary.inner_text()
-    expect(box.locator(".chart-fill svg path.series")).to_have_count(3)
+    expect(box.locator(".chart-fill svg path.series")).to_have_count(1)  # usage, 0 to 1, on its own axis
+    expect(box.locator(".chart-fill-counts svg path.series")).to_have_count(3)  # running, waiting, preemptions
     expect_source(box.locator(".fill"), "vLLM", server.model, "exact")
     shot(page, "lesson7-vllm.png")
 

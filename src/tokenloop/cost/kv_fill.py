@@ -1,8 +1,9 @@
 """A bounded fill of a server's KV cache, planned, stated and consented to first (docs/course.md §5).
 
 The plan is sized from the server's own allocation: enough long requests that together they need
-about 1.5× the cache's tokens, capped at MAX_REQUESTS and MAX_SECONDS, so that a small cache runs
-out and the scheduler must preempt. Most of each request is prompt: a prefill fills blocks in one
+about 1.5× the cache's tokens, capped at MAX_REQUESTS and MAX_SECONDS and each at the server's
+max_model_len, so that the cache runs out and the scheduler must preempt; where even the longest
+requests can't ask for that much, the plan says so, with the sum. Most of each request is prompt: a prefill fills blocks in one
 pass where decoding fills one token per step, so the cache is full within seconds and the
 preemption comes when the running requests next need a block each. While they run, `/metrics` is sampled every half second
 (KV usage, running, waiting, preemptions); the fill stops at the first preemption, at the time
@@ -46,32 +47,73 @@ class Plan:
     max_tokens: int  # generated per request (end tokens ignored)
     seconds: float  # the cap: every request is cancelled by then
     cache_tokens: int
+    max_model_len: int = 0  # the longest request the server takes
+
+    @property
+    def asked(self) -> int:
+        return self.requests * (self.prompt_tokens + self.max_tokens)
+
+    def reaches(self) -> bool:
+        """Whether the requests together need more than the cache holds (then the scheduler must preempt)."""
+        return self.asked > self.cache_tokens
 
     def text(self) -> str:
-        asked = self.requests * (self.prompt_tokens + self.max_tokens)
-        short = (
-            f"; together ~{asked:,} tokens, less than the cache's {self.cache_tokens:,}, so expect no preemption"
-            if asked < self.cache_tokens
-            else ""
+        """What the fill will send, in one clause ("sends 5 requests of ..."), and whether it fills."""
+        each = self.prompt_tokens + self.max_tokens
+        said = (
+            f"sends {self.requests} requests of ~{each:,} tokens "
+            f"(~{self.prompt_tokens:,} prompt + {self.max_tokens:,} generated) for at most {self.seconds:g} s: "
+            f"together ~{self.asked:,} tokens, "
         )
+        if self.reaches():
+            return said + f"more than the cache's {self.cache_tokens:,}, so expect a preemption"
+        return said + f"less than the cache's {self.cache_tokens:,}, so expect no preemption"
+
+    def why_not(self) -> str | None:
+        """Why this server's cache can't be filled, with the sum; None when it can."""
+        if self.reaches():
+            return None
+        why = (
+            f"{self.requests} requests at once (the fill's cap) × ~{self.prompt_tokens + self.max_tokens:,} tokens each"
+        )
+        if self.max_model_len:
+            why += f" (the server's max_model_len of {self.max_model_len:,}, less a tenth for the tokenizer)"
         return (
-            f"sends {self.requests} requests of ~{self.prompt_tokens + self.max_tokens:,} tokens "
-            f"(~{self.prompt_tokens} prompt + {self.max_tokens} generated) for at most {self.seconds:g} s{short}"
+            f"Why no preemption: {why} = {self.asked:,} tokens, less than the cache's {self.cache_tokens:,}. "
+            "This server's cache can't run out under the fill; a smaller cache (--kv-cache-memory-bytes) or a "
+            "longer --max-model-len would. The fill still shows the usage climb."
         )
 
     def to_json(self) -> dict:
-        return {**asdict(self), "text": self.text()}
+        return {
+            **asdict(self),
+            "asked": self.asked,
+            "reaches": self.reaches(),
+            "text": self.text(),
+            "why_not": self.why_not(),
+        }
 
 
 def plan(cache_tokens: float, max_model_len: int, prompt_tokens: int = PROMPT_TOKENS) -> Plan:
-    """Requests of a long prompt and a short answer, enough of them to ask for ~1.5× the cache.
+    """Requests of a long prompt and a shorter answer, enough of them to ask for ~1.5× the cache,
+    sized from the server's own cache and max_model_len.
 
-    The answer is short on purpose: vLLM counts a preemption when the paused request runs again,
-    which is when another request finishes and gives its blocks back."""
-    prompt_tokens = min(prompt_tokens, max_model_len // 2)
-    generated = max(32, prompt_tokens // 4)
-    wanted = math.ceil(1.5 * cache_tokens / (prompt_tokens + generated))
-    return Plan(max(2, min(MAX_REQUESTS, wanted)), prompt_tokens, generated, MAX_SECONDS, int(cache_tokens))
+    At most MAX_REQUESTS at once (the test servers run 8 at a time; more would only wait): when
+    that many of the default length can't ask for 1.5× the cache, each request grows, up to the
+    server's max_model_len (less a tenth, since the filler's tokens are counted on SmolLM2's
+    tokenizer). When even that is too little, the plan says so, with the sum. The answer stays
+    shorter than the prompt: vLLM counts a preemption when the paused request runs again, which
+    is when another request finishes and gives its blocks back."""
+    wanted = 1.5 * cache_tokens
+    longest = max(TEXT_TOKENS, int(0.9 * max_model_len))  # per request: prompt + generated
+    each = min(prompt_tokens + max(32, prompt_tokens // 4), longest)
+    if MAX_REQUESTS * each < wanted:  # the default length is too short for this cache: grow it
+        each = min(longest, math.ceil(wanted / MAX_REQUESTS))
+    generated = max(32, each // 5)
+    prompt = max(TEXT_TOKENS, (each - generated) // TEXT_TOKENS * TEXT_TOKENS)  # whole copies of the filler
+    generated = max(32, min(generated, longest - prompt))
+    requests = math.ceil(wanted / (prompt + generated))
+    return Plan(max(2, min(MAX_REQUESTS, requests)), prompt, generated, MAX_SECONDS, int(cache_tokens), max_model_len)
 
 
 def require_consent(url: str, consent: bool, remote: bool) -> None:

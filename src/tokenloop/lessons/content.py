@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from importlib import resources
+from typing import Literal
 from urllib.parse import urlencode
 
 import yaml
@@ -14,7 +15,8 @@ from ..errors import UsageError
 
 NAME = re.compile(r"^[a-z0-9_-]{1,40}$")
 # The sections the page reads in every lesson (lesson.js, teacher.js, cluster.js, map.js, tryit.js,
-# export.js, readnext.js), and the fields it reads inside them.
+# export.js, readnext.js, recall.js, raw.js), and the fields it reads inside them. Optional:
+# loop_code (loopcode.js), raw.logprobs and raw.metrics (raw.js).
 SECTIONS = (
     "title",
     "prompt",
@@ -55,6 +57,12 @@ HONESTY = ("exact", "shape", "cause_differs")
 UNITS = ("tokens", "ms", "s", "bytes", "users", "conversations", "times")
 SHAPES = ("flat", "line", "staircase", "knee")
 
+# The course's one vocabulary for how a step's cost moves with the text (the seed lesson's): a
+# word a lesson teaches is never graded wrong elsewhere. Each word, and the phrase in a curve's label
+# that names the case it describes: without a cache the cost climbs with the sequence (the
+# staircase); with a cache it stays flat. A curve naming that case must accept the word.
+VOCABULARY = {"staircase": "without a cache", "flat": "with a kv cache"}
+
 MAX_PROMPT_CHARS = 4000  # a lab prompt or a question for the teacher
 MAX_LAB_NEW = 256  # most tokens one Run may add
 
@@ -73,6 +81,28 @@ class LabLink(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     max_new: int = Field(16, ge=1, le=MAX_LAB_NEW)
+
+
+class Expect(BaseModel):
+    """What a try-it item promises, in a form tests/lessons/test_try_it.py runs and checks on the
+    embedded model. Every item also promises at least half its `max_new` tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repeatable: bool = False  # run twice, the same text (greedy)
+    top_over: float | None = Field(None, gt=0, lt=1)  # the first step's top raw bar is above this
+    flatter: bool = False  # the bars after the sampler are flatter than the raw ones
+    seed_changes_text: bool = False  # another seed, another text
+    chat_adds_tokens: bool = False  # the chat template adds tokens the learner never typed
+    tokens_in: Literal["whole", "one"] | None = None  # every step reads the whole text, or one token after step 1
+    same_text_as: str | None = None  # the same greedy text as another item of the lesson (the cache changes no answer)
+    prefill_longest: bool = False  # step 1 (the prefill) takes longer than the typical step after it
+    branch_changes_text: bool = False  # picking a lower bar at step 1 changes the text that follows
+
+
+def accepted(curve: dict) -> list[str]:
+    """The shapes a curve step grades right: its answer and the words it `also` accepts."""
+    return [curve["answer"], *curve.get("also", [])]
 
 
 def available() -> list[str]:
@@ -112,6 +142,16 @@ def check(name: str, lesson: dict) -> None:
         for key in fields:
             if key not in (lesson[section] or {}):
                 raise UsageError(f"lesson {name}'s {section} section has no {key!r}: fix lessons/{name}.yaml")
+    steps = [step.get("id") for step in lesson["steps"]]
+    for card in lesson["recall"]:
+        if card.get("after") not in steps:
+            raise UsageError(
+                f"lesson {name}: recall card {card.get('prompt', '')[:40]!r} has after: {card.get('after')!r}: "
+                f"name the step it follows (one of {', '.join(map(str, steps))}), so cards sit between the steps"
+            )
+    items = (lesson.get("try_it") or {}).get("items", [])
+    for item in items:
+        check_expect(name, item, [i.get("id") for i in items])
     for step in lesson["steps"]:
         check_step(name, step)
         if "honesty" in step and not step.get("cpu_note") and step["honesty"] not in (lesson.get("honesty") or {}):
@@ -143,15 +183,59 @@ def check_step(name: str, step: dict) -> None:
             raise UsageError(f"{where} needs 0 < min < max for its log slider (got min {low!r}, max {high!r})")
     if kind == "curve":
         curves = step.get("curves")
-        if not curves or any(c.get("answer") not in SHAPES or not c.get("label") for c in curves):
+        if not curves or any(
+            c.get("answer") not in SHAPES or not c.get("label") or not set(c.get("also", [])) <= set(SHAPES)
+            for c in curves
+        ):
             raise UsageError(
-                f"{where} needs curves: a list of {{label, answer}} with answers among {', '.join(SHAPES)}"
+                f"{where} needs curves: a list of {{label, answer, also}} with answers among {', '.join(SHAPES)}"
             )
+
+
+def check_expect(name: str, item: dict, ids: list) -> None:
+    """A try-it item's `expect`: known checks only, and `same_text_as` naming another item."""
+    try:
+        expect = Expect.model_validate(item.get("expect") or {})
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise UsageError(
+            f"lesson {name}: try-it {item.get('id')}: expect.{'.'.join(map(str, first['loc']))}: {first['msg']}: "
+            f"fix lessons/{name}.yaml"
+        ) from None
+    if expect.same_text_as is not None and (expect.same_text_as not in ids or expect.same_text_as == item.get("id")):
+        raise UsageError(
+            f"lesson {name}: try-it {item.get('id')}: same_text_as {expect.same_text_as!r} is not another item"
+        )
+
+
+def taught(lesson: dict) -> set[str]:
+    """The vocabulary words a lesson's own steps use (VOCABULARY's keys found in their text)."""
+    text = " ".join(f"{s.get('question', '')} {s.get('explain', '')}" for s in lesson["steps"]).lower()
+    return {word for word in VOCABULARY if word in text}
+
+
+def check_vocabulary(lessons: dict[str, dict]) -> None:
+    """No lesson grades a word another lesson taught: a curve whose label names a case the course
+    has a word for (VOCABULARY) accepts that word, wherever the word was taught."""
+    words: dict[str, str] = {}  # each word, and the first lesson (in course order) that teaches it
+    for who in sorted(lessons):
+        for word in sorted(taught(lessons[who])):
+            words.setdefault(word, who)
+    for who, lesson in lessons.items():
+        for step in lesson["steps"]:
+            for curve in step.get("curves") or []:
+                for word, phrase in VOCABULARY.items():
+                    if word in words and phrase in curve["label"].lower() and word not in accepted(curve):
+                        raise UsageError(
+                            f"lesson {who}: step {step['id']} grades {word!r} wrong for {curve['label']!r}, "
+                            f"the word lesson {words[word]} teaches for it: add it to the curve's answer or also"
+                        )
 
 
 def lab_href(lesson: str, item: dict) -> str:
     """The lab's address with every setting of a try-it item: the ones the YAML gives, the lab's
-    defaults for the rest (booleans as 1 and 0, "off" as empty), so each experiment starts clean."""
+        defaults for the rest (booleans as 1 and 0, "off" as empty), so each experiment starts clean; the
+    item's id and its lesson's, so the lab finds its "Look for" note and links back to that lesson."""
     if not NAME.match(str(item.get("id", ""))):
         raise UsageError(f"lesson {lesson}: a try-it item has no id of a-z, 0-9, - and _: fix lessons/{lesson}.yaml")
     try:
@@ -163,4 +247,4 @@ def lab_href(lesson: str, item: dict) -> str:
             f"lesson {lesson}: try-it {item['id']}: {where}: {first['msg']}: fix lessons/{lesson}.yaml"
         ) from None
     query = {k: "" if v is None else int(v) if isinstance(v, bool) else v for k, v in settings.items()}
-    return "/lab?" + urlencode({**query, "try": item["id"]})
+    return "/lab?" + urlencode({**query, "try": item["id"], "lesson": lesson})

@@ -31,6 +31,7 @@ from ..cost import kv_causal
 from ..draws import embedded as draws
 from ..loop import next_token, prompt_ids
 from ..measure import provenance as sources
+from . import content
 from .markdown_live import WRITERS, as_json, cell, number, percent, quoted  # noqa: F401  (cell, percent: the tests')
 
 
@@ -151,7 +152,8 @@ def guess_line(step: dict, guess) -> str | None:
         return f"The learner guessed: {step['choices'][guess]} ({verdict})."
     if kind == "curve" and isinstance(guess, list):
         picks = [
-            f"{curve['label']}: {pick} ({'right' if pick == curve['answer'] else 'wrong, it is ' + curve['answer']})"
+            f"{curve['label']}: {pick} "
+            f"({'right' if pick in content.accepted(curve) else 'wrong, it is ' + curve['answer']})"
             for curve, pick in zip(step["curves"], guess)
         ]
         return f"The learner picked the shapes: {'; '.join(picks)}." if picks else None

@@ -54,3 +54,12 @@ export function status(node, message, kind = "error") {
   node.textContent = message || "";
   node.className = "status " + (message ? kind : "");
 }
+
+// Puts `node` after the step box `#step-<id>` in `steps`, after anything already placed there
+// (recall cards, the loop's code), so what the YAML places after one step keeps its order.
+export function afterStep(steps, id, node) {
+  let at = steps.querySelector(`#step-${CSS.escape(id)}`);
+  if (!at) return steps.append(node);
+  while (at.nextElementSibling && at.nextElementSibling.classList.contains("aside")) at = at.nextElementSibling;
+  at.after(node);
+}

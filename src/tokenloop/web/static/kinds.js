@@ -121,11 +121,15 @@ export const kinds = (() => {
     });
   }
 
+  // A curve's answer and the words the course also accepts for it (`also` in the YAML: the
+  // staircase of Lesson 1 is, drawn per step, a line), so no lesson grades another's word wrong.
+  const accepted = (c) => [c.answer, ...(c.also || [])];
   function curveVerdict(step, guess) {
-    const right = step.curves.every((c, i) => guess?.[i] === c.answer);
+    const right = step.curves.every((c, i) => accepted(c).includes(guess?.[i]));
     const out = el("div", { class: "verdict " + (right ? "right" : "wrong") });
     step.curves.forEach((c, i) => out.append(el("div", {},
-      el("strong", { text: `${c.label}: ` }), `you picked ${guess?.[i] ?? "–"}; it is ${c.answer}`, guess?.[i] === c.answer ? " ✓" : "")));
+      el("strong", { text: `${c.label}: ` }), `you picked ${guess?.[i] ?? "–"}; it is ${accepted(c).join(" (or ")}${c.also?.length ? ")" : ""}`,
+      accepted(c).includes(guess?.[i]) ? " ✓" : "")));
     return out;
   }
 

@@ -4,6 +4,15 @@ import { el, status, store } from "./dom.js";
 import { api, header, stream } from "./api.js";
 import { bars, ms, pct, shown } from "./charts.js";
 import { fromLink } from "./lablink.js";
+import { loopCode } from "./loopcode.js";
+
+// Why a run stopped, in words (records.Stop): "Stopped (stopped)" said nothing.
+const STOPS = {
+  eos: "the model emitted its end token",
+  max_new: "max new tokens reached",
+  context: "the lab's length limit reached",
+  stopped: "you pressed Stop",
+};
 
 (async () => {
   const $ = (id) => document.getElementById(id);
@@ -13,6 +22,8 @@ import { fromLink } from "./lablink.js";
   const run = { started: false, prompt: "", chat: false, cache: true, prompt_tokens: [], steps: [], selected: null };
   let running = null; // AbortController of a Run in progress
   let info;
+  let lessonId = saved.lesson || null; // the lesson a try-it link came from: the Lesson link goes back to it
+  let previous = saved.previous || null; // the last finished run, put beside the next one (cache or not)
 
   // --- settings that survive a reload -----------------------------------------------------------
   const fields = ["prompt", "temperature", "top-k", "top-p", "seed", "max-new"];
@@ -24,6 +35,8 @@ import { fromLink } from "./lablink.js";
     out.chat = $("chat").checked;
     out.cache = $("cache").checked;
     out.run = run.started ? { prompt: run.prompt, chat: run.chat, cache: run.cache, steps: run.steps } : null;
+    out.lesson = lessonId;
+    out.previous = previous;
     store.save(KEY, out);
   };
   for (const id of [...fields, "chat", "cache"]) $(id).addEventListener("change", remember);
@@ -156,7 +169,8 @@ import { fromLink } from "./lablink.js";
           run.selected = run.steps.length - 1;
           draw();
         } else if (event === "done") {
-          $("summary").textContent = `Stopped (${data.stop}) after ${data.ids.length} tokens, ${data.tokens_per_s.toFixed(1)} tokens/s.`;
+          $("summary").textContent = `Stopped: ${STOPS[data.stop] || data.stop}, after ${data.ids.length} tokens, ${data.tokens_per_s.toFixed(1)} tokens/s.`;
+          finished();
         }
       }, running.signal);
     } finally {
@@ -164,6 +178,29 @@ import { fromLink } from "./lablink.js";
       busy(false);
       remember();
     }
+  }
+
+  // A finished run beside the one before it: the try-it pair "without the cache, then with it" is
+  // compared on the same screen (the last rows' time, and whether the words were the same).
+  const lateMs = (steps) => { const late = steps.slice(-5); return late.reduce((sum, s) => sum + s.ms, 0) / late.length; };
+  const cacheWords = (cache) => (cache ? "with the KV cache" : "without the KV cache");
+  function showPrevious(before) {
+    const note = $("previous-run");
+    note.hidden = !before;
+    if (!before) return;
+    const now = run.steps.filter((s) => !(s.extra && s.extra.restored));
+    const same = before.prompt === run.prompt && before.ids.join() === now.map((s) => s.chosen.id).slice(0, before.ids.length).join();
+    note.textContent = `The run before this one (${cacheWords(before.cache)}, ${before.ids.length} tokens): its last steps took ${ms(before.late_ms)} each. ` +
+      `This run (${cacheWords(run.cache)}, ${now.length} tokens): ${now.length ? ms(lateMs(now)) : "–"} each.` +
+      (before.prompt === run.prompt ? (same ? " Same prompt, same words." : " Same prompt, other words (another sampler or a branch).") : " (another prompt)");
+  }
+  function finished() {
+    const now = run.steps.filter((s) => !(s.extra && s.extra.restored));
+    if (!now.length) return;
+    const before = previous;
+    showPrevious(before);
+    previous = { prompt: run.prompt, cache: run.cache, ids: now.map((s) => s.chosen.id), late_ms: lateMs(now) };
+    remember();
   }
 
   async function stop() {
@@ -213,15 +250,23 @@ import { fromLink } from "./lablink.js";
     history.replaceState(null, "", location.pathname); // a reload keeps what the learner changed since
     const note = $("link-note");
     const parts = [];
+    if (link.lessonId) lessonId = link.lessonId;
     if (link.tryId) {
-      const item = ((await api("/api/lesson")).try_it?.items || []).find((i) => i.id === link.tryId);
-      if (item) parts.push(`From the lesson's try-it list: ${item.title}. Look for: ${item.look_for}`);
+      const lesson = await api("/api/lesson" + (lessonId ? `?name=${encodeURIComponent(lessonId)}` : ""));
+      const item = (lesson.try_it?.items || []).find((i) => i.id === link.tryId);
+      if (item) parts.push(`From ${lesson.title.split(" — ")[0]}'s try-it list: ${item.title}. Look for: ${item.look_for}`);
     }
+    lessonLink();
     if (link.refused.length) parts.push(`Left out of the link, as not valid here: ${link.refused.join(", ")}.`);
     note.textContent = parts.join(" ");
     note.hidden = !parts.length;
     remember();
     if (link.filled.length) await start();
+  }
+
+  // The header's Lesson link goes back to the lesson the learner came from, not always Lesson 1.
+  function lessonLink() {
+    if (lessonId) $("lesson-link").href = `/?lesson=${encodeURIComponent(lessonId)}`;
   }
 
   $("start").addEventListener("click", () => act(start));
@@ -250,6 +295,9 @@ import { fromLink } from "./lablink.js";
       load(await api("/api/lab/start", { prompt: saved.run.prompt, chat: saved.run.chat, cache: saved.run.cache !== false, resume: ids }), saved.run.steps);
     }
     if (location.search) await openedFromLink();
+    lessonLink();
+    const code = (await api("/api/lesson?name=day01")).loop_code; // the lab runs Lesson 1's loop
+    if (code) $("loop-code").replaceChildren(loopCode(code));
   });
   document.body.dataset.ready = "1";
 })();

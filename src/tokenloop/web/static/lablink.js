@@ -1,5 +1,5 @@
 // The lab opened from a link, e.g. the lesson's try-it list:
-//   /lab?prompt=...&temperature=1.2&seed=1&chat=1&cache=0&max_new=200&try=hot
+//   /lab?prompt=...&temperature=1.2&seed=1&chat=1&cache=0&max_new=200&try=hot&lesson=day01
 // Each value is checked against the lab's own input for it (its min, max and step) before it is
 // filled in; a value that doesn't fit is left out and named; an empty one switches an optional
 // setting off (top-k, top-p, seed). Nothing else in the URL is read.
@@ -16,7 +16,7 @@ export const fromLink = (search, $) => {
       (input.step !== "1" || Number.isInteger(number));
   };
   for (const [name, value] of params) {
-    if (name === "try") continue;
+    if (name === "try" || name === "lesson") continue;
     let ok = false;
     if (name === "prompt") {
       ok = value.trim() !== "" && value.length <= Number($("prompt").maxLength);
@@ -36,6 +36,6 @@ export const fromLink = (search, $) => {
     }
     (ok ? filled : refused).push(name);
   }
-  const id = params.get("try");
-  return { filled, refused, tryId: /^[a-z0-9_-]{1,40}$/.test(id || "") ? id : null };
+  const name = (key) => (/^[a-z0-9_-]{1,40}$/.test(params.get(key) || "") ? params.get(key) : null);
+  return { filled, refused, tryId: name("try"), lessonId: name("lesson") };
 };

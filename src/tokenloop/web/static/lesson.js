@@ -1,6 +1,6 @@
 // The lesson page: renders the lesson's content (from /api/lesson) and fills its live parts
 // (bars, training numbers, the staircase) from the connected model.
-import { copy, el, status, store } from "./dom.js";
+import { afterStep, copy, el, status, store } from "./dom.js";
 import { api, header } from "./api.js";
 import { bars, lineChart, ms, pct, shown, withSpread } from "./charts.js";
 import { kinds } from "./kinds.js";
@@ -14,6 +14,9 @@ import { courseMap } from "./map.js";
 import { readNext } from "./readnext.js";
 import { tryIt } from "./tryit.js";
 import { teacher } from "./teacher.js";
+import { recall } from "./recall.js";
+import { loopCode } from "./loopcode.js";
+import { raw } from "./raw.js";
 const liveSteps = { ...kvSteps, ...prefillSteps }; // the live reveals, by live key
 
 lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
@@ -222,16 +225,9 @@ lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
     if (r.source) out.append(kinds.source(r.source, demoStep("staircase"), lesson));
   }
 
-  // --- recall cards: answer hidden until tapped or hovered -------------------------------------
-  const grid = document.querySelector("#recall .recall-grid");
-  lesson.recall.forEach((card, i) => {
-    const node = el("div", { class: "recall-card" + (progress.recall[i] ? " open" : ""), tabindex: 0, role: "button" },
-      el("p", { class: "recall-prompt", text: card.prompt }),
-      el("p", { class: "recall-answer", text: card.answer }),
-      el("p", { class: "recall-hint", text: "tap or hover to check" }));
-    node.addEventListener("click", () => { node.classList.toggle("open"); progress.recall[i] = node.classList.contains("open"); save(); });
-    grid.append(node);
-  });
+  // --- recall cards between the steps, the loop's ten lines beside step 1 (recall.js, loopcode.js) ---
+  recall($("steps"), lesson, progress, save);
+  if (lesson.loop_code) afterStep($("steps"), lesson.steps[0].id, loopCode(lesson.loop_code));
 
   // --- the course map: the request pipeline, each box a lesson (map.js) -------------------------
   courseMap($("course-map"), lesson.course_map);
@@ -251,11 +247,8 @@ lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
     el("div", { class: "actions" }, compare), sideBySide);
   if (progress.compared) showModel();
 
-  // --- see it raw ----------------------------------------------------------------------------------
-  const curl = el("pre", { id: "curl", class: "code", text: info.curl });
-  const copyCurl = el("button", { class: "copy", text: "Copy" });
-  copyCurl.addEventListener("click", () => copy(info.curl, copyCurl));
-  $("raw").append(el("h2", { text: lesson.raw.title }), el("p", { text: lesson.raw.text }), curl, copyCurl);
+  // --- see it raw: the call, the metrics, logprob → % (raw.js) ----------------------------------
+  raw($("raw"), { info, lesson });
 
   // --- check yourself: the quiz, with a score ---------------------------------------------------
   const quiz = $("quiz");

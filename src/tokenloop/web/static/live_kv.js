@@ -243,9 +243,12 @@ export const live = (() => {
       el("span", { text: "This server is not on this machine. I run it and accept this load on it." })));
     const start = el("button", { class: "fill-start", text: "Start the fill" });
     const note = el("p", { class: "status" });
+    if (r.plan.why_not) panel.append(el("p", { class: "note fill-why-not", text: r.plan.why_not }));
+    // Usage (0 to 1) and the counts on their own axes: on one, usage was a hairline under the counts.
     const chart = el("div", { class: "chart-box live-chart chart-fill" });
+    const counts = el("div", { class: "chart-box live-chart chart-fill-counts" });
     const summary = el("p", { class: "live fill-summary" });
-    panel.append(el("div", { class: "actions" }, start), note, chart, summary);
+    panel.append(el("div", { class: "actions" }, start), note, chart, counts, summary);
     box.append(panel);
     start.addEventListener("click", async () => {
       start.disabled = true;
@@ -257,11 +260,13 @@ export const live = (() => {
           if (event === "source") source = data;
           if (event === "sample") {
             samples.push(data);
-            lineChart(chart, [
-              { name: "KV cache usage (1 = full)", points: samples.map((s) => [s.t_s, s.kv_usage ?? 0]) },
+            lineChart(chart, [{ name: "KV cache usage (1 = full)", points: samples.map((s) => [s.t_s, s.kv_usage ?? 0]) }],
+              { xLabel: "seconds", yLabel: "usage (0 to 1)", zero: "KV cache usage: 0 so far" });
+            lineChart(counts, [
+              { name: "requests running", points: samples.map((s) => [s.t_s, s.running ?? 0]) },
               { name: "requests waiting", points: samples.map((s) => [s.t_s, s.waiting ?? 0]) },
               { name: "preemptions", points: samples.map((s) => [s.t_s, s.preemptions ?? 0]) },
-            ], { xLabel: "seconds", yLabel: "usage · count" });
+            ], { xLabel: "seconds", yLabel: "requests", zero: "no request running or waiting yet, no preemption" });
           }
           if (event === "done") {
             summary.dataset.preemptions = data.preemptions;
