@@ -91,6 +91,17 @@ def test_the_two_actions_are_recognised_in_a_question(question, expected):
     assert teacher.action(question) == expected
 
 
+def test_only_a_lesson_with_the_training_demo_offers_it():
+    """Lesson 1 trains a copy of the model; Lesson 7 has no training step, so its teacher neither
+    recognises the request nor shows the button (its actions don't name it)."""
+    from tokenloop.lessons import content
+
+    day01, day07 = content.load("day01"), content.load("day07")
+    assert teacher.action("Show me training", day01) == {"kind": "training"}
+    assert "training" not in day07["teacher"]["actions"]
+    assert teacher.action("Show me training", day07) is None
+
+
 def test_a_what_comes_after_question_is_not_ranked_on_the_words_of_its_text(lesson):
     cited = teacher.cite(lesson, "What comes after pods scheduler kubernetes?")
     assert cited["action"] == {"kind": "next", "text": "pods scheduler kubernetes"}

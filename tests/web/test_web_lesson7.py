@@ -82,6 +82,8 @@ def all_five_steps(tab, url: str, engine: str, model: str) -> dict:
     open_page(tab, f"{url}/?lesson=day07")
     expect(tab.locator("#title")).to_have_text(lesson["title"])
     expect(tab.locator("#lesson-switch")).to_have_value("day07")
+    expect(tab.locator("#teacher-ask")).to_be_visible()
+    expect(tab.locator("#teacher-training")).to_have_count(0)  # no training step in this lesson: no such button
     boxes = {}
 
     # 1: the earlier keys and values, with and without one more token: exactly equal.

@@ -52,15 +52,17 @@ CUT = {
 }
 
 
-def action(question: str) -> dict | None:
+def action(question: str, lesson: dict | None = None) -> dict | None:
     """The live thing a question asks the teacher to do: {"kind": "next", "text": ...} for the
-    next-token bars of a text, {"kind": "training"} for the training demo, or None."""
+    next-token bars of a text, {"kind": "training"} for the training demo (only in a lesson that
+    offers it: its teacher's actions name it), or None."""
     found = NEXT.search(question)
     if found:
         text = found.group("text").strip().strip(QUOTES).rstrip("?").strip(QUOTES)
         if text.strip():
             return {"kind": "next", "text": text}
-    if TRAINING.search(question):
+    offered = lesson is None or "training" in lesson["teacher"].get("actions", {})
+    if offered and TRAINING.search(question):
         return {"kind": "training"}
     return None
 
@@ -74,7 +76,7 @@ def outside(lesson: dict, question: str) -> dict | None:
     """For a question the lesson does not speak to (and that asks for no action): our words, the
     lesson's map (its steps' titles with their anchors on the page) and the other lessons that do
     speak to it (`elsewhere`, with their links). None for a lesson question."""
-    if action(question) or passages.relevance(passages.passages(lesson), question) >= passages.FLOOR:
+    if action(question, lesson) or passages.relevance(passages.passages(lesson), question) >= passages.FLOOR:
         return None
     steps = [{"step": s["id"], "title": s["title"], "anchor": f"#step-{s['id']}"} for s in lesson["steps"]]
     others = (content.load(name) for name in content.available() if name != lesson["id"])
@@ -89,7 +91,7 @@ def outside(lesson: dict, question: str) -> dict | None:
 def cite(lesson: dict, question: str) -> dict:
     """What the page shows before the model speaks: the lesson's best passages and the action, or,
     for a question outside the lesson, no passage and the lesson's map."""
-    act = action(question)
+    act = action(question, lesson)
     away = outside(lesson, question)
     ranked = [] if away else passages.cite(passages.passages(lesson), topic(question, act), CITED)
     return {
@@ -102,7 +104,7 @@ def cite(lesson: dict, question: str) -> dict:
 def messages(lesson: dict, question: str, history: list[dict]) -> list[dict]:
     """System message from the lesson and the passages cited for this question (the same the page
     shows), then the earlier turns, then the new question."""
-    ranked = passages.cite(passages.passages(lesson), topic(question, action(question)), CITED)
+    ranked = passages.cite(passages.passages(lesson), topic(question, action(question, lesson)), CITED)
     system = lesson["teacher"]["system"].strip()
     if ranked:
         system += "\n\n" + lesson["teacher"]["grounding"].strip() + "\n" + "\n".join(f"- {p.text}" for p, _ in ranked)

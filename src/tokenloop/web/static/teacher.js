@@ -20,11 +20,12 @@ export const teacher = (panel, { info, lesson, drawTraining }) => {
   const question = el("textarea", { id: "teacher-question", rows: 2, maxlength: 2000, placeholder: "Ask a question about the lesson" });
   const askButton = el("button", { id: "teacher-ask", text: "Ask" });
   const nextButton = el("button", { class: "copy", id: "teacher-next", text: teach.actions.next });
-  const trainButton = el("button", { class: "copy", id: "teacher-training", text: teach.actions.training });
+  // The training demo, only in a lesson that has it (Lesson 1): its teacher's actions name it.
+  const trainButton = teach.actions.training ? el("button", { class: "copy", id: "teacher-training", text: teach.actions.training }) : null;
   const answers = el("div", { id: "teacher-answers" });
   const teacherStatus = el("p", { class: "status" });
   const history = [];
-  const buttons = [askButton, nextButton, trainButton];
+  const buttons = [askButton, nextButton, trainButton].filter(Boolean);
 
   // Each action goes into its own turn; an error there is a message in that turn, not a dead panel.
   async function attempt(turn, work) {
@@ -140,13 +141,13 @@ export const teacher = (panel, { info, lesson, drawTraining }) => {
     await attempt(turn, () => showNext(turn, text));
   }));
 
-  trainButton.addEventListener("click", () => busy(async () => {
+  trainButton?.addEventListener("click", () => busy(async () => {
     const turn = el("div", { class: "teacher-turn" }, el("p", { class: "teacher-question", text: teach.actions.training }));
     answers.append(turn);
     await attempt(turn, () => showTraining(turn));
   }));
 
   panel.append(el("h2", { text: teach.title }), el("p", { text: teach.greeting }), ...[who, small].filter(Boolean), question,
-    el("div", { class: "actions" }, askButton, nextButton, trainButton),
+    el("div", { class: "actions" }, ...buttons),
     el("p", { class: "note", text: teach.actions.next_help }), teacherStatus, answers);
 };
