@@ -4,6 +4,9 @@ session under its live key, and written into the lesson's Markdown (lessons/mark
 
 from __future__ import annotations
 
+import math
+
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -13,6 +16,7 @@ from tokenloop.lessons.markdown import render
 from tokenloop.web import create_app
 
 SMALL = {"sampling_draws": 10, "sampling_batch_steps": 2, "steps": 2, "max_len": 16, "points": 2, "repeats": 2}
+Q = "?lesson=day06&page=p1"
 ROUTES = {
     "sampling_same_forward": "sampling_same_forward",
     "sampling_temperature": "sampling_temperature",
@@ -62,3 +66,63 @@ def test_the_markdown_copy_writes_every_kept_result(client):
     assert f"largest difference over all {results['sampling_same_forward']['vocab_size']:,} logits was 0" in text
     assert f"top_p 0.5 kept {results['sampling_top_p']['eligible']} of" in text
     assert f"{results['sampling_outside_top']['outside']} of 10 draws" in text
+
+
+def completion(url: str, model: str, **fields) -> dict:
+    """One /v1/completions call made here, not by tokenloop: the prompt's ids, top logprobs by id."""
+    root = url.removesuffix("/v1")
+    ids = httpx.post(f"{root}/tokenize", json={"model": model, "prompt": content.load("day06")["prompt"]}).json()
+    body = {"model": model, "prompt": ids["tokens"], "max_tokens": 1, "top_k": -1, "top_p": 1.0, **fields}
+    body.update(return_tokens_as_token_ids=True, return_token_ids=True)
+    choice = httpx.post(f"{root}/v1/completions", json=body, timeout=60).json()["choices"][0]
+    tops = (choice.get("logprobs") or {}).get("top_logprobs") or [{}]
+    return {"pick": choice["token_ids"][0], "top": {int(k.split(":")[1]): v for k, v in tops[0].items()}}
+
+
+def test_with_a_raw_vllm_each_step_runs_on_the_server_or_says_why(vllm_url, smol):
+    """Steps 1, 3 and 5 on the server (3 and 5 only after consent), 2 and 4 beside it, on the
+    embedded model, with the server's one-line reason; each checked against a call made here."""
+    from tokenloop.backends.server import ServerBackend
+
+    server = ServerBackend(vllm_url, log=lambda message: None)
+    demo = {**SMALL, "sampling_draws": 6, "sampling_batch_steps": 6}
+    c = TestClient(create_app(server, compare=smol, server_url=server.root, demo=demo))
+    same = c.post(f"/api/live/sampling_same_forward{Q}").json()
+    assert same["source"]["engine"] == "vLLM" and same["mode"] == "raw" and same["max_abs_diff"] < 1e-3
+    for run in same["runs"]:
+        assert run["drawn"]["id"] == completion(vllm_url, server.model, temperature=run["temperature"], seed=1)["pick"]
+    hot = c.post(f"/api/live/sampling_temperature{Q}").json()
+    assert hot["on"] == "embedded, beside the server" and "raw logprobs" in hot["why"]
+    assert hot["source"]["model"] == smol.model and hot["vocab_size"] == 49152
+    plan = c.post(f"/api/live/sampling_outside_top{Q}").json()  # nothing sent yet: the plan, not kept
+    assert plan["needs_consent"] and plan["loopback"] and "6 one-token requests" in plan["plan"]["text"]
+    assert "sampling_outside_top" not in c.get("/api/live/kept?lesson=day06").json()["results"]
+    out = c.post(f"/api/live/sampling_outside_top{Q}", json={"consent": True}).json()
+    top = completion(vllm_url, server.model, temperature=1.0, logprobs=5)["top"]
+    picks = [completion(vllm_url, server.model, temperature=1.0, seed=s, logprobs=1)["pick"] for s in range(6)]
+    assert out["source"]["engine"] == "vLLM" and out["outside"] == sum(p not in top for p in picks)
+    assert c.post(f"/api/live/sampling_batch{Q}").json()["needs_consent"]
+    batch = c.post(f"/api/live/sampling_batch{Q}", json={"consent": True}).json()
+    assert batch["source"]["engine"] == "vLLM" and batch["batch"] == 8 and batch["distinct"] >= 1
+    md = c.post("/api/lesson/markdown", json={"lesson": "day06", "guesses": {}}).json()["markdown"]
+    assert f"{out['outside']} of 6 draws" in md and "Computed on the vLLM server" in md
+    assert "Why not on the server: the server reports raw logprobs" in md
+    print("\nraw vLLM:", same["runs"], hot["points"], out, batch, sep="\n")
+
+
+def test_with_a_processed_vllm_steps_two_and_four_read_the_servers_numbers(vllm_processed_url, smol):
+    from tokenloop.backends.server import ServerBackend
+
+    server = ServerBackend(vllm_processed_url, log=lambda message: None)
+    c = TestClient(create_app(server, compare=smol, server_url=server.root, demo=SMALL))
+    hot = c.post(f"/api/live/sampling_temperature{Q}").json()
+    assert hot["source"]["engine"] == "vLLM" and hot["mode"] == "processed"
+    for p in hot["points"]:
+        asked = completion(vllm_processed_url, server.model, temperature=p["temperature"], seed=0, logprobs=5)
+        assert abs(p["prob"] - math.exp(asked["top"][hot["id"]])) < 1e-3
+    kept = c.post(f"/api/live/sampling_top_p{Q}").json()
+    asked = completion(vllm_processed_url, server.model, temperature=1.0, top_p=0.5, seed=0, logprobs=5)
+    assert kept["eligible"] == sum(v > -9999 for v in asked["top"].values())
+    same = c.post(f"/api/live/sampling_same_forward{Q}").json()
+    assert same["mode"] == "processed" and same["max_abs_diff"] > 0.1
+    print("\nprocessed vLLM:", hot["token"], hot["points"], kept, same["max_abs_diff"], sep="\n")

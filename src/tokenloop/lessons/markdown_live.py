@@ -152,6 +152,20 @@ def write_kv_capacity(r: dict, live: dict) -> list[str]:
     return out
 
 
+def over(r: dict) -> str:
+    """What a Lesson 6 number was computed over: the whole vocabulary, or a server's top logprobs."""
+    if r.get("vocab_size"):
+        return f"all {r['vocab_size']:,} logits"
+    return f"the top {r.get('compared') or len(r['runs'][0]['top'])} logprobs the server returned"
+
+
+def where(r: dict) -> list[str]:
+    """Which engine made a Lesson 6 number, and why, where the server could not."""
+    said = [f"Computed on {r['on']}." if r.get("on") else ""]
+    said += [f"Why not on the server: {r['why']}." if r.get("why") else "", r.get("note", "")]
+    return [" ".join(s for s in said if s)] if any(said) else []
+
+
 def write_sampling_same_forward(r: dict, live: dict) -> list[str]:
     a, b = r["runs"]
     rows = [
@@ -160,43 +174,67 @@ def write_sampling_same_forward(r: dict, live: dict) -> list[str]:
     ]
     return [
         f"Measured: the forward pass run once at T {a['temperature']:g} and once at T {b['temperature']:g}; the largest "
-        f"difference over all {r['vocab_size']:,} logits was {number(r['max_abs_diff'])}. Seed {r['seed']} drew "
+        f"difference over {over(r)} was {number(r['max_abs_diff'])}. Seed {r['seed']} drew "
         f"{quoted(a['drawn']['token'])} ({percent(a['drawn']['prob'])}) at T {a['temperature']:g} and "
         f"{quoted(b['drawn']['token'])} ({percent(b['drawn']['prob'])}) at T {b['temperature']:g}.",
         "",
         f"| token | T {a['temperature']:g} | T {b['temperature']:g} |",
         "|---|---|---|",
         *rows,
+        *where(r),
     ]
 
 
 def write_sampling_temperature(r: dict, live: dict) -> list[str]:
-    said = ", ".join(f"{percent(p['prob'])} at T {p['temperature']:g}" for p in r["points"])
-    return [f"Measured: softmax(logits / T) over all {r['vocab_size']:,} tokens gave {quoted(r['token'])} {said}."]
+    said = ", ".join(
+        f"{percent(p['prob']) if p['prob'] is not None else 'below the top returned'} at T {p['temperature']:g}"
+        for p in r["points"]
+    )
+    how = (
+        f"softmax(logits / T) over all {r['vocab_size']:,} tokens"
+        if r.get("vocab_size")
+        else "the server's processed logprobs"
+    )
+    return [f"Measured: {how} gave {quoted(r['token'])} {said}.", *where(r)]
 
 
 def write_sampling_outside_top(r: dict, live: dict) -> list[str]:
     return [
         f"Measured: {r['outside']} of {r['draws']} draws at T {r['temperature']:g} (seeds {r['seeds']}) landed outside "
         f"the top {r['k']}, whose mass is {percent(r['top_mass'])} (1 − that = {percent(r['expected_outside'])}). "
-        f"The rarest draw: {quoted(r['rarest']['token'])} at {percent(r['rarest']['prob'])}."
+        f"The rarest draw: {quoted(r['rarest']['token'])} at {percent(r['rarest']['prob'])}.",
+        *where(r),
     ]
 
 
 def write_sampling_top_p(r: dict, live: dict) -> list[str]:
     rows = [f"| {cell(quoted(c['token']))} | {percent(c['raw'])} | {percent(c['prob'])} |" for c in r["kept"]]
+    floor = "at least " if r.get("at_least") else ""
+    of = (
+        f"{r['vocab_size']:,} tokens"
+        if r.get("vocab_size")
+        else f"the {r.get('returned')} candidates the server returned"
+    )
     return [
-        f"Measured: top_p {r['top_p']:g} kept {r['eligible']} of {r['vocab_size']:,} tokens "
+        f"Measured: top_p {r['top_p']:g} kept {floor}{r['eligible']} of {of} "
         f"(raw mass {percent(r['kept_raw_mass'])}), renormalised:",
         "",
         "| token | raw | after top_p |",
         "|---|---|---|",
         *rows,
+        *where(r),
     ]
 
 
 def write_sampling_batch(r: dict, live: dict) -> list[str]:
     path = "the same greedy path" if r["same_path"] else f"greedy paths parting at token {r['first_divergence'] + 1}"
+    if r.get("distinct") is not None:  # on a server: identical requests at once against one alone
+        return [
+            f"Measured: the prompt greedy alone, then {r['batch']} identical greedy requests at once: "
+            f"{r['distinct']} distinct texts, {path} over {r['steps']} tokens; the chosen tokens' logprobs "
+            f"differed by at most {number(r['max_abs_diff'])}.",
+            *where(r),
+        ]
     return [
         f"Measured: the prompt alone and as one row of a padded batch of {r['batch']}: the first step's logits "
         f"differed by at most {number(r['max_abs_diff'])}, {path} over {r['steps']} tokens."

@@ -146,6 +146,14 @@ class FillIn(BaseModel):
     remote: bool = False  # "I run this server": needed when it is not on this machine
 
 
+class ConsentIn(BaseModel):
+    """Lesson 6's steps 3 and 5 on a server: the click after their stated plan (`web/draws.plan_first`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    consent: bool = False
+    remote: bool = False  # "I run this server": needed when it is not on this machine
+
+
 StepId = Annotated[str, StringConstraints(max_length=40)]
 MOST_GUESSED = 1e12  # above any estimate's slider
 CURVES = 8  # the most curves a step asks for

@@ -1,16 +1,49 @@
-// Lesson 6's live reveals: the draw. Each asks the app to compute on the model in this process
-// (web/draws.py), draws the numbers that came back, scores the guess against them, and names
-// where they came from (kinds.source). Same shape as live_kv.js, whose measuredReveal it uses.
+// Lesson 6's live reveals: the draw. Each asks the app to compute, on the connected server or on
+// the model in this process (web/draws.py), draws the numbers that came back, scores the guess
+// against them, and names where they came from (r.on, kinds.source). Steps 3 and 5 on a server
+// first show their plan and send nothing until Start is pressed (consent). Same shape as
+// live_kv.js, whose measuredReveal it uses.
 import { el } from "./dom.js";
 import { api } from "./api.js";
 import { kinds as K } from "./kinds.js";
-import { measuredReveal } from "./live_kv.js";
+import { PAGE, measuredReveal } from "./live_kv.js";
 
 const pct = (p) => `${(100 * p).toFixed(p > 0 && p < 0.001 ? 4 : 1)}%`;
 const tok = (t) => JSON.stringify(t);
 const says = (box, text) => box.append(el("p", { class: "live", text }));
 const chartBox = (box, name) => { const c = el("div", { class: `chart-box live-chart chart-${name}` }); box.append(c); return c; };
 const post = (path) => (query) => api(path + query, {});
+// What a number was computed over: the whole vocabulary in this process, or a server's top logprobs.
+const over = (r) => r.vocab_size ? `all ${r.vocab_size.toLocaleString("en")} logits` : `the top ${r.compared ?? r.returned} logprobs the server returned`;
+// Which engine made the numbers, and why a server did not where it could not.
+const made = (r) => `Computed on ${r.on}.` + (r.why ? ` Why not on the server: ${r.why}.` : "") + (r.note ? ` (${r.note}.)` : "");
+
+// Steps that send several requests to a server: the plan, then a click (and, for a server that is
+// not on this machine, "I run this server") before anything is sent; then the result drawn.
+function withConsent(path, key, ctx, draw) {
+  return (out, r) => {
+    if (!r.needs_consent) return draw(out, r);
+    const remote = el("input", { type: "checkbox", class: "consent-remote" });
+    const start = el("button", { class: "consent-start", text: "Start" });
+    const said = el("p", { class: "status" });
+    out.append(el("div", { class: "consent card-inner" },
+      el("p", { class: "consent-plan", text: `On ${r.on}, this step ${r.plan.text}.` }),
+      ...(r.loopback ? [] : [el("label", { class: "choice" }, remote, " I run this server")]), start, said));
+    start.addEventListener("click", async () => {
+      start.disabled = true;
+      said.textContent = "Running the plan…";
+      try {
+        const done = await api(`${path}?lesson=${encodeURIComponent(ctx.lesson.id)}&page=${PAGE}`, { consent: true, remote: remote.checked });
+        ctx.keep(key, done);
+        out.replaceChildren();
+        draw(out, done);
+      } catch (error) {
+        said.textContent = error.message;
+        start.disabled = false;
+      }
+    });
+  };
+}
 
 // A probability guess (0–100 %) against a measured share: close within 2× or 5 points.
 function probabilityVerdict(guess, measured, what) {
@@ -31,10 +64,12 @@ export const sampling = {
           el("tr", {}, el("th", { text: "token" }), el("th", { text: `T ${a.temperature}` }), el("th", { text: `T ${b.temperature}` })),
           ...a.top.map((c, i) => el("tr", {}, el("td", { text: tok(c.token) }), el("td", { text: pct(c.prob) }), el("td", { text: pct(b.top[i].prob) }))));
         out.append(table);
-        says(out, `The forward pass ran twice on ${tok(r.prompt)}, once for each temperature: the largest difference over all ` +
-          `${r.vocab_size.toLocaleString("en")} logits was ${r.max_abs_diff}. The top ${a.top.length} above are the model's own probabilities, ` +
-          `the same in both runs. Only the draw (seed ${r.seed}) differed: T ${a.temperature} drew ${tok(a.drawn.token)} (${pct(a.drawn.prob)}), ` +
-          `T ${b.temperature} drew ${tok(b.drawn.token)} (${pct(b.drawn.prob)}). Computed on ${r.on}.`);
+        const same = r.mode === "processed"
+          ? `The numbers above are after temperature (processed logprobs), so they differ by up to ${r.max_abs_diff.toFixed(3)} in logprob: that is the sampler's work, not the model's.`
+          : `The top ${a.top.length} above are the model's own probabilities, the same in both runs.`;
+        says(out, `The same prompt ${tok(r.prompt)} at each temperature: the largest difference over ${over(r)} was ${r.max_abs_diff}. ${same} ` +
+          `The draw (seed ${r.seed}): T ${a.temperature} drew ${tok(a.drawn.token)} (${pct(a.drawn.prob)}), ` +
+          `T ${b.temperature} drew ${tok(b.drawn.token)} (${pct(b.drawn.prob)}). ${made(r)}`);
         out.append(K.source(r.source, step, ctx.lesson, r.reveal));
       } });
   },
@@ -44,10 +79,11 @@ export const sampling = {
     measuredReveal(box, step, ctx, { key: "sampling_temperature", label: "Computing softmax(logits / T) over the vocabulary",
       call: post("/api/live/sampling_temperature"), draw: (out, r) => {
         const hot = r.points.find((p) => p.temperature === 2);
-        out.append(probabilityVerdict(ctx.guess, hot.prob, `for ${tok(r.token)} at T 2`));
-        K.barChart(chartBox(out, "temperature"), r.points.map((p) => ({ label: `T ${p.temperature}`, value: 100 * p.prob, measured: p.temperature === 2 })), "%");
-        says(out, `${tok(r.token)}: ` + r.points.map((p) => `${pct(p.prob)} at T ${p.temperature} (top 5 together ${pct(p.top_mass)})`).join(", ") +
-          `, over all ${r.vocab_size.toLocaleString("en")} tokens. Computed on ${r.on}.`);
+        out.append(probabilityVerdict(ctx.guess, hot.prob ?? 0, `for ${tok(r.token)} at T 2`));
+        K.barChart(chartBox(out, "temperature"), r.points.map((p) => ({ label: `T ${p.temperature}`, value: 100 * (p.prob ?? 0), measured: p.temperature === 2 })), "%");
+        const whole = r.vocab_size ? `, over all ${r.vocab_size.toLocaleString("en")} tokens` : ", from the server's post-temperature logprobs";
+        says(out, `${tok(r.token)}: ` + r.points.map((p) => `${p.prob == null ? "below the top returned" : pct(p.prob)} at T ${p.temperature} (top 5 together ${pct(p.top_mass)})`).join(", ") +
+          `${whole}. ${made(r)}`);
         out.append(K.source(r.source, step, ctx.lesson, r.reveal));
       } });
   },
@@ -55,13 +91,14 @@ export const sampling = {
   // Step 3: seeded draws at T 1, counted outside the top 5, beside 1 − the top 5's mass.
   sampling_outside_top(box, step, ctx) {
     measuredReveal(box, step, ctx, { key: "sampling_outside_top", label: "Drawing seeded tokens at T 1",
-      call: post("/api/live/sampling_outside_top"), draw: (out, r) => {
+      call: post("/api/live/sampling_outside_top"), draw: withConsent("/api/live/sampling_outside_top", "sampling_outside_top", ctx, (out, r) => {
         out.append(probabilityVerdict(ctx.guess, r.outside_share, `of ${r.draws} draws outside the top ${r.k}`));
         says(out, `${r.outside} of ${r.draws} draws (seeds ${r.seeds}, T ${r.temperature}) landed outside the top ${r.k}, whose ` +
           `probabilities add up to ${pct(r.top_mass)}: 1 − that is ${pct(r.expected_outside)}, what the count should come near. ` +
-          `The rarest draw was ${tok(r.rarest.token)} at ${pct(r.rarest.prob)}. Computed on ${r.on}.`);
+          `The rarest draw was ${tok(r.rarest.token)} at ${pct(r.rarest.prob)}. ${made(r)}` +
+          (r.stopped ? ` ${r.stopped}.` : ""));
         out.append(K.source(r.source, step, ctx.lesson, r.reveal));
-      } });
+      }) });
   },
 
   // Step 4: what top_p keeps, and each survivor's probability before and after renormalising.
@@ -70,9 +107,10 @@ export const sampling = {
       call: post("/api/live/sampling_top_p"), draw: (out, r) => {
         out.append(K.estimate.verdict(step, ctx.guess, r.eligible, r.reveal));
         K.barChart(chartBox(out, "top-p"), r.kept.map((c) => ({ label: `${tok(c.token)} (raw ${pct(c.raw)})`, value: 100 * c.prob })), "%");
-        says(out, `top_p ${r.top_p} kept ${r.eligible} of ${r.vocab_size.toLocaleString("en")} tokens (their raw probabilities add up to ` +
+        const of = r.vocab_size ? `${r.vocab_size.toLocaleString("en")} tokens` : `the ${r.returned} candidates the server returned`;
+        says(out, `top_p ${r.top_p} kept ${r.at_least ? "at least " : ""}${r.eligible} of ${of} (their raw probabilities add up to ` +
           `${pct(r.kept_raw_mass)}); renormalised, ${tok(r.kept[0].token)} goes from ${pct(r.kept[0].raw)} to ${pct(r.kept[0].prob)}. ` +
-          `Computed on ${r.on}.`);
+          made(r));
         out.append(K.source(r.source, step, ctx.lesson, r.reveal));
       } });
   },
@@ -81,15 +119,17 @@ export const sampling = {
   // (bit-identical logits make the first choice right on this machine).
   sampling_batch(box, step, ctx) {
     measuredReveal(box, step, ctx, { key: "sampling_batch", label: "Running the prompt alone and in a batch of 8",
-      call: post("/api/live/sampling_batch"), draw: (out, r) => {
-        out.append(K.choiceVerdict({ ...step, answer: r.max_abs_diff > 0 ? 1 : 0 }, ctx.guess));
+      call: post("/api/live/sampling_batch"), draw: withConsent("/api/live/sampling_batch", "sampling_batch", ctx, (out, r) => {
+        out.append(K.choiceVerdict({ ...step, answer: r.max_abs_diff > 0 || r.distinct > 1 ? 1 : 0 }, ctx.guess));
         const path = r.same_path
           ? `the greedy path was the same for all ${r.steps} tokens`
           : `the greedy paths parted at token ${r.first_divergence + 1}`;
-        says(out, `Alone and as one row of a padded batch of ${r.batch}: the first step's logits differed by at most ${r.max_abs_diff}, ` +
-          `${path}. Alone: ${tok(r.alone_text)}; in the batch: ${tok(r.batched_text)}. Computed on ${r.on}; ` +
-          `on a server, engines offer batch-invariant kernels for this (vLLM: VLLM_BATCH_INVARIANT=1).`);
+        const how = r.distinct != null
+          ? `Alone, then ${r.batch} identical greedy requests at once: ${r.distinct} distinct text${r.distinct === 1 ? "" : "s"}; the chosen tokens' logprobs differed by at most ${r.max_abs_diff}, `
+          : `Alone and as one row of a padded batch of ${r.batch}: the first step's logits differed by at most ${r.max_abs_diff}, `;
+        says(out, how + `${path}. Alone: ${tok(r.alone_text)}; in the batch: ${tok(r.batched_text)}. ${made(r)} ` +
+          `Engines offer batch-invariant kernels for this (vLLM: VLLM_BATCH_INVARIANT=1).`);
         out.append(K.source(r.source, step, ctx.lesson, r.reveal));
-      } });
+      }) });
   },
 };
