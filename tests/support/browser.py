@@ -10,6 +10,7 @@ opened (nothing a model or a prompt wrote ever ran). `shot` saves screenshots to
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,14 @@ def shot(target, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     full = {"full_page": True} if hasattr(target, "goto") else {}
     target.screenshot(path=str(ARTIFACTS / name), **full)
+
+
+MEASURING = re.compile(r"/api/(live/(?!kept|stop)[a-z_]+|training|staircase|server-staircase)(\?|$)")
+
+
+def measuring_requests(page) -> list[str]:
+    """The page's requests that measure something (POSTs to the live, training and staircase
+    routes), collected from now on: a reload that draws kept numbers sends none."""
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" and MEASURING.search(r.url) else None)
+    return sent

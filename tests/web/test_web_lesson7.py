@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from support.browser import MODEL_WORK, open_page, shot
+from support.browser import MODEL_WORK, measuring_requests, open_page, shot
 from support.launcher import app_serving
 
 from tokenloop.lessons import content
@@ -202,6 +202,14 @@ def test_lesson7_on_a_real_vllm_with_a_small_cache(page, vllm_app, smol):  # noq
     expect(box.locator(".chart-fill-counts svg path.series")).to_have_count(3)  # running, waiting, preemptions
     expect_source(box.locator(".fill"), "vLLM", server.model, "exact")
     shot(page, "lesson7-vllm.png")
+
+    # A revisit with --url draws what was measured and sends the learner's server nothing new.
+    kept = boxes["capacity"].locator(".verdict").text_content()
+    sent = measuring_requests(page)
+    open_page(page, f"{url}/?lesson=day07")
+    expect(page.locator("#step-capacity .verdict")).to_have_text(kept, timeout=MODEL_WORK)
+    expect(page.locator("#step-staircase .chart-staircase svg path.series")).to_have_count(2)
+    assert sent == [], sent
 
     answer_time_step(page, url, "one streamed completion")
 

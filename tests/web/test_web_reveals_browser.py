@@ -7,15 +7,7 @@ from __future__ import annotations
 import json
 import re
 
-from support.browser import MODEL_WORK, open_page, shot
-
-MEASURING = re.compile(r"/api/(live/(?!kept|stop)[a-z_]+|training|staircase|server-staircase)(\?|$)")
-
-
-def measuring_requests(page) -> list[str]:
-    sent: list[str] = []
-    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" and MEASURING.search(r.url) else None)
-    return sent
+from support.browser import MODEL_WORK, measuring_requests, open_page, shot
 
 
 def test_a_reload_draws_the_kept_numbers_and_measures_nothing(page, served):
