@@ -55,3 +55,30 @@ def test_positions_are_the_argmax_of_every_row_of_the_logits(tiny):
     hits = sum(int(logits[i].argmax()) == ids[i + 1] for i in range(len(ids) - 1))
     assert r["hits"] == hits and r["rows"][-1]["next"] is None
     assert abs(r["rows"][0]["top1_prob"] - float(torch.softmax(logits[0].float(), -1).max())) < 1e-5
+
+
+def test_prompt_top_is_the_rank_one_token_of_an_entry():
+    entry = {
+        "43574": {"logprob": -15.6, "rank": 21906, "decoded_token": " scheduler"},
+        "29": {"logprob": -0.87, "rank": 1, "decoded_token": "-"},
+    }
+    assert prefill._prompt_top(entry) == (29, "-", -0.87)
+    choice = {"text": " and", "logprobs": {"tokens": ["token_id:288"], "token_logprobs": [-1.5]}}
+    assert prefill._answer_top(choice) == (288, " and", -1.5)
+
+
+def test_largest_part_reads_the_medians_or_else_the_mean_split():
+    stats = {"queue_ms": {"median": 0.1}, "server_ttft_ms": {"median": 60.0}, "rest_ms": {"median": 25.0}}
+    assert prefill._largest(stats, None) == "server_ttft_ms"
+    split = {"queue_ms": 900.0, "prefill_ms": 60.0, "overhead_ms": 20.0}
+    assert prefill._largest(None, split) == "queue_ms"
+    assert prefill._largest(None, None) is None
+
+
+def test_ttft_account_in_process_splits_tokenize_forward_and_the_rest(tiny):
+    r = prefill.ttft_account(tiny, "The scheduler watches for new pods", repeats=2)
+    s = r["split"]
+    assert r["on"] == "embedded" and len(r["runs"]) == 2
+    assert r["prompt_tokens"] == len(tiny.encode("The scheduler watches for new pods"))
+    assert abs(s["client_ttft_ms"] - (s["tokenize_ms"] + s["forward_ms"] + s["rest_ms"])) < 1e-9
+    assert r["largest"] in ("server_ttft_ms", "rest_ms")

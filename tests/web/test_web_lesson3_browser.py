@@ -104,4 +104,15 @@ def test_lesson3_on_the_embedded_model(page, embedded_app, smol):  # noqa: F811 
     expect(box.locator(".verdict")).to_contain_text("Projected from 2 measured steps")
     expect(box.locator(".live")).to_contain_text("At 8,192 tokens, projected")
     expect_source(box, smol.model, "shape")
+
+    # 6: where the first token's wait went: in process, tokenize + forward + the rest, graded
+    # against the largest part the server-less split measured.
+    page.locator("#step-ttft_account input[value='1']").check()
+    box = reveal(page, "ttft_account")
+    expect(box.locator(".chart-ttft-split .bar-row")).to_have_count(3, timeout=MODEL_WORK)
+    kept = page.request.get(f"{embedded_app}/api/live/kept?lesson=day03").json()["results"]["ttft_account"]
+    right = kept["largest"] == "server_ttft_ms"
+    expect(box.locator(".verdict")).to_have_class(re.compile("right" if right else "wrong"))
+    expect(box.locator(".live")).to_contain_text(f"{kept['prompt_tokens']}-token prompt")
+    expect_source(box, smol.model, "shape")
     shot(page, "lesson3-embedded.png")

@@ -11,7 +11,11 @@ and then decode (one pass per further token). Measured, never computed:
 - `answer_vs_prompt`: a long answer to a short prompt against a long prompt with a one-token
   answer, both timed (the long answer projected from the decode steps timed, and said so).
 - `positions`: the prefill scores every position, not only the last: the (T, V) logits of the
-  from-scratch forward, each position's top-1 beside the prompt token that really came next.
+  from-scratch forward, each position's top-1 beside the prompt token that really came next; on
+  vLLM the server's own per-position top-1 (`prompt_logprobs`).
+- `ttft_account`: where the time to first token went. On a server, each request's own account
+  (`latency/account.py`: queue + server TTFT + the rest); in this process, tokenize + forward + the
+  rest.
 """
 
 from __future__ import annotations
@@ -231,4 +235,160 @@ def positions(backend, ids: list[int]) -> dict:
         "hits": sum(r["hit"] for r in rows),
         "ms": ms,
         "on": "embedded",
+    }
+
+
+def server_positions(backend, ids: list[int]) -> dict:
+    """On vLLM: the same rows from the server's own prefill. `prompt_logprobs` (a vLLM extension)
+    gives, for every prompt position after the first, the logprob of the token there and the
+    top-ranked token after the prefix before it (entry 0 is null: nothing precedes the first
+    token); the last position's prediction is the answer's first token, greedy (its `logprobs`).
+    So row i's top-1 is entry i + 1's rank-1 token, as the embedded rows are the logits' argmax."""
+    import math
+
+    body = {
+        "model": backend.model,
+        "prompt": list(ids),
+        "max_tokens": 1,
+        "temperature": 0,
+        "prompt_logprobs": 1,
+        "logprobs": 1,
+        "return_tokens_as_token_ids": True,
+    }
+    start = time.perf_counter()
+    data = backend.client.call("POST", "/v1/completions", body)
+    ms = (time.perf_counter() - start) * 1000
+    choice = (data.get("choices") or [{}])[0] if isinstance(data, dict) else {}
+    entries = choice.get("prompt_logprobs")
+    if not isinstance(entries, list) or len(entries) != len(ids):
+        from ..errors import ServerError
+
+        raise ServerError(
+            f"the server at {backend.root} answered prompt_logprobs with "
+            f"{len(entries) if isinstance(entries, list) else 'no'} entries for a {len(ids)}-token prompt"
+        )
+    tops = [_prompt_top(e) for e in entries[1:]] + [_answer_top(choice)]
+    rows = []
+    for i, tid in enumerate(ids):
+        top_id, top_text, top_lp = tops[i]
+        nxt = ids[i + 1] if i + 1 < len(ids) else None
+        seen = entries[i + 1].get(str(nxt)) if nxt is not None else None
+        word = (entries[i] or {}).get(str(tid), {}).get("decoded_token") if i else None
+        rows.append(
+            {
+                "position": i,
+                "token": word if isinstance(word, str) else backend.decode([tid]),
+                "top1": top_text,
+                "top1_id": top_id,
+                "top1_prob": math.exp(top_lp),
+                "next": seen.get("decoded_token") if seen else None,
+                "next_prob": math.exp(seen["logprob"]) if seen else None,
+                "next_rank": seen.get("rank") if seen else None,
+                "hit": nxt is not None and top_id == nxt,
+            }
+        )
+    return {
+        "shape": [len(ids), None],
+        "tokens": len(ids),
+        "vocab": None,
+        "rows": rows,
+        "hits": sum(r["hit"] for r in rows),
+        "ms": ms,
+        "on": "server",
+        "request": {"path": "/v1/completions", "body": body},
+    }
+
+
+def _prompt_top(entry: dict) -> tuple[int, str, float]:
+    """The rank-1 token of one `prompt_logprobs` entry ({id: {logprob, rank, decoded_token}})."""
+    best = min(entry.items(), key=lambda kv: kv[1].get("rank") or 1 << 30)
+    return int(best[0]), best[1].get("decoded_token") or "", float(best[1]["logprob"])
+
+
+def _answer_top(choice: dict) -> tuple[int, str, float]:
+    """The last position's prediction: the greedy answer token, as its `logprobs` names it."""
+    lp = choice.get("logprobs") or {}
+    token = (lp.get("tokens") or [""])[0]
+    tid = int(token.split(":", 1)[1]) if token.startswith("token_id:") else -1
+    return tid, choice.get("text") or "", float((lp.get("token_logprobs") or [0.0])[0])
+
+
+# --- step 6: where the time to first token went ----------------------------------------------------
+def server_ttft_account(backend, text: str, repeats: int = 3) -> dict:
+    """On a server: the lesson's prompt sent `repeats` times (a fresh cache salt each, after one
+    untimed warm-up), streamed for one token, each request's client TTFT split by the server's own
+    account of it (`latency/account.py`: queue + server TTFT + the rest). Where the server sends no
+    per-request numbers, its `/metrics` histograms around each request (`server_time.Tally`, marked
+    server-wide if anything else ran) or llama.cpp's `timings` give the mean split instead."""
+    from ..backends.server import dialects, metrics
+    from ..latency import account, server_time
+
+    prompt = backend.encode(text) if backend.sends_ids else text
+    fresh = lambda: dialects.uncached_fields(backend.dialect, secrets.token_hex(16))  # noqa: E731
+    send(backend, prompt, 1, fresh())  # warm-up, untimed
+    streams, tally = [], server_time.Tally()
+    for _ in range(repeats):
+        before = metrics.scrape(backend.client)
+        streams.append(send(backend, prompt, 1, fresh()))
+        tally.add(before, server_time.settled(backend.client, before, 1), 1)
+    told = account.account(streams)
+    split = None if told else tally.report([s.ttft_ms for s in streams]) or server_time.from_timings(streams)
+    request = {
+        "path": "/v1/completions",
+        "body": {
+            "model": backend.model,
+            "prompt": prompt,
+            "max_tokens": 1,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **fresh(),
+        },
+    }
+    return {
+        "on": "server",
+        "prompt_tokens": streams[0].prompt_tokens,
+        "client_ttft_ms": [s.ttft_ms for s in streams],
+        "account": told,
+        "split": split,
+        "warmth": account.warmth(streams),
+        "largest": _largest(told["stats"] if told else None, split),
+        "request": request,
+    }
+
+
+def _largest(stats: dict | None, split: dict | None) -> str | None:
+    """Which part took most of the TTFT (medians of the per-request account, else the mean split)."""
+    if stats:
+        found = {k: (stats.get(k) or {}).get("median") for k in ("queue_ms", "server_ttft_ms", "rest_ms")}
+    elif split:
+        server = split.get("prefill_ms", split.get("server_ttft_ms"))
+        found = {"queue_ms": split.get("queue_ms"), "server_ttft_ms": server, "rest_ms": split.get("overhead_ms")}
+    else:
+        return None
+    found = {k: v for k, v in found.items() if v is not None}
+    return max(found, key=found.get) if found else None
+
+
+def ttft_account(backend, text: str, repeats: int = 3) -> dict:
+    """In this process there is no queue and no network: the time to first token splits into
+    tokenizing the prompt, the forward over it (the prefill), and the rest (picking the first
+    token and turning it into text). Each timed `repeats` times after a warm-up; medians."""
+    backend.forward(backend.encode(text), backend.new_cache())  # warm-up, untimed
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ids = backend.encode(text)
+        t1 = time.perf_counter()
+        scores = backend.forward(ids, backend.new_cache())
+        t2 = time.perf_counter()
+        backend.token_text(scores.token_id(int(scores.values.argmax())))
+        t3 = time.perf_counter()
+        runs.append({"tokenize_ms": (t1 - t0) * 1000, "forward_ms": (t2 - t1) * 1000, "rest_ms": (t3 - t2) * 1000})
+    median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    return {
+        "on": "embedded",
+        "prompt_tokens": len(ids),
+        "runs": runs,
+        "split": {**median, "client_ttft_ms": sum(median.values())},
+        "largest": "server_ttft_ms" if median["forward_ms"] >= median["tokenize_ms"] + median["rest_ms"] else "rest_ms",
     }

@@ -63,13 +63,63 @@ def write_positions(r: dict, live: dict) -> list[str]:
         f"{100 * x['top1_prob']:.1f}% | {'`' + json.dumps(x['next'], ensure_ascii=False) + '`' if x['next'] is not None else '(the answer)'} |"
         for x in r["rows"]
     ]
+    if r["on"] == "server":
+        head = (
+            f"Measured on the server: its own prefill of {r['tokens']} prompt tokens, read back with prompt_logprobs: a "
+            f"top-1 at every position ({r['hits']} of {r['tokens'] - 1} were the prompt's own next token)."
+        )
+    else:
+        head = (
+            f"Measured in this process: one forward over {r['tokens']} prompt tokens gave logits {r['shape'][0]} × "
+            f"{r['shape'][1]:,}: a prediction at every position ({r['hits']} of {r['tokens'] - 1} were the prompt's own "
+            "next token)." + (f" {r['why_not_server']}." if r.get("why_not_server") else "")
+        )
     return [
-        f"Measured: one forward over {r['tokens']} prompt tokens gave logits {r['shape'][0]} × {r['shape'][1]:,}: a "
-        f"prediction at every position ({r['hits']} of {r['tokens'] - 1} were the prompt's own next token).",
+        head,
         "",
         "| position | prompt token | top-1 for the next | next in the prompt |",
         "|---|---|---|---|",
         *rows,
+    ]
+
+
+def write_ttft(r: dict, live: dict) -> list[str]:
+    if r["on"] == "embedded":
+        s = r["split"]
+        return [
+            f"Measured in this process, a {r['prompt_tokens']}-token prompt (medians of {len(r['runs'])} runs): first "
+            f"token after {_ms(s['client_ttft_ms'])} ms: tokenize {_ms(s['tokenize_ms'])} ms, forward (the prefill) "
+            f"{_ms(s['forward_ms'])} ms, the rest {_ms(s['rest_ms'])} ms. No queue and no network in process."
+        ]
+    a, split = r["account"], r["split"]
+    if a:
+        rows = [
+            f"| {i} | {_ms(p['client_ttft_ms'])} | {_ms(p['queue_ms'])} | {_ms(p['server_ttft_ms'])} | {_ms(p['rest_ms'])} |"
+            for i, p in enumerate(a["per_request"], 1)
+        ]
+        m = {k: (v or {}).get("median") for k, v in a["stats"].items()}
+        return [
+            f"Measured on the server, {a['requests']} requests of a {r['prompt_tokens']}-token prompt ({r['warmth']['headline']}), "
+            f"split by the server's own account ({a['source']}), ms:",
+            "",
+            "| request | client TTFT | queue | server TTFT (scheduled to first token) | the rest |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Medians: client {_ms(m['client_ttft_ms'])} ms = queue {_ms(m['queue_ms'])} + server {_ms(m['server_ttft_ms'])} "
+            f"+ the rest {_ms(m['rest_ms'])}.",
+        ]
+    if split:
+        server = split.get("prefill_ms", split.get("server_ttft_ms"))
+        wide = " (server-wide: other requests ran meanwhile)" if split.get("server_wide") else ""
+        return [
+            f"Measured on the server, from {split['source']}{wide}: means client {_ms(split['client_ttft_ms'])} ms, queue "
+            f"{_ms(split.get('queue_ms'))} ms, prefill {_ms(server)} ms, the rest {_ms(split.get('overhead_ms'))} ms."
+        ]
+    return [
+        "Measured on the server: client TTFT "
+        + ", ".join(f"{_ms(x)}" for x in r["client_ttft_ms"])
+        + " ms; the server gave no account of its own to split it."
     ]
 
 
@@ -104,4 +154,5 @@ WRITERS: dict[str, Callable[[dict, dict], list[str]]] = {
     "answer_vs_prompt": write_answer_vs_prompt,
     "prompt_positions": write_positions,
     "attention_memory": write_attention,
+    "ttft_account": write_ttft,
 }

@@ -2,9 +2,10 @@
 `routes/lesson03.py` serves them under /api/live. Like `live.py`'s: each answer names its
 `source` and what kind of number it is (`reveal`: measured, or projected from measured steps).
 
-Steps 1–3 run on the server when the app has one (fresh prompts with a new `cache_salt`, streamed),
-else in this process. Steps 4 and 5 need the model's tensors (its logits at every position; one
-attention layer's shapes), so they run on the embedded model, also beside a server, and say so.
+Steps 1–3 and 6 run on the server when the app has one (fresh prompts with a new `cache_salt`,
+streamed), else in this process. Step 4 reads vLLM's `prompt_logprobs` (its own prefill's scores at
+every position); on a server without them it runs on the embedded model and says why. Step 5 needs
+one attention layer's tensors, so it runs on the embedded model, also beside a server, and says so.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from ..measure import provenance
 from ..model.config import Shape
 from .live import Progress, measured, needed, projected
 
-DEFAULTS = {"prefill_len": 512, "prefill_repeats": 3, "answer_tokens": 500, "attention_lens": (1024, 2048, 4096)}
+DEFAULTS = {
+    "prefill_len": 512,
+    "prefill_repeats": 3,
+    "answer_tokens": 500,
+    "attention_lens": (1024, 2048, 4096),
+    "ttft_repeats": 3,
+}
 
 
 def knob(demo: dict, name: str):
@@ -52,11 +59,38 @@ def answer_vs_prompt(server, local, prompt: str, demo: dict, steps: int) -> dict
     return {**timed, "reveal": reveal, "source": source}
 
 
-def positions(local, prompt: str) -> dict:
-    """Step 4: the prefill's logits at every position of the lesson's prompt, in this process."""
+def positions(server, local, prompt: str) -> dict:
+    """Step 4: the prefill's prediction at every position of the lesson's prompt: vLLM's own
+    (`prompt_logprobs`), or the embedded model's logits, with a line saying why where a server
+    can't give them."""
+    if server is not None and server.dialect.prompt_scores:
+        found = prefill.server_positions(server, server.encode(prompt))
+        return {**found, "reveal": measured(), "source": provenance.server(server)}
     backend = needed(local)
+    why = None
+    if server is not None:
+        why = (
+            f"{server.caps.kind} returns no scores for the prompt's positions (vLLM's prompt_logprobs "
+            "does), so these rows are the embedded model's, computed in this process"
+        )
     return {
         **prefill.positions(backend, backend.encode(prompt)),
+        "why_not_server": why,
+        "reveal": measured(),
+        "source": provenance.embedded(backend),
+    }
+
+
+def ttft(server, local, prompt: str, demo: dict) -> dict:
+    """Step 6: where the time to first token went: the server's own account of each request
+    (queue, server TTFT, the rest), or in this process tokenize, forward and the rest."""
+    repeats = knob(demo, "ttft_repeats")
+    if server is not None:
+        found = prefill.server_ttft_account(server, prompt, repeats)
+        return {**found, "reveal": measured(), "source": provenance.server(server)}
+    backend = needed(local)
+    return {
+        **prefill.ttft_account(backend, prompt, repeats),
         "reveal": measured(),
         "source": provenance.embedded(backend),
     }

@@ -7,7 +7,8 @@ request, and what its logprobs mean; no `if vllm:` chains elsewhere. Facts per s
   `--max-logprobs` (default 20, 400 "max allowed: 20" above it), raw by default
   (`--logprobs-mode raw_logprobs`), `return_tokens_as_token_ids` keys candidates by id. Prefix
   caching is on by default; a request's `cache_salt` (1-128 characters, none of @ / \\ NUL) keys
-  its cached blocks, so a new random salt is a guaranteed miss.
+  its cached blocks, so a new random salt is a guaranteed miss. `prompt_logprobs: k` scores every
+  prompt position (one entry per position, the first null).
 - SGLang: the same tokenizer endpoints; its logprobs are taken after temperature scaling.
 - llama.cpp (`llama-server`): native `/completion` with `n_probs` and `cache_prompt`, token ids
   in and out, `timings` and cached-token counts; raw unless `post_sampling_probs`; a request with
@@ -45,6 +46,7 @@ class Dialect:
     extra: dict = field(default_factory=dict)  # sent with every completion request
     salt_field: str | None = None  # a request field that keys the prefix cache (vLLM's cache_salt)
     no_cache: dict = field(default_factory=dict)  # request fields that switch the prefix cache off
+    prompt_scores: bool = False  # scores every prompt position on request (vLLM's prompt_logprobs)
 
     @property
     def endpoint(self) -> str:
@@ -59,6 +61,7 @@ VLLM = Dialect(
     neutral={"top_k": -1, "top_p": 1.0, "min_p": 0.0},
     extra={"return_tokens_as_token_ids": True, "return_token_ids": True},
     salt_field="cache_salt",
+    prompt_scores=True,
 )
 SGLANG = Dialect(
     "SGLang",

@@ -49,11 +49,12 @@ async def answer(asker: Asking, server: Server, model: Local, state: State) -> d
 
 
 @router.post("/prompt_positions", responses=BUSY)
-async def positions(asker: Asking, model: Local) -> dict:
-    """Step 4: the prefill's prediction at every prompt position (the embedded model's logits)."""
+async def positions(asker: Asking, server: Server, model: Local) -> dict:
+    """Step 4: the prefill's prediction at every prompt position (vLLM's prompt_logprobs, or the
+    embedded model's logits)."""
     prompt = content.load("day03")["prompt"]
     return await jobs.measured(
-        asker, asker.key("prompt_positions"), lambda progress: live_prefill.positions(model, prompt)
+        asker, asker.key("prompt_positions"), lambda progress: live_prefill.positions(server, model, prompt)
     )
 
 
@@ -62,4 +63,13 @@ async def attention(asker: Asking, model: Local, state: State) -> dict:
     """Step 5: one attention layer, naive against fused: peak memory and time, outputs compared."""
     return await jobs.measured(
         asker, asker.key("attention_memory"), lambda progress: live_prefill.attention(model, state.demo, progress)
+    )
+
+
+@router.post("/ttft_account", responses=BUSY)
+async def ttft(asker: Asking, server: Server, model: Local, state: State) -> dict:
+    """Step 6: where the time to first token went, by the server's own account of each request."""
+    prompt = content.load("day03")["prompt"]
+    return await jobs.measured(
+        asker, asker.key("ttft_account"), lambda progress: live_prefill.ttft(server, model, prompt, state.demo)
     )

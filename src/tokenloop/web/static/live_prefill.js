@@ -12,6 +12,14 @@ export const live = (() => {
   const says = (box, text) => box.append(el("p", { class: "live", text }));
   const post = (path, body = {}) => (query) => api(path + query, body);
   const x = (v, d = 1) => `${v.toFixed(d)}×`;
+  // "See it raw": the request a server-side reveal made, as a curl to the connected server.
+  const raw = (out, r, info) => {
+    if (!r.request || !info.server_url) return;
+    const url = info.server_url.replace(/\/+$/, "") + r.request.path;
+    const body = JSON.stringify(r.request.body).replaceAll("'", "'\\''");
+    out.append(el("details", { class: "raw-request" }, el("summary", { text: "See it raw: the request this reveal sent" }),
+      el("pre", { class: "code", text: `curl -s ${url} -H 'Content-Type: application/json' -d '${body}'` })));
+  };
   const where = (r) => (r.on === "server" ? "on the server, every prompt new to its cache (a fresh cache_salt)" : "in this process: a forward over the whole prompt, and one cached step");
 
   return {
@@ -80,12 +88,20 @@ export const live = (() => {
             table.append(el("tr", { class: row.hit ? "hit" : "" },
               el("td", { text: String(row.position) }), el("td", { text: q(row.token) }),
               el("td", { text: `${q(row.top1)} ${(100 * row.top1_prob).toFixed(1)}%` }),
-              el("td", { text: row.next === null ? "(the answer starts here)" : q(row.next) })));
+              el("td", { text: row.next === null ? "(the answer starts here)" : q(row.next) + (row.next_rank ? ` (rank ${row.next_rank.toLocaleString("en")})` : "") })));
           }
           out.append(table);
-          says(out, `One forward pass over the ${r.tokens} prompt tokens gave logits of shape ${r.shape[0]} × ${r.shape[1].toLocaleString("en")}: ` +
-            `a prediction at every position (${r.hits} of ${r.tokens - 1} guessed the prompt's own next token), in ${ms(r.ms)}. ` +
-            `Only the last row becomes the first answer token. Computed in this process on the embedded model, also when a server is connected.`);
+          if (r.on === "server") {
+            says(out, `The server's own prefill of the ${r.tokens} prompt tokens, read back with prompt_logprobs in one request (${ms(r.ms)}): ` +
+              `a top-1 at every position (${r.hits} of ${r.tokens - 1} were the prompt's own next token). ` +
+              "The last row is the answer's first token, the only one a plain completion returns.");
+          } else {
+            says(out, `One forward pass over the ${r.tokens} prompt tokens gave logits of shape ${r.shape[0]} × ${r.shape[1].toLocaleString("en")}: ` +
+              `a prediction at every position (${r.hits} of ${r.tokens - 1} guessed the prompt's own next token), in ${ms(r.ms)}. ` +
+              "Only the last row becomes the first answer token. Computed in this process on the embedded model.");
+            if (r.why_not_server) says(out, r.why_not_server + ".");
+          }
+          raw(out, r, ctx.info);
           out.append(K.source(r.source, step, ctx.lesson, r.reveal));
         } });
     },
@@ -108,6 +124,53 @@ export const live = (() => {
             (t.measured ? "" : `At ${t.tokens.toLocaleString("en")} tokens, projected from the growth between ${t.from.join(" and ")} tokens (∝ n^${t.exponent.toFixed(2)}): ` +
               `${K.format(t.naive_peak_bytes, "bytes")} and ${(t.naive_ms / 1000).toFixed(1)} s naive, ${(t.fused_ms / 1000).toFixed(2)} s fused; not run, so this machine never swaps.`) +
             ` Peak memory is this process's high-water mark above what it held before.`);
+          out.append(K.source(r.source, step, ctx.lesson, r.reveal));
+        } });
+    },
+
+    // Step 6: where the time to first token went: the server's own account of each request
+    // (queue, scheduled to first token, the rest), or in this process tokenize, forward, the rest.
+    // The choice is graded against the largest part measured (GRADED_LIVE).
+    ttft_account(box, step, ctx) {
+      const CHOICE = { queue_ms: 0, server_ttft_ms: 1, rest_ms: 2 };
+      measuredReveal(box, step, ctx, { key: "ttft_account", label: "Timing this page's prompt, new to the cache",
+        call: post("/api/live/ttft_account"), draw: (out, r) => {
+          if (r.largest) out.append(K.choiceVerdict({ ...step, answer: CHOICE[r.largest] }, ctx.guess));
+          else says(out, "The server gave no account of its own, so there is nothing to split and your guess is not scored.");
+          const a = r.account, s = r.split;
+          if (r.on === "embedded") {
+            K.barChart(chartBox(out, "ttft-split"), [
+              { label: "tokenize the prompt", value: s.tokenize_ms, measured: true },
+              { label: "the forward over it (the prefill)", value: s.forward_ms, measured: true },
+              { label: "the rest: pick the token, turn it into text", value: s.rest_ms, measured: true },
+            ], "ms");
+            says(out, `In this process, for the ${r.prompt_tokens}-token prompt (medians of ${r.runs.length} runs): the first token took ${ms(s.client_ttft_ms)}: ` +
+              `${ms(s.tokenize_ms)} tokenizing, ${ms(s.forward_ms)} in the forward, ${ms(s.rest_ms)} for the rest. No queue and no network here: ` +
+              "connect a server (--url) to see its own account of each request.");
+          } else if (a) {
+            const m = (k) => a.stats[k]?.median;
+            K.barChart(chartBox(out, "ttft-split"), [
+              { label: "queue: waiting to be scheduled", value: m("queue_ms") ?? 0, measured: true },
+              { label: "server TTFT: scheduled to first token (the prefill)", value: m("server_ttft_ms"), measured: true },
+              { label: "the rest: HTTP, API server, tokenizing, the trip", value: m("rest_ms"), measured: true },
+            ], "ms");
+            const table = el("table", { class: "ttft-account" },
+              el("tr", {}, ...["request", "client TTFT", "queue", "server TTFT", "the rest"].map((h) => el("th", { text: h }))));
+            a.per_request.forEach((p, i) => table.append(el("tr", {}, ...[String(i + 1), ms(p.client_ttft_ms),
+              p.queue_ms === null ? "–" : ms(p.queue_ms), ms(p.server_ttft_ms), ms(p.rest_ms)].map((t) => el("td", { text: t })))));
+            out.append(table);
+            says(out, `${a.requests} requests of the ${r.prompt_tokens}-token prompt, each with a fresh cache_salt (${r.warmth.headline}). ` +
+              `Medians: the client waited ${ms(m("client_ttft_ms"))} for the first token; the server's own account (${a.source}) says ` +
+              `${m("queue_ms") === null ? "no queue reported" : ms(m("queue_ms")) + " queued"} and ${ms(m("server_ttft_ms"))} from scheduling to the first token; ` +
+              `the other ${ms(m("rest_ms"))} is what the engine never saw.`);
+          } else if (s) {
+            says(out, `This server sent no per-request account; from ${s.source === "/metrics" ? "its /metrics histograms around each request" : "its own timings"}, ` +
+              `the means: client ${ms(s.client_ttft_ms)}, queue ${ms(s.queue_ms)}, prefill ${ms(s.prefill_ms ?? s.server_ttft_ms)}, the rest ${ms(s.overhead_ms)}` +
+              (s.server_wide ? ". Other requests ran meanwhile, so these are server-wide numbers, not only yours." : "."));
+          } else {
+            says(out, `The client waited ${r.client_ttft_ms.map((v) => ms(v)).join(", ")}; start vLLM with --enable-per-request-metrics to see its own split.`);
+          }
+          raw(out, r, ctx.info);
           out.append(K.source(r.source, step, ctx.lesson, r.reveal));
         } });
     },
