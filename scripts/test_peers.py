@@ -288,6 +288,7 @@ def vllm_ready(venv: Path) -> bool:
 
 def start_vllm_install(wheels: str) -> tuple[subprocess.Popen | None, Path]:
     venv = vllm_folder()
+    cache_root().mkdir(parents=True, exist_ok=True)
     lock = open(cache_root() / f".{venv.name}.lock", "w")  # held by the child until it is done
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
