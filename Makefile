@@ -56,7 +56,7 @@ test-servers: setup
 test: check-lock setup browser test-servers
 	$(VENV)/bin/ruff format --check --quiet src tests bench scripts main.py
 	$(VENV)/bin/ruff check --quiet src tests bench scripts main.py
-	TOKENLOOP_REQUIRE_BROWSER=1 TOKENLOOP_REQUIRE_SERVERS=1 $(PY) -m pytest -q -m ""
+	TOKENLOOP_REQUIRE_BROWSER=1 TOKENLOOP_REQUIRE_SERVERS=1 $(PY) -m pytest -q -m "" --durations=15
 
 format: setup
 	$(VENV)/bin/ruff format src tests bench scripts main.py
