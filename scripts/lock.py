@@ -93,27 +93,32 @@ def uv() -> str:
     return found
 
 
-def compile_(*args: str) -> str:
-    """`uv pip compile` of the given inputs, for Linux x86-64 CPython 3.11, with hashes."""
+def compile_(lock: Path, *args: str, cwd: Path | str = ROOT) -> str:
+    """`uv pip compile` of the given inputs, for Linux x86-64 CPython 3.11, with hashes. The pins
+    already in `lock` are kept where the inputs still allow them (uv reads its output file as
+    preferences), so regenerating after one change moves only what that change needs."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.txt"
+        if lock.is_file():
+            shutil.copy(lock, out)
         command = [uv(), "pip", "compile", "--quiet", "--no-header", "--generate-hashes"]
         command += ["--python-version", PYTHON_VERSION, "--python-platform", "x86_64-manylinux_2_28"]
         command += ["--find-links", WHEELS, "-o", str(out), *args]
-        subprocess.run(command, check=True, cwd=ROOT)
+        subprocess.run(command, check=True, cwd=cwd)
         return out.read_text()
 
 
 def write() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=ROOT) as tmp:  # inputs named relative to ROOT in the annotations
         no_deps = Path(tmp) / "no-deps.in"
         no_deps.write_text("\n".join(NO_DEPS) + "\n")
         vllm = Path(tmp) / "vllm.in"
         vllm.write_text("\n".join(VLLM) + "\n")
-        main = compile_("pyproject.toml", "--extra", "test")
-        main += "\n# Without its own dependencies:\n" + compile_(str(no_deps), "--no-deps")
+        main = compile_(LOCK, "pyproject.toml", "--extra", "test")
+        main = main.partition("\n# Without its own dependencies:\n")[0]
+        main += "\n# Without its own dependencies:\n" + compile_(LOCK, no_deps.name, "--no-deps", cwd=tmp)
         leave_out = [arg for name in VLLM_LEAVE_OUT for arg in ("--no-emit-package", name)]
-        served = compile_(str(vllm), *leave_out)
+        served = compile_(VLLM_LOCK, vllm.name, *leave_out, cwd=tmp)
     for text in (main, served):
         if "torch==" in text and "torch==2.13.0+cpu" not in text:
             sys.exit(f"lock: torch did not resolve to the local CPU wheel in {WHEELS}; not writing the locks")
