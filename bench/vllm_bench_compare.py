@@ -39,7 +39,17 @@ from tokenloop.latency import concurrency
 from tokenloop.latency.budget import model_name
 
 ROOT = Path(__file__).resolve().parents[1]
-VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+
+
+def _vllm_python() -> Path:
+    """Where `make test-servers` put vLLM's venv (the per-user build cache), else .venv-vllm."""
+    try:
+        return Path(json.loads((ROOT / "build" / "test-servers.json").read_text())["vllm_python"])
+    except (OSError, ValueError, KeyError):
+        return ROOT / ".venv-vllm" / "bin" / "python"
+
+
+VLLM_PYTHON = _vllm_python()
 KEYS = ("median_ttft_ms", "median_tpot_ms", "median_itl_ms", "output_throughput")
 RUN_BENCH = """
 import json, sys

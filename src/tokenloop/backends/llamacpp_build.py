@@ -8,7 +8,9 @@ reused on another may meet a CPU without AVX-512. Either way the process dies in
 
 So:
 - `cmake_args()` names the instruction sets explicitly, from what this CPU lists in
-  /proc/cpuinfo, and never AMX;
+  /proc/cpuinfo, and never AMX; `cmake_args(portable=True)` stops at x86-64-v3 (AVX2, FMA, F16C,
+  BMI2: Intel since Haswell, AMD since Zen 1), so one build, kept in a cache, runs on any such
+  CPU (the test servers' build, `scripts/test_peers.py`);
 - `check()` runs one real decode in a child process the first time a build is used and keeps
   the verdict per build (keyed by the library files' size and time), so a broken build is a
   one-line error with the rebuild command instead of a core dump.
@@ -41,6 +43,8 @@ X86_OPTIONS = {
     "GGML_AVX512_BF16": ("avx512f", "avx512_bf16"),
 }
 ALWAYS_OFF = ("GGML_NATIVE", "GGML_AMX_TILE", "GGML_AMX_INT8", "GGML_AMX_BF16")
+# The x86-64-v3 level: what every x86-64 CPU of the last decade runs (no AVX-512, no AVX-VNNI).
+PORTABLE = ("GGML_SSE42", "GGML_AVX", "GGML_AVX2", "GGML_FMA", "GGML_F16C", "GGML_BMI2")
 
 
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:
@@ -56,12 +60,15 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     return set()
 
 
-def cmake_args(flags: set[str] | None = None) -> list[str]:
-    """-D options for ggml that use what this CPU offers, without -march=native and without AMX."""
+def cmake_args(flags: set[str] | None = None, portable: bool = False) -> list[str]:
+    """-D options for ggml that use what this CPU offers, without -march=native and without AMX;
+    `portable`: no more than x86-64-v3 (AVX2, FMA, F16C, BMI2) even where this CPU has AVX-512,
+    so that the build runs on any CPU of that level (a CPU below it gets what it has)."""
     flags = cpu_flags() if flags is None else flags
     args = [f"-D{name}=OFF" for name in ALWAYS_OFF]
     for name, needs in X86_OPTIONS.items():
-        args.append(f"-D{name}={'ON' if flags and all(f in flags for f in needs) else 'OFF'}")
+        on = bool(flags) and all(f in flags for f in needs) and (not portable or name in PORTABLE)
+        args.append(f"-D{name}={'ON' if on else 'OFF'}")
     return args
 
 
