@@ -87,7 +87,9 @@ def step_record(
     """One turn of the loop as a record: the pick and the top of the raw (and processed) distribution.
     Its `ms` runs from `started` (before the forward pass) to the record made."""
     top = candidates(backend, scores, raw, show)
-    shaped = None if processed is None else candidates(backend, scores, Distribution.of(processed), show)
+    shaped = (
+        None if processed is None else candidates(backend, scores, Distribution.of(processed), show, kept_only=True)
+    )
     label = sampler.describe()
     if not backend.full_vocab and not sampler.greedy:  # sampled over what the server returned, not the vocabulary
         label += f" over the server's top-{len(scores.values)}, renormalised"

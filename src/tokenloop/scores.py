@@ -79,9 +79,10 @@ class Distribution:
         return Candidate(token_id, backend.token_text(token_id), math.exp(logprob), logprob)
 
 
-def candidates(backend, scores: Scores, dist: Distribution, k: int) -> list[Candidate]:
-    """The k most likely entries of a distribution, as records with token text. Entries of
-    probability 0 are left out: after top-k or top-p they were cut, and are no candidates (the
-    lab once drew them as special tokens at 0.0% below the few that top-p kept)."""
+def candidates(backend, scores: Scores, dist: Distribution, k: int, kept_only: bool = False) -> list[Candidate]:
+    """The k most likely entries of a distribution, as records with token text. `kept_only`, for
+    the distribution after the sampler: entries of probability 0 were cut by top-k or top-p and are
+    left out (the lab once drew them as special tokens at 0.0% below the few that top-p kept). The
+    raw distribution keeps them: a server's "impossible" candidate (-9999) is shown as 0%."""
     top = [dist.candidate(backend, scores, index) for index in sampling.top_indices(dist.scores, k)]
-    return [c for c in top if c.prob > 0]
+    return [c for c in top if c.prob > 0] if kept_only else top

@@ -90,7 +90,9 @@ def test_seeded_draws_are_counted_outside_the_servers_top_five(raw, vllm_url):
     top_ids = {i for i, _ in top}
     picks = [direct(vllm_url, raw, 1, temperature=1.0, seed=s)["pick"] for s in range(10)]
     assert r["outside"] == sum(p not in top_ids for p in picks)
-    assert abs(r["top_mass"] - sum(math.exp(lp) for _, lp in top)) < 1e-3
+    # Two calls of the same prompt need not agree to the last digit on a server (a prefix-cache hit
+    # or another batch takes another kernel path: the lesson's step 5), so the mass is compared at 1%.
+    assert abs(r["top_mass"] - sum(math.exp(lp) for _, lp in top)) < 0.01
     assert r["healthy"] == [True, True] and r["stopped"] is None
 
 

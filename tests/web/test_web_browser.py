@@ -117,6 +117,10 @@ def test_teacher_streams_an_answer_and_shows_the_question_as_text(page, served):
     page.locator("#teacher-question").fill("<b>What is a token?</b>")
     page.locator("#teacher-ask").click()
     expect(page.locator(".teacher-question")).to_have_text("<b>What is a token?</b>")
+    ask_model = page.locator(".teacher-ask-model")  # a small model answers only when asked to
+    expect(ask_model).to_have_count(1, timeout=MODEL_WORK)
+    ask_model.click()
+    expect(ask_model).to_have_count(0)
     expect(page.locator("#teacher-ask")).to_be_enabled(timeout=MODEL_WORK)  # the stream ended
     answer = page.locator(".teacher-answer")
     assert answer.text_content().strip() and answer.get_attribute("data-model") == "SmolLM2-135M-Instruct"

@@ -8,8 +8,9 @@ queries, keys and values, causal mask):
   (FlashAttention's idea) and never holds the whole matrix.
 Each is timed and its peak memory measured: the process's resident-set high-water mark
 (`VmHWM`), reset just before (`/proc/self/clear_refs` 5), minus what was resident then. Large
-tensors come straight from the kernel and go back when freed, so the difference is what the call
-held at its peak. Linux only; elsewhere the peak is sampled every millisecond from a thread.
+tensors come straight from the kernel and go back when freed (glibc is told so first: a fixed
+128 KiB mmap threshold, and the free heap trimmed, or memory an earlier tensor left resident would
+hide the new one), so the difference is what the call held at its peak. Linux only; elsewhere the peak is sampled every millisecond from a thread.
 Other work in this process at the same moment would count too: the reveal says it is a process-wide
 number.
 
@@ -53,6 +54,24 @@ def fused(q, k, v):
     return sdpa(q[None], k[None], v[None], is_causal=True)[0]
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def _large_from_the_kernel() -> None:
+    """Make every allocation of 128 KiB or more its own mmap (glibc otherwise raises the threshold
+    after large frees and serves later tensors from heap already resident), and hand the free heap
+    back, so a tensor shows in the resident set when made. Nothing happens without glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _kb(field: str) -> int | None:
     try:
         for line in STATUS.read_text().splitlines():
@@ -67,6 +86,7 @@ class Peak:
     """The most memory this process held while the block ran, above what it held at the start."""
 
     def __enter__(self):
+        _large_from_the_kernel()
         self.how = "VmHWM"
         try:
             CLEAR.write_text("5")  # reset the high-water mark to what is resident now
