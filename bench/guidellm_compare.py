@@ -32,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vllm_bench_compare import ROOT, prompt_of, started_vllm  # a sibling script
+from vllm_bench_compare import ROOT, prompt_of, started_vllm, tokenloop_run  # a sibling script
 
 from tokenloop.backends.server import Client
 from tokenloop.latency import concurrency, definitions
@@ -69,14 +69,7 @@ def guidellm(venv: Path, root: str, tokenizer: str, level: int, requests: int, i
 
 
 def tokenloop_level(root: str, model: str, prompt: str, level: int, requests: int, output_len: int) -> dict:
-    client = Client(root, timeout=120)
-    try:
-        warm_up = concurrency.plans(root, [1], 1, 2, "warm-up " + prompt, 60)
-        concurrency.measure(client, model, warm_up, watch=False)  # not counted
-        plans = concurrency.plans(root, [level], requests, output_len, prompt, 600)
-        out = concurrency.measure(client, model, plans, watch=False)
-    finally:
-        client.close()
+    out = tokenloop_run(root, model, prompt, level, requests, output_len)
     both = definitions.side_by_side(out["records"])
     row = {key: both["guidellm"][metric][key] for _, _, (metric, key) in ROWS}
     return row | {

@@ -122,15 +122,21 @@ def vllm_bench(root: str, model: str, tokenizer: str, level: int, requests: int,
         return json.loads((Path(out) / "result.json").read_text()), done.stdout
 
 
-def tokenloop_level(root: str, model: str, prompt: str, level: int, requests: int, output_len: int) -> dict:
+def tokenloop_run(root: str, model: str, prompt: str, level: int, requests: int, output_len: int) -> dict:
+    """tokenloop's runner at one level after one uncounted warm-up request: `concurrency.measure`'s
+    answer (the level's metrics and the raw records)."""
     client = Client(root, timeout=120)
     try:
         warm_up = concurrency.plans(root, [1], 1, 2, "warm-up " + prompt, 60)
         concurrency.measure(client, model, warm_up, watch=False)  # not counted
         plans = concurrency.plans(root, [level], requests, output_len, prompt, 600)
-        return concurrency.measure(client, model, plans, watch=False)["levels"][0]["metrics"]
+        return concurrency.measure(client, model, plans, watch=False)
     finally:
         client.close()
+
+
+def tokenloop_level(root: str, model: str, prompt: str, level: int, requests: int, output_len: int) -> dict:
+    return tokenloop_run(root, model, prompt, level, requests, output_len)["levels"][0]["metrics"]
 
 
 def compare(root: str, levels: list[int], requests: int, input_len: int, output_len: int, rounds: int) -> None:

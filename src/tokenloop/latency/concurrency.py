@@ -24,34 +24,43 @@ from . import server_time
 SAMPLE_S = 0.25  # how often the gauges are read while a level runs
 
 
-def parse_levels(text: str) -> list[int]:
-    """`--concurrency 1,2,4,8` -> [1, 2, 4, 8]."""
-    levels = []
+def _parse_list(text: str, flag: str, convert, what: str, fits, bounds: str) -> list:
+    """A comma-separated list of numbers, each converted and checked, sorted without repeats; a bad
+    one is a one-line error naming the flag and an example."""
+    values = []
     for part in text.split(","):
         try:
-            level = int(part.strip())
+            value = convert(part.strip())
         except ValueError:
-            raise UsageError(f"--concurrency {text}: {part.strip()!r} is not a whole number; e.g. 1,2,4,8") from None
-        if not 1 <= level <= MAX_CONCURRENCY:
-            raise UsageError(f"--concurrency {text}: each level must be 1 to {MAX_CONCURRENCY}, not {level}")
-        levels.append(level)
-    return sorted(set(levels))
+            raise UsageError(f"{flag} {text}: {part.strip()!r} is not {what}") from None
+        if not fits(value):
+            raise UsageError(f"{flag} {text}: {bounds}, not {value:g}")
+        values.append(value)
+    return sorted(set(values))
+
+
+def parse_levels(text: str) -> list[int]:
+    """`--concurrency 1,2,4,8` -> [1, 2, 4, 8]."""
+    return _parse_list(
+        text,
+        "--concurrency",
+        int,
+        "a whole number; e.g. 1,2,4,8",
+        lambda level: 1 <= level <= MAX_CONCURRENCY,
+        f"each level must be 1 to {MAX_CONCURRENCY}",
+    )
 
 
 def parse_rates(text: str) -> list[float]:
     """`--rate 1,2,4` -> [1.0, 2.0, 4.0] requests a second."""
-    rates = []
-    for part in text.split(","):
-        try:
-            rate = float(part.strip())
-        except ValueError:
-            raise UsageError(
-                f"--rate {text}: {part.strip()!r} is not a number of requests a second; e.g. 1,2,4"
-            ) from None
-        if not 0 < rate <= MAX_RATE:
-            raise UsageError(f"--rate {text}: each rate must be above 0 and at most {MAX_RATE:g}, not {rate:g}")
-        rates.append(rate)
-    return sorted(set(rates))
+    return _parse_list(
+        text,
+        "--rate",
+        float,
+        "a number of requests a second; e.g. 1,2,4",
+        lambda rate: 0 < rate <= MAX_RATE,
+        f"each rate must be above 0 and at most {MAX_RATE:g}",
+    )
 
 
 RATE_SECONDS = 10  # a rate's requests: ten seconds of arrivals by default
