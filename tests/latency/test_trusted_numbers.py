@@ -87,7 +87,9 @@ def test_the_concurrency_sweep_names_its_knee_where_requests_wait(vllm_url, caps
     thread.start()
     try:
         report = tmp_path / "run.html"
-        data = run(capsys, vllm_url, "--concurrency", "2,16", "--requests", "16", "--max-tokens", "12",
+        # 32 tokens each: the second wave of 8 waits seconds, not the ~0.5 s that 12 tokens gave,
+        # so tokenloop's own 0.25 s gauge readings can't fall between its start and its end
+        data = run(capsys, vllm_url, "--concurrency", "2,16", "--requests", "16", "--max-tokens", "32",
                    "--plot", str(tmp_path / "l.png"), "--report", str(report))  # fmt: skip
     finally:
         stop.set()
