@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,9 @@ from .errors import UsageError
 from .records import Done, NextToken, Step, Stop
 from .sampling import GREEDY, Sampler
 from .scores import Distribution, Scores, candidates
+
+
+PREFILL_CHUNK = 256  # tokens of a long prompt per forward pass when a run can be stopped (`prefill`)
 
 
 def prompt_ids(backend: Backend, prompt: str, chat: bool = False) -> list[int]:
@@ -47,6 +50,17 @@ def prompt_ids(backend: Backend, prompt: str, chat: bool = False) -> list[int]:
             "before the first new token: shorten it"
         )
     return ids
+
+
+def given_ids(backend: Backend, ids: Sequence[int]) -> list[int]:
+    """Token ids that came from outside (a client of the web app), each checked to be a token of
+    the model: a whole number from 0 to the vocabulary's size (0 and up where a server keeps it)."""
+    vocab = backend.vocab_size
+    bad = next((i for i in ids if type(i) is not int or i < 0 or (vocab is not None and i >= vocab)), None)
+    if bad is not None:
+        size = f" of {vocab} tokens" if vocab is not None else ""
+        raise UsageError(f"token id {bad!r} is outside {backend.model}'s vocabulary{size}: send ids it has")
+    return list(ids)
 
 
 def next_token(backend: Backend, ids: Sequence[int], k: int = 8) -> NextToken:
@@ -120,6 +134,7 @@ def generate(
     resume: Paused | None = None,
     limit: int | None = None,
     stop_ids: frozenset[int] | None = None,
+    go_on: Callable[[], bool] | None = None,
 ) -> Iterator[Step | Done]:
     """The loop: yields a `Step` per generated token, then a `Done` saying why it stopped.
 
@@ -127,7 +142,9 @@ def generate(
     of its next step (then `cache` is not read). `limit` caps the sequence below the context.
     `stop_ids` are the tokens that end the run: the model's end tokens unless a caller says
     otherwise (a server's `ignore_eos` request gives none). A backend with a `picker` (a server
-    that samples or streams) picks instead of the sampler; the loop appends and stops all the same."""
+    that samples or streams) picks instead of the sampler; the loop appends and stops all the same.
+    `go_on` is asked before every forward pass, a long prompt's included (`prefill`); when it says
+    no (a web client left, its time ran out) the run ends with stop "stopped"."""
     if max_new < 1:
         raise UsageError(f"--max-new must be at least 1, not {max_new}")
     if show < 1:
@@ -147,7 +164,12 @@ def generate(
     stop: Stop = "max_new"
     start = time.perf_counter()
     try:
+        fresh = picks is None and kv is not None and resume.step == 1  # a long prompt can go in pieces
+        going = go_on is None or not fresh or prefill(backend, ids, kv, go_on)
         for number in itertools.count(resume.step):
+            if not going or (go_on is not None and not go_on()):
+                stop = "stopped"
+                break
             if len(ids) - len(prompt) >= max_new:
                 break
             if len(ids) >= limit:
@@ -179,6 +201,18 @@ def generate(
     yield finish(
         backend, prompt, picker.final_ids(backend, tuple(new)) if picker else new, stop, time.perf_counter() - start
     )
+
+
+def prefill(backend: Backend, ids: Sequence[int], cache, go_on: Callable[[], bool], chunk: int = PREFILL_CHUNK) -> bool:
+    """Fill a fresh KV cache with a long prompt `chunk` tokens a forward pass, asking `go_on`
+    before each, and leave the last piece to the loop's first step. The model's lock is free
+    between two pieces (another request gets a turn) and a stop comes within one piece, not
+    after the whole prompt. False: `go_on` said stop."""
+    for end in range(chunk, len(ids), chunk):
+        if not go_on():
+            return False
+        backend.forward(ids[:end], cache, top_k=1)
+    return True
 
 
 def finish(backend: Backend, prompt: Sequence[int], new: Sequence[int], stop: Stop, seconds: float) -> Done:

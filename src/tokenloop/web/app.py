@@ -26,6 +26,7 @@ DEMO = {
     "teacher_max_new": 96,
     "context_len": 1024,
     "answer_steps": 16,
+    "completion_s": 120.0,  # the longest one /v1/completions request may hold the model
 }
 
 
@@ -38,6 +39,7 @@ def create_app(
     max_sessions: int = 32,
     allowed_hosts: list[str] | None = None,
     demo: dict | None = None,
+    body_timeout_s: float | None = None,
 ) -> FastAPI:
     """The app for one connected backend (and, with a server, the embedded model beside it)."""
     app = FastAPI(title="tokenloop lesson", version="1", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
@@ -46,7 +48,7 @@ def create_app(
     app.state.sessions = SessionStore(max_sessions)
     app.state.demos = demos()
     app.state.demo = {**DEMO, **(demo or {})}
-    middleware.install(app, allowed_hosts)
+    middleware.install(app, allowed_hosts, body_timeout_s)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     errors.install(app)
     for router in ROUTERS:

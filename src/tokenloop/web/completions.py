@@ -28,6 +28,7 @@ The answer has vLLM's shape (`vllm/entrypoints/openai/completion/serving.py`):
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,10 +36,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..errors import UsageError
-from ..loop import generate, prompt_ids
+from ..errors import TokenloopError, UsageError
+from ..loop import generate, given_ids, prompt_ids
 from ..records import Done, Step
 from ..sampling import Sampler
+from .schemas import SURROGATE, lone_surrogate
 
 MAX_NEW = 512  # most tokens one request may ask for: a CPU makes a few dozen a second
 MAX_LOGPROBS = 20  # vLLM's default --max-logprobs
@@ -124,6 +126,8 @@ def read(model: type[BaseModel], data: Any):
     """A request body as `model`, or one line naming the first field that is wrong."""
     if not isinstance(data, dict):
         raise UsageError('the body must be a JSON object, e.g. {"prompt": "Kubernetes pods are", "max_tokens": 1}')
+    if lone_surrogate(data):  # valid JSON, not valid Unicode: no tokenizer can take it
+        raise UsageError(SURROGATE)
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -178,7 +182,7 @@ def ids_of(backend, body: CompletionIn) -> list[int]:
     if isinstance(body.prompt, str):
         ids = prompt_ids(backend, body.prompt)
     else:
-        ids = known(backend, body.prompt)
+        ids = given_ids(backend, body.prompt)
     if len(ids) + body.max_tokens > backend.context_length:
         raise UsageError(
             f"This model's maximum context length is {backend.context_length} tokens. However, you requested "
@@ -199,17 +203,7 @@ def tokenize(backend, body: TokenizeIn) -> dict:
 def detokenize(backend, body: DetokenizeIn) -> dict:
     """vLLM's /detokenize answer: the text of the ids."""
     check_model(backend, body)
-    return {"prompt": backend.decode(known(backend, body.tokens))}
-
-
-def known(backend, ids: list[int]) -> list[int]:
-    """Token ids given by the client, each checked to be in the model's vocabulary."""
-    bad = next((i for i in ids if not 0 <= i < (backend.vocab_size or 0)), None)
-    if bad is not None:
-        raise UsageError(
-            f"token id {bad} is outside {backend.model}'s vocabulary of {backend.vocab_size}: send ids it has"
-        )
-    return list(ids)
+    return {"prompt": backend.decode(given_ids(backend, body.tokens))}
 
 
 def models(backend, created: int) -> dict:
@@ -229,11 +223,19 @@ def models(backend, created: int) -> dict:
 
 
 # --- the answer ---------------------------------------------------------------------------------
-class Call:
-    """One request: the loop's records as they come, turned into vLLM's pieces."""
+class Overtime(TokenloopError):
+    """A request ran past the endpoint's time: the model is free again for the next one."""
 
-    def __init__(self, backend, body: CompletionIn):
+
+class Call:
+    """One request: the loop's records as they come, turned into vLLM's pieces. The loop asks
+    `going` before every forward pass (a long prompt goes in pieces): it stops when the client
+    has left (`gone`, set by the route) or after `seconds`, so no request holds the model longer."""
+
+    def __init__(self, backend, body: CompletionIn, seconds: float = 120.0, clock=time.monotonic):
         self.backend, self.body = backend, body
+        self.gone, self.seconds, self.clock = threading.Event(), seconds, clock
+        self.deadline = clock() + seconds
         self.ids = ids_of(backend, body)
         self.id, self.created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         self.new: list[int] = []
@@ -251,7 +253,11 @@ class Call:
             show=max(k, 1),
             seed=self.body.seed,
             stop_ids=self.stop_ids,
+            go_on=self.going,
         )
+
+    def going(self) -> bool:
+        return not self.gone.is_set() and self.clock() < self.deadline
 
     def token(self, token_id: int) -> str:
         return f"token_id:{token_id}" if self.body.return_tokens_as_token_ids else self.backend.token_text(token_id)
@@ -319,6 +325,12 @@ class Call:
         """The loop's steps, each with the reason the run ends there (None while it goes on)."""
         for record in self.records():
             if isinstance(record, Done):
+                if record.stop == "stopped":
+                    raise Overtime(
+                        f"the request ran past this teaching endpoint's {self.seconds:g} s (after {len(self.new)} of "
+                        f"{self.body.max_tokens} tokens; a long prompt is slow on a CPU): send a shorter prompt or "
+                        "fewer max_tokens"
+                    )
                 return
             self.new.append(record.chosen.id)
             yield record, self.finish(record)

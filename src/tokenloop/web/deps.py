@@ -9,7 +9,8 @@ what it needs by type:
 - `Server`: the connected server (--url), or None; fixed at start, nothing a page sends changes it;
 - `Chatty`: the backend that can answer as the teacher (a chat template or a chat endpoint), or None;
 - `State`: `app.state` itself (the lesson, the demos, the measured numbers);
-- `LabSession`: this browser's lab session (its cookie set on the answer).
+- `LabSession`: this browser's lab session (its cookie set on the answer); a GET only reads one:
+  it makes none and evicts none (an `<img>` on another page sends GETs, too many to trust).
 """
 
 from __future__ import annotations
@@ -62,7 +63,10 @@ def app_state(request: Request) -> AppState:
 
 
 def lab_session(request: Request, response: Response) -> Session:
-    session = request.app.state.sessions.get(request.cookies.get(COOKIE))
+    cookie, sessions = request.cookies.get(COOKIE), request.app.state.sessions
+    if request.method in ("GET", "HEAD"):  # reading: this browser's session if it has one, else a blank one not kept
+        return sessions.find(cookie) or Session("")
+    session = sessions.get(cookie)
     remember(response, session)
     return session
 

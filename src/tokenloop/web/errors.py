@@ -3,7 +3,8 @@ error answers, the two shapes an error body takes, and the handlers that write t
 
 - `STATUS`: the error→status map, for every route (the app's own and the OpenAI-compatible ones);
 - `ERRORS`: the `responses=` docs a route adds for its 4xx/5xx answers (`BUSY` adds the 409);
-- the app's body, `{"error": "..."}` (`install`: the exception handlers of `create_app`);
+- the app's body, `{"error": "..."}` (`install`: the exception handlers of `create_app`, FastAPI's
+  own refusals included: a body it can't parse, a path that isn't there);
 - OpenAI's body, `{"error": {"message", "type", "param", "code"}}`, for `/v1/…`, `/tokenize` and
   `/detokenize` (`OpenAIErrors`, their routes' class), so a client written for vLLM reads ours.
 
@@ -18,9 +19,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from ..errors import ModelError, ServerError, TokenloopError, UsageError
-from .completions import UnknownModel
+from .completions import Overtime, UnknownModel
 from .schemas import ErrorOut
 
 log = logging.getLogger("tokenloop.web")
@@ -42,6 +44,7 @@ STATUS = {
     ServerError: 502,
     ModelError: 503,
     Unavailable: 503,
+    Overtime: 503,
 }
 ERRORS = {
     400: {"model": ErrorOut, "description": "bad input, with a message that says what to do"},
@@ -57,6 +60,7 @@ OPENAI_TYPES = {
     503: "ServiceUnavailableError",
 }
 INTERNAL = "internal error ({}): see the terminal running tokenloop lesson"
+UNREADABLE = "the body is not JSON this app can read (nested too deep, or not JSON at all): send a flat JSON object"
 
 
 def status_of(error: TokenloopError) -> int:
@@ -78,6 +82,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, error: RequestValidationError):
         return JSONResponse(invalid(error), 422)
+
+    @app.exception_handler(HTTPException)  # FastAPI's own refusals: a body it can't parse, no such page
+    async def refused(request: Request, error: HTTPException):
+        words = UNREADABLE if error.status_code == 400 else str(error.detail)
+        return JSONResponse({"error": words}, error.status_code, headers=error.headers)
 
 
 def invalid(error: RequestValidationError) -> dict:

@@ -18,7 +18,7 @@ from contextlib import closing
 
 from .. import sampling
 from ..errors import UsageError
-from ..loop import Paused, finish, generate, prompt_ids
+from ..loop import Paused, finish, generate, given_ids, prompt_ids
 from ..records import Candidate, Step, Stop
 from ..sampling import Sampler
 from .schemas import MAX_LAB_TOKENS, SamplerIn
@@ -56,15 +56,12 @@ def start(
     ids = prompt_ids(backend, prompt, chat)
     if len(ids) + len(resume) >= limit(backend):
         raise UsageError(f"the prompt is {len(ids)} tokens; the lab takes at most {limit(backend) - 1}: shorten it")
-    vocab = backend.vocab_size
-    if vocab is not None and any(i >= vocab for i in resume):
-        raise UsageError(
-            f"a resumed token id is outside the vocabulary of {backend.model} ({vocab} tokens): start again"
-        )
+    # The ids are checked and their records made before the session changes: a refusal leaves it as it was.
+    steps = [restored(backend, n, len(ids) + n - 1, i) for n, i in enumerate(given_ids(backend, resume), 1)]
     with session.lock:
         session.prompt, session.chat = prompt, chat
         session.prompt_ids, session.ids = ids, ids + list(resume)
-        session.steps = [restored(backend, n, len(ids) + n - 1, i) for n, i in enumerate(resume, 1)]
+        session.steps = steps
         session.cached, session.cache = cache, backend.new_cache() if cache else None
         session.seed, session.generator = None, None  # a new run with a seed repeats from its start
         session.stop.clear()

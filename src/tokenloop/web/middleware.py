@@ -1,26 +1,34 @@
-"""The app's guard at the door, before any route: requests from other sites that would change
-something are refused, bodies over `MAX_BODY` are refused (chunked or not), every answer carries
+"""The app's guard at the door, before any route: requests from other sites are refused, whatever
+their method (an `<img>` on another page sends a GET), except a link to a page or its static files,
+which hold no state; bodies over `MAX_BODY` are refused (chunked or not), and so is a body that
+takes over `BODY_TIMEOUT_S` to arrive (a slow client holds no connection open: uvicorn has no read
+timeout of its own);
+every answer carries
 headers that keep the page from running anything it did not ship (`Guard`), and, where the app
 is told its host names, a request for any other host is refused (`install`: TrustedHost)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 MAX_BODY = 256 * 1024  # bytes: every request of the page is far smaller
+BODY_TIMEOUT_S = 15.0  # seconds a whole request body may take to arrive (256 KiB needs far less)
+PAGES = ("/", "/lab")  # what a link from another site may open: pages that create, change or evict nothing
 
 
-def install(app: FastAPI, allowed_hosts: list[str] | None) -> None:
-    app.add_middleware(Guard)
+def install(app: FastAPI, allowed_hosts: list[str] | None, body_timeout_s: float | None = None) -> None:
+    app.add_middleware(Guard, body_timeout_s=body_timeout_s or BODY_TIMEOUT_S)
     if allowed_hosts:  # a page on another site can't reach us through a rebound DNS name
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
 
 
 class Guard:
-    """Plain ASGI middleware: refuse state-changing requests from other sites and bodies over
-    MAX_BODY (read here up to the limit, chunked or not), and add headers that keep the page from
+    """Plain ASGI middleware: refuse requests from other sites (but a link to a page), bodies over
+    MAX_BODY (read here up to the limit, chunked or not) or slower than BODY_TIMEOUT_S, and add headers that keep the page from
     running anything it did not ship (no inline script, no other origin)."""
 
     HEADERS = [
@@ -33,14 +41,15 @@ class Guard:
         (b"referrer-policy", b"no-referrer"),
     ]
 
-    def __init__(self, app):
+    def __init__(self, app, body_timeout_s: float = BODY_TIMEOUT_S):
         self.app = app
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and cross_site(headers):
+        if cross_site(headers) and not page(scope):
             response = JSONResponse({"error": "refused: a request from another site can't change the lab"}, 403)
             return await response(scope, receive, send)
         length = headers.get(b"content-length")
@@ -49,8 +58,12 @@ class Guard:
         # Read the body here, whatever its transfer encoding (a chunked upload names no length),
         # and stop at the limit: the app never holds more than MAX_BODY of it.
         chunks, size = [], 0
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except TimeoutError:
+                return await too_slow(scope, send, self.body_timeout_s)
             if message["type"] == "http.disconnect":
                 return
             chunks.append(message.get("body", b""))
@@ -76,6 +89,12 @@ class Guard:
         await self.app(scope, body_once, with_headers)
 
 
+def page(scope) -> bool:
+    """A page or one of its files, read (a link or an image from another site may load these)."""
+    path = scope["path"]
+    return scope["method"] in ("GET", "HEAD") and (path in PAGES or path.startswith("/static/"))
+
+
 def cross_site(headers: dict[bytes, bytes]) -> bool:
     """A browser request sent by a page of another origin (a form or fetch on someone else's site).
     Browsers say so in Sec-Fetch-Site, and in Origin; curl and scripts send neither."""
@@ -92,3 +111,15 @@ def cross_site(headers: dict[bytes, bytes]) -> bool:
 async def too_large(scope, receive, send):
     response = JSONResponse({"error": f"the request body is over {MAX_BODY // 1024} KiB: send less text"}, 413)
     await response(scope, receive, send)
+
+
+async def too_slow(scope, send, seconds: float):
+    """The body stopped arriving: answer 408 and close (the client's later pieces are not read)."""
+    response = JSONResponse(
+        {"error": f"the request body took over {seconds:g} s to arrive: send it whole"}, 408, headers={"connection": "close"}
+    )
+    await response(scope, _nothing_more, send)
+
+
+async def _nothing_more():
+    return {"type": "http.disconnect"}

@@ -24,12 +24,15 @@ class In(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _valid_unicode(cls, data: Any) -> Any:
-        if _lone_surrogate(data):
-            raise ValueError("the text holds an unpaired surrogate (\\ud800-\\udfff): send valid Unicode")
+        if lone_surrogate(data):
+            raise ValueError(SURROGATE)
         return data
 
 
-def _lone_surrogate(value: Any, depth: int = 0) -> bool:
+SURROGATE = "the text holds an unpaired surrogate (\\ud800-\\udfff): send valid Unicode"
+
+
+def lone_surrogate(value: Any, depth: int = 0) -> bool:
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -39,9 +42,9 @@ def _lone_surrogate(value: Any, depth: int = 0) -> bool:
     if depth > 8:
         return False
     if isinstance(value, dict):
-        return any(_lone_surrogate(k, depth + 1) or _lone_surrogate(v, depth + 1) for k, v in value.items())
+        return any(lone_surrogate(k, depth + 1) or lone_surrogate(v, depth + 1) for k, v in value.items())
     if isinstance(value, list):
-        return any(_lone_surrogate(v, depth + 1) for v in value)
+        return any(lone_surrogate(v, depth + 1) for v in value)
     return False
 
 

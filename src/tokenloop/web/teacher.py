@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -186,14 +187,19 @@ def answer(
     max_new: int,
     seconds: float = SECONDS,
     clock: Callable[[], float] = time.monotonic,
+    gone: threading.Event | None = None,
 ) -> Iterator[tuple[str, dict]]:
     """The teacher's answer as (event, data) pairs: which model speaks, its text a piece at a time,
     a `cut` if it was cut, then done. A question outside the lesson gets `outside` and no model.
-    What can fail before the first byte fails here, so it is an HTTP error, not an event."""
+    What can fail before the first byte fails here, so it is an HTTP error, not an event. The model
+    stops within one piece of a long conversation's prompt once `seconds` are up or the page has
+    gone (`gone`, set by the stream), not after the whole prompt."""
     away = outside(lesson, question)
     if away:
         return iter([("outside", away), ("done", {"done": True, "why": "outside"})])
-    text = prepare(backend, messages(lesson, question, history), max_new)
+    start, gone = clock(), gone or threading.Event()
+    going = lambda: not gone.is_set() and clock() - start <= seconds  # noqa: E731
+    text = prepare(backend, messages(lesson, question, history), max_new, going)
     return itertools.chain(
         [("model", {"model": backend.model, "backend": backend.name})],
         bounded(text, max_new, seconds, clock),
@@ -253,7 +259,7 @@ class Repetition:
         return None
 
 
-def prepare(backend, conversation: list[dict], max_new: int) -> Iterator[str | Ended]:
+def prepare(backend, conversation: list[dict], max_new: int, going=None) -> Iterator[str | Ended]:
     """Check everything that can fail before the stream starts, then hand back the text pieces."""
     if not backend.in_process:
         return server_pieces(backend, conversation, max_new)
@@ -262,17 +268,17 @@ def prepare(backend, conversation: list[dict], max_new: int) -> Iterator[str | E
     ids = backend.encode(backend.chat_text(conversation))
     if len(ids) + max_new > backend.context_length:
         raise UsageError("the conversation is too long for the model's context: reload the page to start a fresh one")
-    return pieces(backend, ids, max_new)
+    return pieces(backend, ids, max_new, going)
 
 
-def pieces(backend, ids: list[int], max_new: int) -> Iterator[str | Ended]:
+def pieces(backend, ids: list[int], max_new: int, going=None) -> Iterator[str | Ended]:
     """The answer as it grows, then how it ended. Decoding everything so far and sending the new
     part keeps a character split across two tokens whole."""
     made: list[int] = []
     sent = ""
-    for record in generate(backend, ids, max_new, TEACHER_SAMPLER, cache=True, show=1):
+    for record in generate(backend, ids, max_new, TEACHER_SAMPLER, cache=True, show=1, go_on=going):
         if isinstance(record, Done):
-            yield Ended("tokens" if record.stop in ("max_new", "context") else "end")
+            yield Ended({"max_new": "tokens", "context": "tokens", "stopped": "time"}.get(record.stop, "end"))
             return
         if record.chosen.id in backend.eos_ids:
             yield Ended("end")

@@ -59,9 +59,7 @@ def lab_branch(body: BranchIn, backend: Backend, session: LabSession):
 @router.get("/api/lab/export", responses={200: {"content": {"application/x-ndjson": {}}}})
 def lab_export(session: LabSession):
     headers = {"Content-Disposition": 'attachment; filename="tokenloop-run.jsonl"'}
-    response = StreamingResponse(lab.export(session), media_type="application/x-ndjson", headers=headers)
-    remember(response, session)
-    return response
+    return StreamingResponse(lab.export(session), media_type="application/x-ndjson", headers=headers)
 
 
 @router.post("/api/compare", responses=ERRORS)

@@ -5,7 +5,8 @@ Errors come in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`
 of the app's `{"error": "..."}` (`errors.OpenAIErrors`, this router's route class): a client
 written for vLLM reads them as it reads vLLM's. The bodies are read here, not by FastAPI, so a
 bad one is refused in that shape too. The Guard (other sites refused, bodies over 256 KiB
-refused) covers these routes like every other.
+refused) covers these routes like every other. A request stops within one piece of its prompt
+when its client leaves, and after the app's `completion_s` (`completions.Call`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
 
 from ...errors import UsageError
-from .. import completions
+from .. import completions, events
 from ..deps import InProcess
 from ..errors import OpenAIErrors, openai_body
 
@@ -30,8 +30,10 @@ STARTED = int(time.time())
 async def json_of(request: Request):
     try:
         return json.loads(await request.body())
-    except ValueError:
-        raise UsageError('the body is not JSON: send e.g. {"prompt": "Kubernetes pods are", "max_tokens": 1}') from None
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested deeper than Python's stack
+        raise UsageError(
+            'the body is not JSON (or is nested too deep): send e.g. {"prompt": "Kubernetes pods are", "max_tokens": 1}'
+        ) from None
 
 
 def sse(call: completions.Call) -> Iterator[str]:
@@ -53,10 +55,11 @@ def list_models(model: InProcess):
 async def complete(request: Request, model: InProcess):
     body = completions.parse(await json_of(request))
     completions.check_model(model, body)
-    call = await run_in_threadpool(completions.Call, model, body)  # tokenizes: off the event loop
+    seconds = request.app.state.demo["completion_s"]
+    call = await run_in_threadpool(completions.Call, model, body, seconds)  # tokenizes: off the event loop
     if body.stream:
-        return StreamingResponse(sse(call), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
-    return await run_in_threadpool(call.whole)
+        return events.Watched(sse(call), call.gone, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return await events.finished(request, call.whole, call.gone)  # stops at the next piece if the client leaves
 
 
 @router.post("/tokenize")

@@ -4,6 +4,8 @@ asks for (/api/teacher/cite), then the model's own answer, streamed (/api/teache
 
 from __future__ import annotations
 
+import threading
+
 from fastapi import APIRouter
 
 from ...errors import UsageError
@@ -22,7 +24,9 @@ def ask(body: TeacherIn, chatty: Chatty, backend: Backend, state: State):
     if chatty is None and teacher.outside(lesson, body.question) is None:  # outside: the map, no model
         raise UsageError(f"{backend.model} has no chat template, so it cannot answer as a teacher")
     history = [turn.model_dump() for turn in body.history]
-    return events.response(teacher.answer(chatty, lesson, body.question, history, body.max_new, body.seconds))
+    gone = threading.Event()  # set when the page goes: the model stops within one piece of the prompt
+    answer = teacher.answer(chatty, lesson, body.question, history, body.max_new, body.seconds, gone=gone)
+    return events.response(answer, gone)
 
 
 @router.post("/api/teacher/cite", responses=ERRORS)
