@@ -1,4 +1,6 @@
-"""The `tokenloop` command line. Errors become one line on stderr here, and nowhere else."""
+"""The `tokenloop` command line. Errors become one line on stderr here, and nowhere else, made
+safe for the terminal (a server's words in a message can't send an escape sequence); every
+command prints through a `SafeConsole`."""
 
 from __future__ import annotations
 
@@ -6,16 +8,15 @@ import argparse
 import importlib
 import sys
 
-from rich.console import Console
-
 from . import __version__
 from .commands import MODULES
-from .errors import TokenloopError
+from .errors import TokenloopError, printable
+from .terminal import SafeConsole
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line and exit 2, like every other bad input
-        sys.stderr.write(f"tokenloop: {message} (see: {self.prog} --help)\n")
+        sys.stderr.write(f"tokenloop: {printable(message)} (see: {self.prog} --help)\n")
         raise SystemExit(2)
 
 
@@ -36,12 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    console = Console(highlight=False)
+    console = SafeConsole(highlight=False)
     try:
         return args.func(args, console) or 0
     except TokenloopError as e:
         console.file.flush()
-        sys.stderr.write(f"tokenloop: {e}\n")
+        sys.stderr.write(f"tokenloop: {printable(e)}\n")
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("tokenloop: interrupted\n")

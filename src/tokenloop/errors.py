@@ -1,5 +1,8 @@
 """The few errors tokenloop raises. Library code raises them; only the edges (the CLI, the web
-app) turn them into a one-line message for the user."""
+app) turn them into a one-line message for the user, made safe for a terminal (`printable`)."""
+
+import re
+import sys
 
 
 class TokenloopError(Exception):
@@ -30,3 +33,28 @@ class ServerError(TokenloopError):
             message = f"{message} (at step {step})"
         super().__init__(message)
         self.step = step
+
+
+# --- what the edges print --------------------------------------------------------------------------
+# Control characters (C0 but newline and tab, DEL, C1), the bidi controls that reorder what is shown,
+# and lone surrogates (which no terminal encoding can write).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSAFE_IN_A_LINE = re.compile(_UNSAFE.pattern[:-1] + "\n\t]")
+
+
+def printable(text: str, lines: bool = False) -> str:
+    """Text from a server, a model or a file made safe for a terminal: each control character
+    (the escape that starts a sequence which retitles the window or clears the screen, a bell, a
+    backspace, a C1 code), bidi control or lone surrogate is written as a visible escape such as
+    `\\x1b`, never sent. One line unless `lines` (then newlines and tabs stay)."""
+    return (_UNSAFE if lines else _UNSAFE_IN_A_LINE).sub(_escaped, str(text))
+
+
+def _escaped(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def say(message: str) -> None:
+    """A note on stderr, `tokenloop: MESSAGE`, safe for the terminal whatever the message quotes."""
+    print(f"tokenloop: {printable(message)}", file=sys.stderr)

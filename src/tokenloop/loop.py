@@ -31,7 +31,6 @@ from .records import Done, NextToken, Step, Stop
 from .sampling import GREEDY, Sampler
 from .scores import Distribution, Scores, candidates
 
-
 PREFILL_CHUNK = 256  # tokens of a long prompt per forward pass when a run can be stopped (`prefill`)
 
 

@@ -2,14 +2,22 @@
 
 On a terminal it draws with rich; piped (not a TTY) it prints one plain line per step. Both read
 the same `Step` / `Done` / `NextToken` records that `--json` writes.
+
+Text from a server or a model (token strings, a model's name, its answer) never reaches the
+terminal raw: `visible` and `printable` write its control characters as escapes, `shown` also
+keeps Rich from reading markup in it, and `SafeConsole`, the console every command prints
+through, escapes whatever control character still reaches it.
 """
 
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
+from rich.segment import Segment
 from rich.text import Text
 
 from .charts import bar
+from .errors import printable
 from .records import Candidate, Done, NextToken, Step
 
 BAR_WIDTH = 30
@@ -17,8 +25,26 @@ TAIL_CHARS = 70
 
 
 def visible(token: str) -> str:
-    """Show a token's spaces and newlines: a token is not a word."""
-    return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "→").replace("\r", "⏎") or "∅"
+    """Show a token's spaces and newlines: a token is not a word (and any other control character
+    as an escape such as \\x1b)."""
+    return printable(token.replace(" ", "␣").replace("\n", "↵").replace("\t", "→").replace("\r", "⏎")) or "∅"
+
+
+def shown(text) -> str:
+    """Server or model text to put inside a Rich markup string: printable, and never read as markup."""
+    return escape(printable(text))
+
+
+class SafeConsole(Console):
+    """A Rich console that writes no control character it was handed as text: the styles and
+    cursor moves Rich makes itself still go out, a server's escape sequence doesn't. (The net
+    under `printable`: it works on Rich's rendered segments, a Rich internal a test pins.)"""
+
+    def _render_buffer(self, buffer):
+        return super()._render_buffer(
+            segment if segment.control else Segment(printable(segment.text, lines=True), segment.style)
+            for segment in buffer
+        )
 
 
 def percent(p: float) -> str:
@@ -60,7 +86,9 @@ class LoopView:
                 highlight=False,
             )
             return
-        head = Text(f"{result.model} · {len(result.prompt_ids)} prompt tokens · {result.ms:.1f} ms · ", style="bold")
+        head = Text(
+            f"{printable(result.model)} · {len(result.prompt_ids)} prompt tokens · {result.ms:.1f} ms · ", style="bold"
+        )
         head.append(f"{result.distribution} distribution (softmax of the logits), top {len(result.top)}", style="bold")
         self.console.print(head)
         self.console.print(bars(result.top, None, result.other), end="")
@@ -88,7 +116,7 @@ class LoopView:
             self.console.print(bars(step.processed, step.chosen.id, None), end="")
         tail = self.text[-TAIL_CHARS:]
         line = Text("  " + ("…" if len(self.text) > TAIL_CHARS else ""), style="dim")
-        line.append(tail.replace("\n", "↵"))
+        line.append(printable(tail.replace("\n", "↵")))
         line.append(visible(step.chosen.token), style="bold black on green")
         self.console.print(line)
         self.console.print()
@@ -106,7 +134,9 @@ class LoopView:
             self.console.print(f"text: {done.text!r}", markup=False, highlight=False, soft_wrap=True)
             return
         self.console.rule("result")
-        self.console.print(Text(self.prompt, style="dim") + Text(done.text, style="bold"))
+        self.console.print(
+            Text(printable(self.prompt, True), style="dim") + Text(printable(done.text, True), style="bold")
+        )
         self.console.print(Text(summary, style="bold"))
 
 
@@ -119,6 +149,6 @@ def progress_bar(what: str):
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=SafeConsole(stderr=True),
         transient=True,
     )

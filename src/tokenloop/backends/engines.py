@@ -11,8 +11,7 @@ names the one running, with its weights: "torch int8").
 
 from __future__ import annotations
 
-import sys
-
+from .. import errors
 from ..errors import UsageError
 from . import DTYPES, ENGINES, backend_class
 
@@ -46,6 +45,6 @@ def open_embedded(model: str | None, engine: str | None = None, dtype: str | Non
     if guard and backend.engine != "torch float32":
         from .agreement import checked
 
-        say = log or (lambda message: print(f"tokenloop: {message}", file=sys.stderr))
+        say = log or errors.say
         say(checked(backend, say).line())
     return backend

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import re
 import socket
 import sys
 
-from ..errors import UsageError
+from ..errors import UsageError, say
+from ..terminal import shown
 from .common import add_backend_options, open_backend
 
 DEFAULT_PORT = 8765  # not 8000: that is where vLLM listens by default
+LIMIT_CONNECTIONS = 200  # connections served at once (a page holds a few; a slow client one each)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,10 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and the lab (the loop on your own prompts). With --url the server answers and the embedded model "
         "runs beside it; the URL is fixed here and the page cannot change it.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--host", type=listen_host, default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     p.add_argument(
         "--allow-host",
+        type=host_name,
         action="append",
         default=[],
         metavar="NAME",
@@ -50,6 +54,34 @@ def port(value: str) -> int:
     if not 1 <= number <= 65535:
         raise argparse.ArgumentTypeError(f"--port must be between 1 and 65535, not {number}")
     return number
+
+
+# A Host header's name: a DNS name (a leading "*." allows its subdomains) or an IPv6 address in brackets.
+HOST_NAME = re.compile(r"(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\]")
+
+
+def listen_host(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            "--host is empty, which would listen on every interface: give an address, e.g. 127.0.0.1 "
+            "(this machine only) or 0.0.0.0 (every interface, said out loud)"
+        )
+    return value
+
+
+def host_name(value: str) -> str:
+    """An --allow-host name; never "*", which would answer any name and undo the rebinding guard."""
+    if value.strip() == "*":
+        raise argparse.ArgumentTypeError(
+            "--allow-host '*' would answer requests for any host name and turn off the guard against DNS "
+            "rebinding: name each host the page is reached by, e.g. --allow-host lab.internal"
+        )
+    if not HOST_NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"--allow-host {value!r} is not a host name: give a name or address without scheme or port, "
+            "e.g. --allow-host lab.internal"
+        )
+    return value
 
 
 def check_free(host: str, port_: int) -> None:
@@ -91,7 +123,7 @@ def cmd_lesson(args, console) -> int:
     from ..web import create_app
 
     lesson = content.load(args.lesson)  # a wrong name fails before the model loads
-    log = lambda message: print(f"tokenloop: {message}", file=sys.stderr)  # noqa: E731
+    log = say  # the server's words in a note are made safe for the terminal
     if args.markdown:
         return print_markdown(args, lesson, log)
     check_free(args.host, args.port)
@@ -109,13 +141,16 @@ def cmd_lesson(args, console) -> int:
             f"training demo; only requests addressed to {', '.join(hosts)} are answered (add names with --allow-host)"
         )
     console.print(
-        f"tokenloop lesson: [bold]{address(args.host, args.port)}[/bold]  (the lab: {address(args.host, args.port)}lab)"
+        f"tokenloop lesson: [bold]{shown(address(args.host, args.port))}[/bold]  (the lab: {shown(address(args.host, args.port))}lab)"
     )
     console.print(
-        f"model: {backend.model} ({backend.name}{', the embedded model beside it' if compare else ''})", soft_wrap=True
+        f"model: {shown(backend.model)} ({backend.name}{', the embedded model beside it' if compare else ''})",
+        soft_wrap=True,
     )
     console.print("Ctrl+C stops it.")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # uvicorn has no read timeout: the app's guard refuses a body that takes over 15 s, and at most
+    # LIMIT_CONNECTIONS connections are served at once (more get a 503), so slow clients can't pile up.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", limit_concurrency=LIMIT_CONNECTIONS)
     return 0
 
 

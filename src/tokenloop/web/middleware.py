@@ -116,7 +116,9 @@ async def too_large(scope, receive, send):
 async def too_slow(scope, send, seconds: float):
     """The body stopped arriving: answer 408 and close (the client's later pieces are not read)."""
     response = JSONResponse(
-        {"error": f"the request body took over {seconds:g} s to arrive: send it whole"}, 408, headers={"connection": "close"}
+        {"error": f"the request body took over {seconds:g} s to arrive: send it whole"},
+        408,
+        headers={"connection": "close"},
     )
     await response(scope, _nothing_more, send)
 

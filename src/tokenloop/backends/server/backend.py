@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ...errors import ServerError, UsageError
+from ...errors import ServerError, UsageError, say
 from ...sampling import Sampler
 from ...scores import Scores
 from ..picker import Picker
@@ -80,7 +79,7 @@ class ServerBackend:
     ):
         self.root = base_url(url)
         self.client = Client(self.root, api_key, timeout, keep_alive)
-        self.log = log or (lambda message: print(f"tokenloop: {message}", file=sys.stderr))
+        self.log = log or say  # a note quotes the server: `say` makes it safe for the terminal
         self.notes: list[str] = []
         self.caps = discover.discover(self.client, model)
         self.dialect = dialects.DIALECTS[self.caps.kind]

@@ -58,7 +58,9 @@ async def complete(request: Request, model: InProcess):
     seconds = request.app.state.demo["completion_s"]
     call = await run_in_threadpool(completions.Call, model, body, seconds)  # tokenizes: off the event loop
     if body.stream:
-        return events.Watched(sse(call), call.gone, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        return events.Watched(
+            sse(call), call.gone, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
     return await events.finished(request, call.whole, call.gone)  # stops at the next piece if the client leaves
 
 
