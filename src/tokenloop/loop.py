@@ -164,15 +164,15 @@ def generate(
     start = time.perf_counter()
     try:
         fresh = picks is None and kv is not None and resume.step == 1  # a long prompt can go in pieces
-        going = go_on is None or not fresh or prefill(backend, ids, kv, go_on)
+        going = go_on is None or not fresh or prefill(backend, ids, kv, go_on, PREFILL_CHUNK)
         for number in itertools.count(resume.step):
-            if not going or (go_on is not None and not go_on()):
-                stop = "stopped"
-                break
             if len(ids) - len(prompt) >= max_new:
                 break
             if len(ids) >= limit:
                 stop = "context"
+                break
+            if not going or (go_on is not None and not go_on()):
+                stop = "stopped"
                 break
             t0 = time.perf_counter()
             if picks is None:  # tokenloop's own sampler
@@ -202,7 +202,7 @@ def generate(
     )
 
 
-def prefill(backend: Backend, ids: Sequence[int], cache, go_on: Callable[[], bool], chunk: int = PREFILL_CHUNK) -> bool:
+def prefill(backend: Backend, ids: Sequence[int], cache, go_on: Callable[[], bool], chunk: int) -> bool:
     """Fill a fresh KV cache with a long prompt `chunk` tokens a forward pass, asking `go_on`
     before each, and leave the last piece to the loop's first step. The model's lock is free
     between two pieces (another request gets a turn) and a stop comes within one piece, not

@@ -24,7 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and the lab (the loop on your own prompts). With --url the server answers and the embedded model "
         "runs beside it; the URL is fixed here and the page cannot change it.",
     )
-    p.add_argument("--host", type=listen_host, default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument(
+        "--host",
+        type=listen_host,
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
     p.add_argument("--port", type=port, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     p.add_argument(
         "--allow-host",

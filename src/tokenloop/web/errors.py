@@ -54,6 +54,7 @@ BUSY = {409: {"model": ErrorOut}, **ERRORS}  # a demo that runs one at a time
 STREAM = {200: {"content": {"text/event-stream": {}}}}  # a route that answers server-sent events
 OPENAI_TYPES = {
     400: "BadRequestError",
+    403: "PermissionDeniedError",
     404: "NotFoundError",
     409: "ConflictError",
     502: "BadGatewayError",
@@ -115,6 +116,20 @@ def openai_body(error: Exception) -> tuple[int, dict]:
         code, message = 500, INTERNAL.format(type(error).__name__)
     kind = OPENAI_TYPES.get(code, "InternalServerError")
     return code, {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+OPENAI_PATHS = ("/v1/", "/tokenize", "/detokenize")  # the routes that answer in OpenAI's shape
+
+
+def refusal(path: str, message: str, status: int, headers: dict | None = None) -> JSONResponse:
+    """A refusal made before any route (by the guard at the door), in the shape that path's route
+    answers in: OpenAI's for /v1/…, /tokenize and /detokenize, the app's for the rest."""
+    if path.startswith(OPENAI_PATHS):
+        kind = OPENAI_TYPES.get(status, "BadRequestError")
+        body: dict = {"error": {"message": message, "type": kind, "param": None, "code": status}}
+    else:
+        body = {"error": message}
+    return JSONResponse(body, status, headers=headers)
 
 
 class OpenAIErrors(APIRoute):

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from .errors import refusal
 
 MAX_BODY = 256 * 1024  # bytes: every request of the page is far smaller
 BODY_TIMEOUT_S = 15.0  # seconds a whole request body may take to arrive (256 KiB needs far less)
@@ -50,7 +51,7 @@ class Guard:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         if cross_site(headers) and not page(scope):
-            response = JSONResponse({"error": "refused: a request from another site can't change the lab"}, 403)
+            response = refusal(scope["path"], "refused: a request from another site can't change the lab", 403)
             return await response(scope, receive, send)
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
@@ -109,17 +110,14 @@ def cross_site(headers: dict[bytes, bytes]) -> bool:
 
 
 async def too_large(scope, receive, send):
-    response = JSONResponse({"error": f"the request body is over {MAX_BODY // 1024} KiB: send less text"}, 413)
+    response = refusal(scope["path"], f"the request body is over {MAX_BODY // 1024} KiB: send less text", 413)
     await response(scope, receive, send)
 
 
 async def too_slow(scope, send, seconds: float):
     """The body stopped arriving: answer 408 and close (the client's later pieces are not read)."""
-    response = JSONResponse(
-        {"error": f"the request body took over {seconds:g} s to arrive: send it whole"},
-        408,
-        headers={"connection": "close"},
-    )
+    message = f"the request body took over {seconds:g} s to arrive: send it whole"
+    response = refusal(scope["path"], message, 408, headers={"connection": "close"})
     await response(scope, _nothing_more, send)
 
 

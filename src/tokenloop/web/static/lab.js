@@ -244,7 +244,8 @@ const STOPS = {
       `mean log-probability ${result.mean_logprob.toFixed(2)}, perplexity ${result.perplexity.toFixed(1)}.`;
   }
 
-  // A link (the lesson's try-it list) fills in the prompt and settings, then starts the run.
+  // A link (the lesson's try-it list) fills in the prompt and settings, then starts the run, or,
+  // where the learner has a run, asks first.
   async function openedFromLink() {
     const link = fromLink(location.search, $);
     history.replaceState(null, "", location.pathname); // a reload keeps what the learner changed since
@@ -258,10 +259,13 @@ const STOPS = {
     }
     lessonLink();
     if (link.refused.length) parts.push(`Left out of the link, as not valid here: ${link.refused.join(", ")}.`);
+    // A link (from any page, another site's too) never replaces a run the learner made: it asks first.
+    const ask = link.filled.length && run.started && run.steps.length;
+    if (ask) parts.push("This link would replace your run: press Start to run its prompt (your run stays until then).");
     note.textContent = parts.join(" ");
     note.hidden = !parts.length;
     remember();
-    if (link.filled.length) await start();
+    if (link.filled.length && !ask) await start();
   }
 
   // The header's Lesson link goes back to the lesson the learner came from, not always Lesson 1.
