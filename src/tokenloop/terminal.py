@@ -4,15 +4,14 @@ On a terminal it draws with rich; piped (not a TTY) it prints one plain line per
 the same `Step` / `Done` / `NextToken` records that `--json` writes.
 
 Text from a server or a model (token strings, a model's name, its answer) never reaches the
-terminal raw: `visible` and `printable` write its control characters as escapes, `shown` also
-keeps Rich from reading markup in it, and `SafeConsole`, the console every command prints
+terminal raw: `visible` and `printable` write its control characters as escapes, `titled` keeps
+Rich from reading markup in it (it goes in a `Text`, never in a markup string), and `SafeConsole`, the console every command prints
 through, escapes whatever control character still reaches it.
 """
 
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.segment import Segment
 from rich.text import Text
 
@@ -24,15 +23,28 @@ BAR_WIDTH = 30
 TAIL_CHARS = 70
 
 
+def glyphs(token: str) -> str:
+    """A token's spaces and newlines as marks: a token is not a word."""
+    return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "→").replace("\r", "⏎") or "∅"
+
+
 def visible(token: str) -> str:
-    """Show a token's spaces and newlines: a token is not a word (and any other control character
-    as an escape such as \\x1b)."""
-    return printable(token.replace(" ", "␣").replace("\n", "↵").replace("\t", "→").replace("\r", "⏎")) or "∅"
+    """A token as the bars show it: its spaces and newlines marked, any other control character
+    written as an escape such as \\x1b."""
+    return printable(glyphs(token))
 
 
-def shown(text) -> str:
-    """Server or model text to put inside a Rich markup string: printable, and never read as markup."""
-    return escape(printable(text))
+def quoted(token: str) -> str:
+    """A token as a plain line shows it: marked and quoted by `repr`, which escapes every
+    character that doesn't print (controls, bidi marks, lone surrogates)."""
+    return repr(glyphs(token))
+
+
+def titled(title: str, rest: str) -> Text:
+    """A bold title, then text that may quote a server or a model (its name, its URL): printable,
+    and never read as Rich markup (`evil[/]model` is a name, not a closing tag). Server text never
+    goes inside a markup string: Rich's own `escape` doesn't round-trip a backslash before `[`."""
+    return Text.assemble((printable(title), "bold"), printable(rest))
 
 
 class SafeConsole(Console):
@@ -79,7 +91,7 @@ class LoopView:
 
     def next_token(self, result: NextToken) -> None:
         if not self.fancy:
-            tops = ", ".join(f"{visible(c.token)!r} {percent(c.prob).strip()}" for c in result.top)
+            tops = ", ".join(f"{quoted(c.token)} {percent(c.prob).strip()}" for c in result.top)
             self.console.print(
                 f"next after {len(result.prompt_ids)} tokens ({result.distribution}): {tops}",
                 markup=False,
@@ -96,10 +108,10 @@ class LoopView:
     def step(self, step: Step) -> None:
         cache = "KV cache" if step.cache else "no cache"
         if not self.fancy:
-            tops = ", ".join(f"{visible(c.token)!r} {percent(c.prob).strip()}" for c in step.top)
+            tops = ", ".join(f"{quoted(c.token)} {percent(c.prob).strip()}" for c in step.top)
             line = (
                 f"step {step.step} pos {step.position} {step.ms:.1f}ms {cache} in={step.tokens_in} "
-                f"pick {visible(step.chosen.token)!r} {percent(step.chosen.prob).strip()} ({step.sampler}) | {tops}"
+                f"pick {quoted(step.chosen.token)} {percent(step.chosen.prob).strip()} ({step.sampler}) | {tops}"
             )
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
             self.text += step.chosen.token

@@ -8,8 +8,9 @@ import re
 import socket
 import sys
 
-from ..errors import UsageError, say
-from ..terminal import shown
+from rich.text import Text
+
+from ..errors import UsageError, printable, say
 from .common import add_backend_options, open_backend
 
 DEFAULT_PORT = 8765  # not 8000: that is where vLLM listens by default
@@ -145,13 +146,11 @@ def cmd_lesson(args, console) -> int:
             f"listening on {args.host}: anyone who can reach this machine can run the model, the lab and the "
             f"training demo; only requests addressed to {', '.join(hosts)} are answered (add names with --allow-host)"
         )
-    console.print(
-        f"tokenloop lesson: [bold]{shown(address(args.host, args.port))}[/bold]  (the lab: {shown(address(args.host, args.port))}lab)"
-    )
-    console.print(
-        f"model: {shown(backend.model)} ({backend.name}{', the embedded model beside it' if compare else ''})",
-        soft_wrap=True,
-    )
+    here = address(args.host, args.port)
+    console.print(Text.assemble("tokenloop lesson: ", (here, "bold"), f"  (the lab: {here}lab)"))
+    beside = ", the embedded model beside it" if compare else ""
+    # the server's name for its model is shown as it is: never markup, its control characters escaped
+    console.print(f"model: {printable(backend.model)} ({backend.name}{beside})", markup=False, soft_wrap=True)
     console.print("Ctrl+C stops it.")
     # uvicorn has no read timeout: the app's guard refuses a body that takes over 15 s, and at most
     # LIMIT_CONNECTIONS connections are served at once (more get a 503), so slow clients can't pile up.

@@ -12,7 +12,7 @@ import sys
 from rich.table import Table
 
 from ..errors import UsageError, say
-from ..terminal import progress_bar, shown
+from ..terminal import progress_bar, titled
 from .common import byte_size, emit_json, positive_int
 
 
@@ -143,7 +143,7 @@ def _si(x: float, unit: str) -> str:
 def show_staircase(console, data: dict, plot: str | None) -> None:
     from ..charts import staircase_bars
 
-    console.print(f"[bold]The staircase[/]: {shown(data['model'])}, {data['path']}, {data['threads']} CPU thread(s)")
+    console.print(titled("The staircase", f": {data['model']}, {data['path']}, {data['threads']} CPU thread(s)"))
     console.print(
         f"  {data['points']} lengths × {data['repeats']} repeats, shuffled and interleaved, {data['wall_s']:.0f} s"
     )
@@ -237,9 +237,7 @@ def on_server(args, console) -> int:
     if args.json:
         emit_json(data)
         return 0
-    console.print(
-        f"[bold]The staircase on the server[/]: {shown(data['model'])}, {shown(data['engine'])}, {shown(data['url'])}"
-    )
+    console.print(titled("The staircase on the server", f": {data['model']}, {data['engine']}, {data['url']}"))
     table = Table("tokens", "no cache: fresh prompt (ms)", "with the cache: one token (ms)")
     for p in data["series"]:
         table.add_row(f"{p['n']:,}", f"{p['fresh_ms']:,.1f}", "–" if p["itl_ms"] is None else f"{p['itl_ms']:,.2f}")

@@ -11,7 +11,7 @@ from pathlib import PurePath
 from rich.table import Table
 
 from ...errors import UsageError
-from ...terminal import progress_bar, shown
+from ...terminal import progress_bar, titled
 from ..common import emit_json, or_dash
 from .account import show_account, show_floor, show_warmth
 from .concurrency import plan_levels, run_levels, show_concurrency
@@ -116,7 +116,7 @@ def costs(usd_per_hour: float, data: dict) -> dict:
 def show_latency(console, data: dict, tokens: int, plot: str | None) -> None:
     from ...charts import bars
 
-    console.print(f"[bold]Latency[/]: {shown(PurePath(data['model']).name)} at {shown(data['url'])}")
+    console.print(titled("Latency", f": {PurePath(data['model']).name} at {data['url']}"))
     console.print(f"  {data['points']} answer lengths × {data['repeats']} repeats; medians; ms")
     table = Table(box=None, header_style="bold")
     for column in ("tokens", "TTFT", "ITL", "total", "server: prompt", "server: ITL", "1 call/token: total"):

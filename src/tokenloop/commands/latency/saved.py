@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from ...errors import UsageError
-from ...terminal import shown
+from ...terminal import titled
 from ..common import emit_json, or_dash
 from .account import show_account, show_warmth
 from .definitions import show_definitions
@@ -38,7 +38,7 @@ def recompute(args, console) -> int:
         emit_json(data)
         return 0
     show_warmth(console, data["warmth"])
-    console.print(f"[bold]{len(records)} requests[/] from {shown(args.load)}")
+    console.print(titled(f"{len(records)} requests", f" from {args.load}"))
     show_definitions(console, data["by_tool"])
     show_groups(console, data["groups"])
     if data["account"]:
