@@ -145,3 +145,24 @@ def test_the_curl_the_page_shows_gives_the_bars_the_page_drew(page, served):  # 
     assert rows.locator(".bar-token").all_text_contents() == [json.dumps(t, ensure_ascii=False) for t in top]
     bars = [float(p) for p in rows.evaluate_all("rows => rows.map(r => r.dataset.prob)")]
     assert [math.exp(v) for v in top.values()] == pytest.approx(bars, abs=1e-4)
+
+
+def test_a_link_never_replaces_the_learners_run_without_asking(page, served):  # noqa: F811
+    """A link from any page (another site's too) fills in the lab but asks before replacing a run."""
+    from playwright.sync_api import expect
+
+    open_page(page, f"{served}/lab")
+    page.locator("#prompt").fill("My own run")
+    page.locator("#step").click()
+    rows = page.locator("#steps-table tbody tr")
+    expect(rows).to_have_count(1, timeout=MODEL_WORK)
+    page.goto(f"{served}/lab?prompt=Somebody%20else")
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#link-note")).to_contain_text("would replace your run")
+    expect(page.locator("#prompt")).to_have_value("Somebody else")
+    lab = page.evaluate("fetch('/api/lab').then((r) => r.json())")
+    assert lab["prompt"] == "My own run" and len(lab["steps"]) == 1  # kept until the learner says so
+    expect(rows).to_have_count(1)
+    page.locator("#start").click()
+    expect(page.locator("#summary")).to_contain_text("prompt tokens", timeout=MODEL_WORK)
+    assert page.evaluate("fetch('/api/lab').then((r) => r.json())")["prompt"] == "Somebody else"
