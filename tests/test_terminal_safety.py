@@ -10,6 +10,7 @@ Modules (src/tokenloop/): terminal.py, errors.py, cli.py."""
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
@@ -20,7 +21,7 @@ from rich.text import Text
 from support.cli_runner import cli
 from support.launcher import free_port
 
-from tokenloop.errors import printable
+from tokenloop.errors import printable, printable_json
 from tokenloop.records import Candidate, Done, NextToken, Step
 from tokenloop.terminal import LoopView, SafeConsole, titled
 
@@ -70,6 +71,13 @@ def test_printable_escapes_every_control_and_keeps_the_rest(text):
     if not UNSAFE.search(text) and "\n" not in text and "\t" not in text:
         assert one == text
     one.encode("utf-8")  # writable whatever the terminal's encoding
+
+
+@RUNS
+@given(record=st.dictionaries(TEXTS, st.one_of(TEXTS, st.lists(TEXTS, max_size=3)), max_size=4))
+def test_json_lines_carry_any_text_exactly_and_nothing_a_terminal_acts_on(record):
+    line = printable_json(json.dumps(record, ensure_ascii=False))
+    assert not UNSAFE.search(line) and json.loads(line) == record
 
 
 @RUNS
@@ -154,6 +162,7 @@ def test_a_hostile_model_name_is_never_markup_nor_an_escape(capsys, monkeypatch,
     url = hostile_server
     for argv, names in (
         (["probe", "--url", url], True),
+        (["probe", "--url", url, "--json"], False),
         (["next", "hi", "--url", url], tty),  # the bars' header names the model
         (["run", "hi", "--url", url, "--max-new", "2"], False),
         (["latency", "--url", url, "--max-tokens", "4", "--points", "2", "--repeats", "1"], True),

@@ -50,6 +50,15 @@ def printable(text: str, lines: bool = False) -> str:
     return (_UNSAFE if lines else _UNSAFE_IN_A_LINE).sub(_escaped, str(text))
 
 
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable_json(text: str) -> str:
+    """A JSON text (`json.dumps(..., ensure_ascii=False)`, which escapes C0 itself) with the rest
+    of `printable`'s characters written as `\\uXXXX`: the same JSON to a parser, safe on a terminal."""
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _escaped(match: re.Match) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -8,7 +8,7 @@ import os
 import sys
 
 from ..backends import DTYPES, ENGINES
-from ..errors import UsageError
+from ..errors import UsageError, printable_json
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -136,8 +136,9 @@ def read_prompt(args: argparse.Namespace) -> str:
 
 
 def emit_json(record: dict) -> None:
-    """One JSON object per line, flushed, so a reader sees each step as it happens."""
-    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    """One JSON object per line, flushed, so a reader sees each step as it happens; characters a
+    terminal would act on (C1 codes, bidi controls) or can't write (lone surrogates) as \\u escapes."""
+    sys.stdout.write(printable_json(json.dumps(record, ensure_ascii=False)) + "\n")
     sys.stdout.flush()
 
 
