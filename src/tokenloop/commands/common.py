@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -81,25 +82,41 @@ def open_backend(args: argparse.Namespace, log=None):
     return backend_class(name).from_args(args, log=log)
 
 
-def positive_int(name: str):
+MOST = 10**9  # no count an option takes is near this; a larger one is refused before it is used
+
+
+def positive_int(name: str, most: int = MOST):
+    """A whole number from 1 to `most` (400 digits are refused as they are read, never used)."""
+
     def parse(value: str) -> int:
+        if len(value.strip()) > 30:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be at most {most:,}, not a {len(value.strip())}-digit number"
+            )
         try:
             number = int(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} takes a whole number, not {value!r}") from None
         if number < 1:
             raise argparse.ArgumentTypeError(f"{name} must be at least 1, not {number}")
+        if number > most:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {most:,}, not {number:,}")
         return number
 
     return parse
 
 
 def number(name: str):
+    """A finite number (nan, inf and 1e400 are refused as they are read)."""
+
     def parse(value: str) -> float:
         try:
-            return float(value)
+            found = float(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} takes a number, not {value!r}") from None
+        if found != found or found in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{name} takes a finite number, not {value!r}")
+        return found
 
     return parse
 
@@ -136,9 +153,21 @@ def read_prompt(args: argparse.Namespace) -> str:
 
 
 def emit_json(record: dict) -> None:
-    """One JSON object per line, flushed, so a reader sees each step as it happens."""
-    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    """One JSON object per line, flushed, so a reader sees each step as it happens. NaN and
+    infinity (which JSON lacks) are written as null, never as `NaN`."""
+    sys.stdout.write(json.dumps(finite(record), ensure_ascii=False, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def finite(data):
+    """A JSON-ready value with every NaN and infinity made null (JSON has neither)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    return data
 
 
 def byte_size(n: float | None) -> str:

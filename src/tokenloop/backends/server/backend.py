@@ -31,7 +31,7 @@ from ...errors import ServerError, UsageError
 from ...sampling import Sampler
 from ...scores import Scores
 from ..picker import Picker
-from . import dialects, discover, picks, wire
+from . import dialects, discover, numbers, picks, wire
 from .client import Client, Refused, base_url
 from .ids import TokenTable
 
@@ -160,7 +160,7 @@ class ServerBackend:
         )
         usage = answer.get("usage") if isinstance(answer, dict) else None
         count = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-        return count if isinstance(count, int) and 0 <= count < UNKNOWN_CONTEXT else 0
+        return numbers.count(count, UNKNOWN_CONTEXT) or 0
 
     def decode(self, ids: Sequence[int]) -> str:
         ids = list(ids)
@@ -187,6 +187,7 @@ class ServerBackend:
             and len(tokens) == 1
             and isinstance(tokens[0], int)
             and not isinstance(tokens[0], bool)
+            and 0 <= tokens[0] < wire.MAX_ID
         ):
             return tokens[0]
         return None
@@ -272,6 +273,7 @@ class ServerBackend:
     def scores_of(self, top: list[wire.Entry], tokens_in: int, extra: dict) -> Scores:
         """A server's top-k as the loop's `Scores`: its logprobs over the candidates' ids."""
         logprobs = torch.tensor([e.logprob for e in top], dtype=torch.float32)
+        self.tokens.new_answer()
         return Scores(logprobs, torch.tensor([self.tokens.id_of(e) for e in top]), tokens_in, extra)
 
     def _server_pick(self, position: wire.Position, data: dict) -> int | None:
@@ -283,6 +285,7 @@ class ServerBackend:
             and returned
             and isinstance(returned[0], int)
             and not isinstance(returned[0], bool)
+            and 0 <= returned[0] < wire.MAX_ID
         ):
             return returned[0]
         return self.tokens.id_of(position.chosen) if position.chosen is not None else None

@@ -1,0 +1,239 @@
+"""Every number a server sends goes through one checked reader: finite, in range, the right type, or
+left out. Property tests over the reader and over each place that reads a server's numbers (the
+wire's timings, /metrics, the KV cache's info labels, a stream's usage), then a hostile server
+(FakeVLLM: no real server sends NaN, 1e400 or 10**400 where a count goes) through the CLI and the
+page's routes. Also the side requests an answer may cause: bounded per answer, and a token whose
+/detokenize answer can't be read costs one request, not a recursion.
+
+Modules (src/tokenloop/): backends/server/numbers.py, backends/server/ids.py, cost/kv_capacity.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support.cli_runner import cli
+from support.fake_vllm import FakeVLLM, fake_vllm
+
+from tokenloop.backends.server import ServerBackend, metrics, numbers, wire
+from tokenloop.backends.server.ids import LOOKUPS_PER_ANSWER, TokenTable
+from tokenloop.cost import kv_capacity, kv_fill
+from tokenloop.errors import ServerError
+from tokenloop.web import create_app
+
+# what a hostile server puts where a number goes (JSON can carry all of these; NaN and Infinity as
+# Python's json writes them)
+HOSTILE = [float("nan"), float("inf"), -float("inf"), 1e400, 10**400, -(10**400), "12", "", None, True, [], {}, -5]
+anything = st.one_of(
+    st.sampled_from(HOSTILE),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+@given(anything, st.floats(-1e16, 1e16), st.floats(-1e16, 1e16))
+def test_the_reader_gives_a_finite_number_in_range_of_the_right_type_or_none(value, a, b):
+    low, high = min(a, b), max(a, b)
+    found = numbers.number(value, low, high)
+    if found is not None:
+        assert type(found) in (int, float) and math.isfinite(found) and low <= found <= high
+        assert found == value and not isinstance(value, (bool, str))
+    got = numbers.count(value)
+    assert got is None or (type(got) is int and 0 <= got <= numbers.BIG)
+
+
+@given(st.dictionaries(st.text(max_size=8), st.one_of(anything, st.dictionaries(st.text(max_size=4), anything))))
+def test_a_servers_figures_keep_only_usable_numbers(data):
+    def check(out):
+        for value in out.values():
+            if isinstance(value, dict):
+                check(value)
+            else:
+                assert type(value) in (int, float) and math.isfinite(value) and abs(value) <= numbers.BIG
+
+    check(numbers.figures(data))
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "usage": st.dictionaries(
+                st.sampled_from(["prompt_tokens", "completion_tokens", "prompt_tokens_details"]), anything
+            ),
+            "timings": st.dictionaries(st.sampled_from(["prompt_ms", "predicted_ms", "cache_n", "prompt_n"]), anything),
+        },
+    )
+)
+def test_a_completions_timings_and_counts_are_sane_numbers(body):
+    out = wire.server_numbers(body)
+    for key, value in out.items():
+        assert type(value) in (int, float) and math.isfinite(value) and value >= 0, (key, value)
+    for key in ("cached_tokens", "prompt_tokens", "server_prompt_tokens"):
+        assert key not in out or type(out[key]) is int
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["vllm:num_requests_running", "vllm:kv_cache_usage_perc"]),
+            st.one_of(
+                st.sampled_from(["NaN", "+Inf", "-Inf", "1e400", "nan", "0x10", "1_0"]),
+                st.floats(allow_nan=False, allow_infinity=False).map(repr),
+            ),
+        ),
+        max_size=6,
+    )
+)
+def test_metrics_values_that_are_not_finite_numbers_are_skipped(lines):
+    snap = metrics.parse("\n".join(f'{name}{{engine="0"}} {value}' for name, value in lines))
+    for s in snap.samples:
+        assert math.isfinite(s.value) and abs(s.value) <= numbers.BIG
+    for key in ("running", "kv_usage"):
+        value = snap.value(key)
+        assert value is None or math.isfinite(value)
+
+
+LABELS = st.one_of(
+    st.sampled_from(["nan", "inf", "1e400", "None", "", "-3", "0", "17", "128", "2176", "1.5"]), st.text(max_size=6)
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "block_size",
+                "num_gpu_blocks",
+                "kv_cache_size_tokens",
+                "kv_cache_memory_bytes",
+                "kv_cache_max_concurrency",
+            ]
+        ),
+        LABELS,
+    )
+)
+def test_the_kv_allocation_from_any_labels_is_finite_or_none_and_the_fill_plan_refuses_cleanly(labels):
+    body = ",".join(f'{k}="{json.dumps(v)[1:-1]}"' for k, v in labels.items())
+    snap = metrics.parse(f"vllm:cache_config_info{{{body}}} 1.0")
+    allocation = kv_capacity.server_allocation(snap, 2048)
+    for key in ("block_size", "blocks", "tokens", "memory_bytes", "bytes_per_token", "conversations"):
+        assert allocation[key] is None or (math.isfinite(allocation[key]) and allocation[key] > 0)
+    if allocation["tokens"]:
+        assert kv_fill.plan(allocation["tokens"], 2048).requests >= 2
+    else:
+        assert allocation["unreadable"]
+        with pytest.raises(ServerError, match="no usable KV cache size"):
+            kv_fill.plan(allocation["tokens"], 2048)
+
+
+# --- a hostile server, end to end -----------------------------------------------------------------
+def _metrics_page(text: str) -> dict:
+    return {"/metrics": (200, {"Content-Type": "text/plain"}, text.encode())}
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        'vllm:cache_config_info{block_size="16"} 1.0',  # no block count
+        'vllm:cache_config_info{block_size="16",num_gpu_blocks="nan"} 1.0',
+        'vllm:cache_config_info{block_size="16",num_gpu_blocks="1e400",kv_cache_size_tokens="inf"} 1.0',
+        'vllm:cache_config_info{block_size="x",num_gpu_blocks="-4"} 1.0',
+    ],
+)
+def test_the_pages_kv_routes_answer_502_with_a_message_not_500(info):
+    with fake_vllm(FakeVLLM(pages=_metrics_page(info))) as url:
+        server = ServerBackend(url, log=lambda m: None)
+        client = TestClient(create_app(server, server_url=url))
+        for route in ("/api/live/kv_capacity?lesson=day07", "/api/live/kv_fill?lesson=day07"):
+            r = client.post(route, json={"consent": True})
+            assert r.status_code == 502 and "cache size" in r.text, (route, r.status_code, r.text)
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"usage": {"completion_tokens": 10**400, "prompt_tokens": 3}},
+        {"usage": {"completion_tokens": float("nan")}},
+        {"usage": {"completion_tokens": "5", "prompt_tokens_details": {"cached_tokens": 1e400}}},
+        {"timings": {"prompt_ms": "12", "predicted_per_token_ms": float("inf"), "cache_n": -1}},
+        {"metrics": {"time_to_first_token_ms": 1e400, "queue_time_ms": "x", "mean_itl_ms": None}},
+    ],
+)
+def test_latency_url_reads_a_hostile_servers_numbers_without_a_traceback(capsys, extra):
+    metrics_text = "vllm:num_requests_running NaN\nvllm:kv_cache_usage_perc 1e400\nvllm:prompt_tokens_total +Inf\n"
+    fake = FakeVLLM(end_after=10**9, stream_text=True, chunk_extra=extra, pages=_metrics_page(metrics_text))
+    with fake_vllm(fake) as url:
+        code, out, err = cli(
+            capsys, "latency", "--url", url, "--max-tokens", "3", "--points", "2", "--repeats", "1", "--json"
+        )
+    assert code == 0, err
+    data = json.loads(out)  # strict JSON: no NaN, no Infinity
+    assert data["metrics"]["completed"] == 2
+
+
+def test_an_oversized_optional_metrics_page_is_skipped_not_fatal(capsys):
+    big = "vllm:num_requests_running 0\n" * (metrics.MAX_METRICS // 20)
+    with fake_vllm(FakeVLLM(end_after=10**9, stream_text=True, pages=_metrics_page(big))) as url:
+        code, out, err = cli(
+            capsys, "latency", "--url", url, "--max-tokens", "3", "--points", "2", "--repeats", "1", "--json"
+        )
+    assert code == 0, err
+    assert json.loads(out)["split"] is None  # no /metrics read: no split, and the run went on
+
+
+def test_a_stream_with_cr_only_line_ends_is_read(capsys):
+    with fake_vllm(FakeVLLM(end_after=10**9, stream_text=True, eol="\r")) as url:
+        code, out, err = cli(
+            capsys, "latency", "--url", url, "--max-tokens", "3", "--points", "2", "--repeats", "1", "--json"
+        )
+    assert code == 0, err
+    assert {s["tokens"] for s in json.loads(out)["series"]} == {1, 3}
+
+
+# --- side requests ----------------------------------------------------------------------------------
+@settings(max_examples=30)
+@given(st.sampled_from([None, "", 5, [], {"prompt": None}, {"prompt": 7}, "x" * 3]))
+def test_a_token_whose_detokenize_answer_cant_be_read_costs_one_request_not_a_recursion(answer):
+    calls = []
+
+    def detokenize(ids):  # the backend's decode: the server's answer unreadable -> text_of -> token_text
+        calls.append(ids)
+        return answer if isinstance(answer, str) else table.text_of(ids)
+
+    table = TokenTable(lambda text: None, detokenize)
+    assert isinstance(table.token_text(2**40), str)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("returned", [[2**70], [-3], ["7"], [True], [1, 2]])
+def test_a_tokenize_answer_that_is_not_one_token_id_gives_a_placeholder(returned):
+    fake = FakeVLLM(
+        pages={"/tokenize": (200, {"Content-Type": "application/json"}, json.dumps({"tokens": returned}).encode())}
+    )
+    with fake_vllm(fake) as url:
+        backend = ServerBackend(url, log=lambda m: None)
+        token_id = backend.tokens.id_of(wire.Entry(None, "token_id:" + str(2**70), -0.1))
+        assert token_id < 0 and backend.token_text(token_id) == "token_id:" + str(2**70)
+        backend.close()
+
+
+def test_ten_thousand_candidates_keyed_by_text_cost_a_bounded_number_of_lookups():
+    fake = FakeVLLM(top_by_text=10_000)
+    with fake_vllm(fake) as url:
+        backend = ServerBackend(url, log=lambda m: None)
+        before = len(fake.requests)
+        scores = backend.forward([104, 105], top_k=20)
+        lookups = [r for r in fake.requests[before:] if r[1] == "/tokenize"]
+        backend.close()
+    assert 0 < len(lookups) <= LOOKUPS_PER_ANSWER and len(scores.values) == 10_000
