@@ -64,11 +64,14 @@ def open_backend(args: argparse.Namespace, log=None):
     """The backend the options ask for. Imports torch and the model code only now."""
     from ..backends import backend_class
 
-    if not getattr(args, "backend", None) and (getattr(args, "url", None) or os.environ.get("OPENAI_BASE_URL")):
-        args.backend = "server"  # --url (or $OPENAI_BASE_URL) picks the server backend
+    from_env = os.environ.get("OPENAI_BASE_URL") and not getattr(args, "model", None)
+    if not getattr(args, "backend", None) and (getattr(args, "url", None) or from_env):
+        args.backend = "server"  # --url (or $OPENAI_BASE_URL, unless --model names a local model) picks the server
     name = getattr(args, "backend", None) or "embedded"
     if name == "server" and getattr(args, "model", None):
         raise UsageError("--model is for the embedded model; with --url name the served model with --server-model")
+    if getattr(args, "stream", False) and getattr(args, "server_sample", False):
+        raise UsageError("give --stream (one request, the server runs the loop) or --server-sample, not both")
     if name != "server" and (getattr(args, "stream", False) or getattr(args, "server_sample", False)):
         raise UsageError("--stream and --server-sample need a server: add --url http://host:8000/v1")
     if name == "embedded":
@@ -137,10 +140,7 @@ def seed(value: str) -> int:
 def read_prompt(args: argparse.Namespace) -> str:
     prompt = args.prompt
     if prompt == "-":
-        try:
-            prompt = sys.stdin.buffer.read().decode("utf-8")
-        except UnicodeDecodeError:
-            prompt = "\udcff"  # refused as not UTF-8 below
+        prompt = _stdin_prompt()
     if prompt is None or not prompt.strip():
         raise UsageError(
             'the prompt is empty: give some text, e.g. tokenloop run "Kubernetes pods are scheduled by the"'
@@ -150,6 +150,27 @@ def read_prompt(args: argparse.Namespace) -> str:
     except UnicodeEncodeError:
         raise UsageError("the prompt is not valid UTF-8 text: convert it first, e.g. with iconv -t UTF-8") from None
     return prompt
+
+
+MAX_STDIN = 1 << 20  # a prompt is far shorter than any model's context long before this
+
+
+def _stdin_prompt() -> str:
+    """The prompt from stdin, read at most MAX_STDIN bytes (not /dev/zero for ever); closed stdin
+    reads as empty."""
+    stream = getattr(sys.stdin, "buffer", None)
+    try:
+        raw = stream.read(MAX_STDIN + 1) if stream is not None else b""
+    except (OSError, ValueError):  # stdin closed (`<&-`) or not readable
+        raw = b""
+    if len(raw) > MAX_STDIN:
+        raise UsageError(
+            f"the prompt on stdin is over {MAX_STDIN >> 20} MB: no model's context holds that; give a shorter text"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "\udcff"  # refused as not UTF-8 by the caller
 
 
 def emit_json(record: dict) -> None:

@@ -237,3 +237,40 @@ def test_ten_thousand_candidates_keyed_by_text_cost_a_bounded_number_of_lookups(
         lookups = [r for r in fake.requests[before:] if r[1] == "/tokenize"]
         backend.close()
     assert 0 < len(lookups) <= LOOKUPS_PER_ANSWER and len(scores.values) == 10_000
+
+
+def test_logprobs_adding_up_to_more_than_one_are_shown_with_a_note():
+    notes = []
+    with fake_vllm(FakeVLLM(top_by_text=100)) as url:
+        backend = ServerBackend(url, log=notes.append)
+        backend.forward([104, 105], top_k=20)
+        backend.forward([104, 105, 106], top_k=20)
+        backend.close()
+    said = [n for n in notes if "add up to" in n]
+    assert len(said) == 1 and "not at most 100%" in said[0]  # once a run, not once a step
+
+
+def test_an_oversized_answer_is_said_as_such_not_as_a_crash(monkeypatch, capsys):
+    from tokenloop.backends.server import client
+
+    monkeypatch.setattr(client, "MAX_ANSWER", 1 << 20)
+    with fake_vllm(FakeVLLM(raw=b" " * (2 << 20))) as url:
+        code, out, err = cli(capsys, "next", "hi", "--url", url)
+    assert code == 1 and "answered more than 1 MB" in err and "crashed" not in err, err
+
+
+@pytest.mark.parametrize("env, args, said", [
+    ("localhost:8080", ["next", "hi"], "$OPENAI_BASE_URL localhost:8080: give an http(s) URL"),
+    ("http://127.0.0.1:9/v1", ["probe"], "check $OPENAI_BASE_URL"),
+    ("http://127.0.0.1:9/v1", ["next", "hi", "--url", "http://127.0.0.1:9/v1"], "check --url"),
+])  # fmt: skip
+def test_messages_name_openai_base_url_when_that_gave_the_url(capsys, monkeypatch, env, args, said):
+    monkeypatch.setenv("OPENAI_BASE_URL", env)
+    code, out, err = cli(capsys, *args)
+    assert code in (1, 2) and said in err and err.count("\n") == 1, err
+
+
+def test_model_runs_the_local_model_even_with_openai_base_url_set(capsys, monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    code, out, err = cli(capsys, "next", "hi", "--model", str(tiny_model_dir), "--json")
+    assert code == 0 and json.loads(out)["backend"] == "embedded", err

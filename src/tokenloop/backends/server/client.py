@@ -19,19 +19,22 @@ import httpx
 from ...errors import ServerError, UsageError
 from . import wire
 
+ENV_URL = "$OPENAI_BASE_URL"  # where the URL came from when no --url was given: messages name it
 
-def base_url(url: str) -> str:
-    """The server's root: 'http://host:8000/v1/' -> 'http://host:8000' (OpenAI paths add /v1)."""
+
+def base_url(url: str, source: str = "--url") -> str:
+    """The server's root: 'http://host:8000/v1/' -> 'http://host:8000' (OpenAI paths add /v1).
+    `source`: what the user set (--url, or $OPENAI_BASE_URL), named in the messages."""
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise UsageError(f"--url {url}: give an http(s) URL, e.g. http://localhost:8000/v1")
+        raise UsageError(f"{source} {url}: give an http(s) URL, e.g. http://localhost:8000/v1")
     try:
         parsed = httpx.URL(url)
         parsed.port  # noqa: B018 - a port that is not a number fails here
     except (httpx.InvalidURL, ValueError) as e:
-        raise UsageError(f"--url {url}: not a valid URL ({reason(e)}); e.g. http://localhost:8000/v1") from None
+        raise UsageError(f"{source} {url}: not a valid URL ({reason(e)}); e.g. http://localhost:8000/v1") from None
     if not parsed.host:
-        raise UsageError(f"--url {url}: the URL names no host; e.g. http://localhost:8000/v1")
+        raise UsageError(f"{source} {url}: the URL names no host; e.g. http://localhost:8000/v1")
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
@@ -51,10 +54,17 @@ class Refused(ServerError):
 class Client:
     """One kept-alive connection to a server's root URL."""
 
-    def __init__(self, root: str, api_key: str | None = None, timeout: float = 60.0, keep_alive: bool = True):
+    def __init__(
+        self,
+        root: str,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        keep_alive: bool = True,
+        source: str = "--url",
+    ):
         if not (timeout > 0) or timeout != timeout or timeout == float("inf"):
             raise UsageError(f"--server-timeout must be a number of seconds above 0, not {timeout}")
-        self.root, self.timeout = root, timeout
+        self.root, self.timeout, self.source = root, timeout, source
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         limits = httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0)  # off: only to measure it
         self.http = httpx.Client(
@@ -73,12 +83,13 @@ class Client:
         if 300 <= status < 400:
             raise ServerError(
                 f"{self.root}{path} redirects ({status}) to {self._moved or 'another address'}: tokenloop does not "
-                "follow redirects; give the address it names as --url",
+                f"follow redirects; give the address it names as {self.source}",
                 step,
             )
         if data is _NOT_JSON:
             raise ServerError(
-                f"{self.root}{path} answered something that is not JSON: is --url an OpenAI-compatible server?", step
+                f"{self.root}{path} answered something that is not JSON: is {self.source} an OpenAI-compatible server?",
+                step,
             )
         return data
 
@@ -120,7 +131,7 @@ class Client:
                     raise
                 raise ServerError(
                     f"{self.root}{path} answered more than {e.limit >> 20} MB: no answer tokenloop reads is that "
-                    "large; is --url an OpenAI-compatible server?",
+                    f"large; is {self.source} an OpenAI-compatible server?",
                     step,
                 ) from None
             except httpx.RemoteProtocolError:  # a kept-alive connection the server had closed: once more, anew
@@ -153,7 +164,7 @@ class Client:
         except _TooLarge as e:
             raise ServerError(
                 f"the stream from {self.root} sent a line over {e.limit >> 20} MB: no event tokenloop reads is that "
-                "large; is --url an OpenAI-compatible server?",
+                f"large; is {self.source} an OpenAI-compatible server?",
                 step(),
             ) from None
         except (_Late, httpx.TimeoutException):
@@ -200,13 +211,15 @@ class Client:
                 f"the server refused the request ({status}: {said}): pass its key with --api-key or OPENAI_API_KEY"
             )
         elif status == 404:
-            message = f"{self.root}{path} not found (404): check --url; give the server's base URL, e.g. http://localhost:8000/v1"
+            message = f"{self.root}{path} not found (404): check {self.source}; give the server's base URL, e.g. http://localhost:8000/v1"
         else:
             message = f"the server answered {status} on {path}: {said}"
         return Refused(message, status, said, step)
 
     def _unreachable(self, error: Exception, step: int | None) -> ServerError:
-        return ServerError(f"can't reach {self.root} ({reason(error)}): is the server running? check --url", step)
+        return ServerError(
+            f"can't reach {self.root} ({reason(error)}): is the server running? check {self.source}", step
+        )
 
     def _late(self, path: str, step: int | None) -> ServerError:
         return ServerError(

@@ -49,7 +49,7 @@ def discover(client: Client, wanted: str | None) -> Capabilities:
         [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] if isinstance(data, list) else []
     )
     if not entries:
-        raise ServerError(f"{client.root}/v1/models lists no models: is --url an OpenAI-compatible server?")
+        raise ServerError(f"{client.root}/v1/models lists no models: is {client.source} an OpenAI-compatible server?")
     models = [m["id"] for m in entries]
     if wanted is not None and wanted not in models:
         raise UsageError(f"--server-model {wanted}: the server has no such model; it serves: {', '.join(models)[:300]}")
