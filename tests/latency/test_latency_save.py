@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.cli_runner import cli
 from support.fake_vllm import FakeVLLM, fake_vllm
 from support.launcher import free_port
@@ -135,3 +137,28 @@ def test_saved_records_round_trip(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps(record.to_json()) + "\n")
     assert streamed.load(path)[0] == record
+
+
+@settings(max_examples=200, deadline=1000)
+@given(st.integers(1, 10**9), st.integers(1, 10**9), st.integers(1, 10**9))
+def test_a_run_is_refused_by_arithmetic_before_its_work_list_is_built(max_tokens, points, repeats):
+    from tokenloop.latency import budget
+
+    try:
+        budget.check("http://127.0.0.1:9/v1", max_tokens, points, repeats)
+    except UsageError:
+        return
+    assert points * repeats + budget.loop_rounds(repeats) * max_tokens <= budget.MAX_RUN
+    assert len(budget.output_lengths(max_tokens, points)) <= points
+
+
+@settings(max_examples=200, deadline=1000)
+@given(st.integers(1, 10**9), st.integers(1, 10**9))
+def test_a_staircase_is_refused_by_arithmetic_before_its_schedule_is_built(points, repeats):
+    from tokenloop.cost import staircase
+
+    try:
+        staircase.check(10**9, points, repeats, 10**9)
+    except UsageError:
+        return
+    assert len(staircase.schedule(staircase.lengths(10**9, points), repeats)) <= staircase.MAX_WORK

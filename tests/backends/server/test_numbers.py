@@ -274,3 +274,38 @@ def test_model_runs_the_local_model_even_with_openai_base_url_set(capsys, monkey
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     code, out, err = cli(capsys, "next", "hi", "--model", str(tiny_model_dir), "--json")
     assert code == 0 and json.loads(out)["backend"] == "embedded", err
+
+
+# --- stream lines: any split, any line end, linear time -------------------------------------------
+class _Parts:
+    """A response whose body arrives in the given parts (what httpx's iter_bytes yields)."""
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def iter_bytes(self):
+        yield from self.parts
+
+
+@given(st.lists(st.text("ab:{} ", max_size=12), min_size=1, max_size=8),
+       st.lists(st.sampled_from(["\n", "\r", "\r\n"]), min_size=8, max_size=8), st.data())  # fmt: skip
+def test_stream_lines_are_the_same_however_the_bytes_are_split_and_whatever_ends_them(lines, ends, data):
+    from tokenloop.backends.server.client import _lines
+
+    body = "".join(line + end for line, end in zip(lines, ends)).encode()
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(body)), max_size=6)))
+    parts = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)])]
+    got = [line for line in _lines(_Parts(parts), 60) if line]
+    assert got == [line for line in lines if line]
+
+
+def test_a_20_mb_stream_line_is_read_in_one_pass():
+    import time
+
+    from tokenloop.backends.server.client import _lines
+
+    line = b"data: " + b"x" * (20 << 20)
+    parts = [line[i : i + (16 << 10)] for i in range(0, len(line), 16 << 10)] + [b"\n\n"]
+    start = time.perf_counter()
+    got = list(_lines(_Parts(parts), 60))
+    assert len(got[0]) == len(line) and time.perf_counter() - start < 5  # quadratic: minutes
