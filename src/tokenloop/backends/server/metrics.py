@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from . import numbers
 from .client import Client
 
+HUGE = 1e30  # a counter may pass 1e15 (bytes read on a busy GPU); nothing real nears this
 MAX_METRICS = 4 << 20  # a busy vLLM sends ~100 KB; a page far larger is not read (None, as if absent)
 
 
@@ -260,7 +261,7 @@ def parse(text: str) -> Snapshot:
         if not match:
             continue
         name, labels, value = match.groups()
-        checked = numbers.number(value, -numbers.BIG, text=True)
+        checked = numbers.number(value, -HUGE, HUGE, text=True)
         if checked is None:
             continue
         samples.append(Sample(name, _labels(labels or ""), float(checked)))
