@@ -162,3 +162,18 @@ def test_a_staircase_is_refused_by_arithmetic_before_its_schedule_is_built(point
     except UsageError:
         return
     assert len(staircase.schedule(staircase.lengths(10**9, points), repeats)) <= staircase.MAX_WORK
+
+
+def test_a_chart_that_fails_after_the_run_is_said_and_the_results_still_print(capsys, tmp_path, monkeypatch):
+    from tokenloop import charts
+
+    def full(*args, **kwargs):  # the disk filled while the run went on
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(charts, "latency_chart", full)
+    with fake_vllm(FakeVLLM(end_after=10**9, stream_text=True)) as url:
+        code, out, err = cli(capsys, "latency", "--url", url, "--max-tokens", "3", "--points", "2", "--repeats", "1",
+                             "--plot", str(tmp_path / "l.png"), "--save", str(tmp_path / "raw.jsonl"))  # fmt: skip
+    assert code == 1 and "No space left on device" in err and "the numbers above stand" in err, err
+    assert "TTFT" in out and "chart written" not in out and "requests written to" in out
+    assert len(streamed.load(tmp_path / "raw.jsonl")) >= 2

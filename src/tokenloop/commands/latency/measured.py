@@ -96,26 +96,36 @@ def _finish(args, console, data: dict, records: list, plans: list, recorder) -> 
     }
     if args.cost_per_hour is not None:
         data["cost"] = costs(args.cost_per_hour, data)
-    late = []  # a file that fails after the run: said, and the results print anyway
-    try:
-        if args.plot:
-            charts.latency_chart(data, args.plot)
+    late, plot, report = [], args.plot, args.report  # a file that fails after the run: said; the results print
+    if plot:
+        try:
+            charts.latency_chart(data, plot)
             if plans:
-                data["concurrency"]["plot"] = str(charts.concurrency_chart(data, args.plot))
-                data["concurrency"]["saturation_plot"] = str(charts.saturation_chart(data, args.plot))
-        if args.report:
-            data["report"] = write_report(data, args.report)
-    except OSError as e:
-        late.append(f"{args.plot or args.report}: can't write it ({e.strerror or e})")
+                data["concurrency"]["plot"] = str(charts.concurrency_chart(data, plot))
+                data["concurrency"]["saturation_plot"] = str(charts.saturation_chart(data, plot))
+        except OSError as e:
+            late.append(f"--plot {plot}: can't write it ({e.strerror or e}); the numbers above stand")
+            plot = None
+    if report:
+        try:
+            data["report"] = write_report(data, report)
+        except OSError as e:
+            late.append(f"--report {report}: can't write it ({e.strerror or e}); the numbers above stand")
+            report = None
     if recorder is not None and recorder.failed:
         late.append(recorder.said())
-    for line in late:
-        print(f"tokenloop: {line}", file=sys.stderr)
     if args.json:
         emit_json(data)
-        return 0
+    else:
+        _show(console, args, data, plans, plot, report, recorder)
+    for line in late:
+        print(f"tokenloop: {line}", file=sys.stderr)
+    return 1 if late else 0
+
+
+def _show(console, args, data: dict, plans: list, plot: str | None, report: str | None, recorder) -> None:
     show_warmth(console, data["warmth"])
-    show_latency(console, data, args.tokens, args.plot)
+    show_latency(console, data, args.tokens, plot)
     show_metrics(console, data["metrics"], data["definitions"])
     show_split(console, data["split"])
     show_account(console, data["account"])
@@ -128,9 +138,8 @@ def _finish(args, console, data: dict, records: list, plans: list, recorder) -> 
         show_cost(console, data["cost"])
     if recorder is not None and not recorder.failed:
         console.print(f"  {recorder.said()}")
-    if args.report:
-        console.print(f"  report written to {args.report}")
-    return 0
+    if report:
+        console.print(f"  report written to {report}")
 
 
 def costs(usd_per_hour: float, data: dict) -> dict:
