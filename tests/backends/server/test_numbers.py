@@ -309,3 +309,11 @@ def test_a_20_mb_stream_line_is_read_in_one_pass():
     start = time.perf_counter()
     got = list(_lines(_Parts(parts), 60))
     assert len(got[0]) == len(line) and time.perf_counter() - start < 5  # quadratic: minutes
+
+
+@given(st.integers(0, 10**300))
+def test_a_cap_or_context_named_in_a_servers_error_is_a_sane_count_or_none(n):
+    cap = wire.logprobs_cap(f"Requested sample logprobs of 9, which is greater than max allowed: {n}")
+    context = wire.context_limit(f"This model's maximum context length is {n} tokens")
+    assert cap == (n if n <= 1 << 20 else None)
+    assert context == (n if n <= 1 << 30 else None)

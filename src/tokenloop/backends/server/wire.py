@@ -208,13 +208,13 @@ def logprobs_cap(message: str) -> int | None:
     if "logprob" not in message.lower():
         return None
     match = CAP_MESSAGE.search(message)
-    return int(match.group(1)) if match else None
+    return numbers.count(match.group(1), 1 << 20, text=True) if match else None
 
 
 def context_limit(message: str) -> int | None:
     """The context length named in a server's "prompt too long" error, if it names one."""
     match = CONTEXT_MESSAGE.search(message)
-    return int(match.group(1)) if match else None
+    return numbers.count(match.group(1), 1 << 30, text=True) if match else None
 
 
 def is_context_error(message: str) -> bool:
