@@ -52,9 +52,8 @@ def _rows(ids: list[int], texts: list[str]) -> list[dict]:
 
 def pieces(backend, text: str) -> dict:
     """Step 1: the text's token ids and the piece each stands for, and the request that got them."""
-    request = None
+    request = {"path": "/tokenize", "body": {"model": backend.model, "prompt": text, "return_token_strs": True}}
     if _vllm(backend):
-        request = {"path": "/tokenize", "body": {"model": backend.model, "prompt": text, "return_token_strs": True}}
         answer = backend.client.call("POST", "/tokenize", request["body"])
         rows = _rows(answer["tokens"], answer.get("token_strs") or [backend.token_text(i) for i in answer["tokens"]])
     elif not backend.in_process and backend.dialect is dialects.LLAMA_CPP:
@@ -90,22 +89,21 @@ def chat_share(backend, text: str, chat=None) -> dict:
     where the caller gives it)."""
     messages = [{"role": "user", "content": text}]
     own = [t["id"] for t in pieces(backend, text)["tokens"]]
-    requests = []
+    body = {"model": backend.model, "messages": messages, "add_generation_prompt": True, "return_token_strs": True}
+    requests = [{"path": "/tokenize", "body": body}]  # the same request the app's own /tokenize answers
     if _vllm(backend):
-        body = {"model": backend.model, "messages": messages, "add_generation_prompt": True, "return_token_strs": True}
-        requests.append({"path": "/tokenize", "body": body})
         answer = backend.client.call("POST", "/tokenize", body)
         ids, texts = answer["tokens"], answer.get("token_strs") or [backend.token_text(i) for i in answer["tokens"]]
     else:
         ids = backend.encode(text, chat=True)
         texts = [backend.token_text(i) for i in ids]
     body = {"model": backend.model, "messages": messages, "max_tokens": 1, "temperature": 0}
+    requests.append({"path": "/v1/chat/completions", "body": body})
     if backend.in_process and chat is not None:  # the app's own /v1/chat/completions, called in process
         usage = {**chat(body)["usage"], "how": "usage.prompt_tokens of the app's /v1/chat/completions, in process"}
     elif backend.in_process:
         usage = {"prompt_tokens": len(ids), "how": "the ids the loop reads for a chat call"}
     else:
-        requests.append({"path": "/v1/chat/completions", "body": body})
         answer = backend.client.call("POST", "/v1/chat/completions", body)
         usage = {**(answer.get("usage") or {}), "how": "usage.prompt_tokens of a real /v1/chat/completions call"}
     start = find(own, list(ids))
