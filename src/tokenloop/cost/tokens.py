@@ -148,7 +148,13 @@ def _send(backend, ids: list[int], max_tokens: int) -> dict:
             return {**sent, "status": 400, "error": str(e)}
         made = [r for r in generate(backend, ids, max_tokens, Sampler()) if hasattr(r, "chosen")]
         finish = "stop" if made and made[-1].chosen.id in backend.eos_ids else "length"
-        return {**sent, "status": 200, "finish_reason": finish, "completion_tokens": len(made), "usage_prompt": len(ids)}
+        return {
+            **sent,
+            "status": 200,
+            "finish_reason": finish,
+            "completion_tokens": len(made),
+            "usage_prompt": len(ids),
+        }
     body = {"model": backend.model, "prompt": ids, "max_tokens": max_tokens, "temperature": 0}
     try:
         answer = backend.client.call("POST", "/v1/completions", body)
@@ -179,7 +185,12 @@ def limits(backend) -> dict:
     context = backend.context_length
     near = _send(backend, filler.token_ids(backend, max(1, context - ROOM)), ASKED)
     over = _send(backend, filler.token_ids(backend, context + OVER), 1)
-    shape = {"model": backend.model, "prompt": f"[{near['prompt_tokens']} token ids]", "max_tokens": ASKED, "temperature": 0}
+    shape = {
+        "model": backend.model,
+        "prompt": f"[{near['prompt_tokens']} token ids]",
+        "max_tokens": ASKED,
+        "temperature": 0,
+    }
     return {
         "context": context,
         "near": near,

@@ -103,7 +103,10 @@ class ChatCall(Call):
             return None
         k = self.body.logprobs
         content = [
-            {**self.entry(s.chosen.id, s.chosen.logprob), "top_logprobs": [self.entry(c.id, c.logprob) for c in s.top[:k]]}
+            {
+                **self.entry(s.chosen.id, s.chosen.logprob),
+                "top_logprobs": [self.entry(c.id, c.logprob) for c in s.top[:k]],
+            }
             for s in steps
         ]
         return {"content": content}

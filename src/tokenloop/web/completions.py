@@ -210,7 +210,7 @@ def tokenize(backend, body: TokenizeIn) -> dict:
 def messages_of(messages: list) -> list[dict]:
     """A conversation checked: each message a role and a text content."""
     if not messages:
-        raise UsageError("messages is empty: send at least one {\"role\": \"user\", \"content\": \"...\"}")
+        raise UsageError('messages is empty: send at least one {"role": "user", "content": "..."}')
     for m in messages:
         if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
             raise UsageError('each message must be {"role": "...", "content": "text"} on this teaching endpoint')

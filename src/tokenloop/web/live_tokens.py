@@ -32,8 +32,16 @@ def step(live: str) -> dict:
 def where(backend) -> dict:
     """Where the numbers came from: the server, or the model in this process."""
     if backend.in_process:
-        return {"on": "the embedded model in this process", "reveal": measured(), "source": provenance.embedded(backend)}
-    return {"on": f"the {backend.caps.kind} server at {backend.root}", "reveal": measured(), "source": provenance.server(backend)}
+        return {
+            "on": "the embedded model in this process",
+            "reveal": measured(),
+            "source": provenance.embedded(backend),
+        }
+    return {
+        "on": f"the {backend.caps.kind} server at {backend.root}",
+        "reveal": measured(),
+        "source": provenance.server(backend),
+    }
 
 
 def asked(server, local):
