@@ -46,7 +46,8 @@ export const tokens = {
       call: post("/api/live/token_pieces"), draw: (out, r) => {
         out.append(K.estimate.verdict(step, ctx.guess, r.count, r.reveal));
         chips(out, r.tokens);
-        says(out, `${q(r.text)}: ${r.words} words, ${r.chars} characters, ${r.count} tokens. ${made(r)}`);
+        const spelt = r.tokens.some((t) => t.piece.includes("Ġ")) ? " The server shows each piece as its vocabulary spells it: Ġ stands for a leading space." : "";
+        says(out, `${q(r.text)}: ${r.words} words, ${r.chars} characters, ${r.count} tokens.${spelt} ${made(r)}`);
         raw(out, [r.request], ctx.info);
         out.append(K.source(r.source, step, ctx.lesson, r.reveal));
       } });
