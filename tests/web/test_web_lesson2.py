@@ -74,3 +74,26 @@ def test_the_markdown_copy_carries_the_live_counts(smol):
     assert f"| {r['tokens_per_kchar']['rows'][0]['kind']} |" in text
     assert f"HTTP {r['context_limits']['near']['status']}" in text
     assert f"rank {r['prompt_surprise']['most_surprising']['rank']:,}" in text
+
+
+def test_the_cli_markdown_on_vllm_carries_the_servers_own_counts(vllm_url, smol):
+    from tokenloop.backends.server import ServerBackend
+
+    server = ServerBackend(vllm_url, log=lambda message: None)
+    lesson = content.load("day02")
+    text = render(lesson, measure(server, lesson, local=smol))
+    call = lambda path, body: server.client.call("POST", path, {"model": server.model, **body})  # noqa: E731
+    plain = call("/tokenize", {"prompt": lesson["prompt"]})
+    chat = call(
+        "/tokenize", {"messages": [{"role": "user", "content": lesson["prompt"]}], "add_generation_prompt": True}
+    )
+    assert f"**{plain['count']} tokens**" in text and f"became **{chat['count']}**" in text
+    assert "usage.prompt_tokens of a real /v1/chat/completions call" in text
+    assert f"context {plain['max_model_len']:,} tokens" in text and "vLLM" in text
+
+
+def test_the_markdown_copy_of_a_model_without_a_chat_template_says_step_2_was_not_measured(tiny):
+    lesson = content.load("day02")
+    live = measure(tiny, lesson)
+    assert "chat_template" not in live["results"] and "token_pieces" in live["results"]
+    assert "Not measured in this copy" in render(lesson, live)

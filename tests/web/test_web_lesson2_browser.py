@@ -134,6 +134,23 @@ def test_lesson2_on_the_embedded_model(page, embedded_app, smol):  # noqa: F811 
     expect_source(box, smol.model, "tokenloop embedded")
     shot(page, "lesson2-embedded.png")
 
+    # The copy for your AI: the page's text is the clipboard's, with the counts the page drew.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+    page.locator("#copy-for-ai").click()
+    markdown = page.locator("#lesson-markdown")
+    expect(markdown).to_contain_text(f"## {LESSON['try_it']['title']}", timeout=MODEL_WORK)
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == markdown.text_content()
+    for part in (
+        f"**{len(ids)} tokens**",
+        f"became **{direct['count']}**",
+        f"| {worst} | {len(SAMPLES[worst])} |",
+        json.dumps(answer.json()["error"]["message"]),
+        f"{top1} of {len(ranks)} pieces",
+        "The learner guessed: Chinese prose",
+    ):
+        assert part in copied, part
+
 
 @pytest.fixture(scope="module")
 def vllm_app(smol, vllm_url):

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 
 from ..cost import tokens
+from ..errors import TokenloopError
 from ..measure import provenance
 
 
@@ -96,24 +97,41 @@ def _where(backend) -> dict:
 
 
 def _surprise(backend, local, lesson, k):
+    """Step 5: the server's prompt scores, or the model in this process where the server has none."""
     scorer = backend if backend.in_process or backend.dialect.prompt_scores else local
-    return None if scorer is None else {**tokens.surprise(scorer, lesson["prompt"]), **_where(scorer)}
+    return (
+        None
+        if scorer is None or not (scorer.in_process or scorer.dialect.prompt_scores)
+        else {**tokens.surprise(scorer, lesson["prompt"]), **_where(scorer)}
+    )
 
 
 def _samples(lesson: dict) -> dict:
     return next(s["samples"] for s in lesson["steps"] if s.get("live") == "tokens_per_kchar")
 
 
+def _or_none(measure_it: Callable) -> Callable:
+    """A step this backend can't answer (no chat template, no tokenizer) is left out of the copy,
+    which then says it was not measured, rather than failing the whole document."""
+
+    def run(backend, local, lesson, k):
+        try:
+            return measure_it(backend, local, lesson, k)
+        except TokenloopError:
+            return None
+
+    return run
+
+
+def _on_backend(count: Callable) -> Callable:
+    """A count on the connected backend, with where it was made."""
+    return _or_none(lambda backend, local, lesson, k: {**count(backend, lesson), **_where(backend)})
+
+
 CHEAP: dict[str, Callable] = {
-    "token_pieces": lambda backend, local, lesson, k: {**tokens.pieces(backend, lesson["prompt"]), **_where(backend)},
-    "chat_template": lambda backend, local, lesson, k: {
-        **tokens.chat_share(backend, lesson["prompt"]),
-        **_where(backend),
-    },
-    "tokens_per_kchar": lambda backend, local, lesson, k: {
-        **tokens.per_kilochar(backend, _samples(lesson)),
-        **_where(backend),
-    },
-    "context_limits": lambda backend, local, lesson, k: {**tokens.limits(backend), **_where(backend)},
-    "prompt_surprise": _surprise,
+    "token_pieces": _on_backend(lambda backend, lesson: tokens.pieces(backend, lesson["prompt"])),
+    "chat_template": _on_backend(lambda backend, lesson: tokens.chat_share(backend, lesson["prompt"])),
+    "tokens_per_kchar": _on_backend(lambda backend, lesson: tokens.per_kilochar(backend, _samples(lesson))),
+    "context_limits": _on_backend(lambda backend, lesson: tokens.limits(backend)),
+    "prompt_surprise": _or_none(_surprise),
 }
