@@ -33,6 +33,7 @@ from ..loop import next_token, prompt_ids
 from ..measure import provenance as sources
 from . import content
 from .markdown_live import WRITERS, as_json, cell, number, percent, quoted  # noqa: F401  (cell, percent: the tests')
+from .markdown_tokens import CHEAP as TOKEN_CHEAP
 
 
 def measure(backend, lesson: dict, k: int = 8, local=None, skip=()) -> dict:
@@ -88,6 +89,7 @@ CHEAP: dict[str, Callable] = {
     "sampling_temperature": sampled(draws.temperature_prob),
     "sampling_outside_top": sampled(draws.outside_top),
     "sampling_top_p": sampled(draws.top_p_kept),
+    **TOKEN_CHEAP,  # Lesson 2's: the tokenizer's counts, on the connected backend
 }
 
 

@@ -1,5 +1,6 @@
-"""The OpenAI-compatible routes: `GET /v1/models`, `POST /v1/completions`, and vLLM's `/tokenize`
-and `/detokenize`, answered by the model in this process (`web/completions.py`).
+"""The OpenAI-compatible routes: `GET /v1/models`, `POST /v1/completions`,
+`POST /v1/chat/completions`, and vLLM's `/tokenize` and `/detokenize`, answered by the model in
+this process (`web/completions.py`, `web/chat.py`).
 
 Errors come in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, not the rest
 of the app's `{"error": "..."}` (`errors.OpenAIErrors`, this router's route class): a client
@@ -19,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from ...errors import UsageError
-from .. import completions
+from .. import chat, completions
 from ..deps import InProcess
 from ..errors import OpenAIErrors, openai_body
 
@@ -54,6 +55,15 @@ async def complete(request: Request, model: InProcess):
     body = completions.parse(await json_of(request))
     completions.check_model(model, body)
     call = await run_in_threadpool(completions.Call, model, body)  # tokenizes: off the event loop
+    if body.stream:
+        return StreamingResponse(sse(call), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return await run_in_threadpool(call.whole)
+
+
+@router.post("/v1/chat/completions")
+async def chat_complete(request: Request, model: InProcess):
+    body = chat.parse(await json_of(request))
+    call = await run_in_threadpool(chat.ChatCall, model, body)  # renders the template and tokenizes
     if body.stream:
         return StreamingResponse(sse(call), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
     return await run_in_threadpool(call.whole)
