@@ -143,3 +143,38 @@ def test_with_a_processed_vllm_steps_two_and_four_read_the_servers_numbers(vllm_
     assert same["mode"] == "processed" and same["max_abs_diff"] > 0.1
     print("\nprocessed vLLM:", hot["token"], hot["points"], kept, same["max_abs_diff"], sep="\n")
 
+
+def test_the_lab_on_a_processed_vllm_draws_on_the_server_with_the_seed_box(vllm_processed_url):
+    """The lab's API on a server reporting processed logprobs: a sampled step's pick and its bars
+    after the sampler are the server's (its call with the seed + step), the raw bars a greedy call's;
+    the same seed repeats the draws, another seed draws its own."""
+    from tokenloop.backends.server import ServerBackend
+
+    server = ServerBackend(vllm_processed_url, log=lambda message: None)
+    c = TestClient(create_app(server, server_url=server.root))
+    prompt = content.load("day06")["prompt"]
+
+    def three(seed: int) -> list[dict]:
+        c.post("/api/lab/start", json={"prompt": prompt})
+        sampler = {"temperature": 1.5, "top_p": 0.9, "seed": seed}
+        return [c.post("/api/lab/step", json={"sampler": sampler, "show": 5}).json() for _ in range(3)]
+
+    first, again, other = three(7), three(7), three(11)
+    assert [s["chosen"]["id"] for s in first] == [s["chosen"]["id"] for s in again]
+    step = first[0]
+    assert step["sampler"] == "T=1.5 top_p=0.9 by the server, its processed logprobs"
+    after = completion(vllm_processed_url, server.model, temperature=1.5, top_p=0.9, seed=8, logprobs=5)
+    before = completion(vllm_processed_url, server.model, temperature=0, logprobs=5)
+    assert (
+        step["chosen"]["id"] == after["pick"]
+        and other[0]["chosen"]["id"]
+        == completion(vllm_processed_url, server.model, temperature=1.5, top_p=0.9, seed=12, logprobs=1)["pick"]
+    )
+    for shown, asked in ((step["top"], before), (step["processed"], after)):
+        assert len(shown) == 5
+        for cand in shown:
+            assert abs(cand["prob"] - math.exp(asked["top"][cand["id"]])) < 2e-3, (cand, asked["top"])
+    assert (
+        abs(step["top"][0]["prob"] - step["processed"][0]["prob"]) > 1e-3
+        or step["top"][0]["id"] != step["processed"][0]["id"]
+    )
