@@ -58,6 +58,18 @@ def favourite_at_two_in_process(tab, smol, prompt: str):
     return box
 
 
+def copied_for_ai(tab, lesson: dict) -> str:
+    """Press the copy button: what lands on the clipboard, the same as the Markdown on the page."""
+    from playwright.sync_api import expect
+
+    tab.locator("#copy-for-ai").click()
+    markdown = tab.locator("#lesson-markdown")
+    expect(markdown).to_contain_text(f"## {lesson['read_next']['title']}", timeout=MODEL_WORK)
+    copied = tab.evaluate("navigator.clipboard.readText()")
+    assert copied == markdown.text_content() and "Not measured in this copy" not in copied
+    return copied
+
+
 def expect_source(box, model: str, tag: str):
     from playwright.sync_api import expect
 
@@ -73,6 +85,7 @@ def test_lesson6_on_the_embedded_model(page, embedded_app, smol):  # noqa: F811 
 
     lesson = content.load("day06")
     prompt = lesson["prompt"]
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=embedded_app)
     open_page(page, f"{embedded_app}/?lesson=day06")
     expect(page.locator("#title")).to_have_text(lesson["title"])
     expect(page.locator("#course-map .map-here")).to_have_text(lesson["course_map"]["you_are_here"])
@@ -123,6 +136,18 @@ def test_lesson6_on_the_embedded_model(page, embedded_app, smol):  # noqa: F811 
     expect(box.locator(".verdict.right" if measured == 0 else ".verdict.wrong")).to_be_visible()
     expect_source(box, smol.model, "cause differs")
     shot(page, "lesson6-embedded.png")
+
+    # The copy for your own AI: the numbers the page revealed, step 5 graded as the page graded it.
+    copied = copied_for_ai(page, lesson)
+    for part in (
+        f"The learner guessed: {lesson['steps'][0]['choices'][0]} (wrong).",
+        f"largest difference over all 49,152 logits was {same['max_abs_diff']:g}",
+        f"{out['outside']} of 50 draws at T 1 (seeds 0–49)",
+        f"top_p 0.5 kept {kept['eligible']} of 49,152 tokens",
+        f"The learner guessed: {lesson['steps'][4]['choices'][0]} ({'right' if measured == 0 else 'wrong'}).",
+        "padded batch of 8",
+    ):
+        assert part in copied, (part, copied)
 
 
 # On a real vLLM the test starts: the lesson's 50 draws, and 32 greedy tokens per request in step 5.
@@ -233,11 +258,7 @@ def test_lesson6_on_a_raw_vllm(page, vllm_url, smol):  # noqa: F811  (page: a fi
         shot(page, "lesson6-vllm-raw.png")
 
         # The copy for your own AI: the page's numbers, and each guess graded as the page graded it.
-        page.locator("#copy-for-ai").click()
-        markdown = page.locator("#lesson-markdown")
-        expect(markdown).to_contain_text(f"## {lesson['read_next']['title']}", timeout=MODEL_WORK)
-        copied = page.evaluate("navigator.clipboard.readText()")
-        assert copied == markdown.text_content() and "Not measured in this copy" not in copied
+        copied = copied_for_ai(page, lesson)
         batch_choices = lesson["steps"][4]["choices"]
         for part in (
             f"The learner guessed: {lesson['steps'][0]['choices'][0]} (wrong).",
