@@ -25,7 +25,7 @@ import torch
 
 from . import sampling
 from .backends import Backend
-from .backends.picker import Pick, ReadOnlyIds, Run
+from .backends.picker import Pick, Picker, ReadOnlyIds, Run
 from .errors import UsageError
 from .records import Done, NextToken, Step, Stop
 from .sampling import GREEDY, Sampler
@@ -134,6 +134,7 @@ def generate(
     limit: int | None = None,
     stop_ids: frozenset[int] | None = None,
     go_on: Callable[[], bool] | None = None,
+    picker: Picker | None = None,
 ) -> Iterator[Step | Done]:
     """The loop: yields a `Step` per generated token, then a `Done` saying why it stopped.
 
@@ -141,9 +142,10 @@ def generate(
     of its next step (then `cache` is not read). `limit` caps the sequence below the context.
     `stop_ids` are the tokens that end the run: the model's end tokens unless a caller says
     otherwise (a server's `ignore_eos` request gives none). A backend with a `picker` (a server
-    that samples or streams) picks instead of the sampler; the loop appends and stops all the same.
-    `go_on` is asked before every forward pass, a long prompt's included (`prefill`); when it says
-    no (a web client left, its time ran out) the run ends with stop "stopped"."""
+    that samples or streams), or a `picker` given for this run, picks instead of the sampler; the
+    loop appends and stops all the same. `go_on` is asked before every forward pass, a long
+    prompt's included (`prefill`); when it says no (a web client left, its time ran out) the run
+    ends with stop "stopped"."""
     if max_new < 1:
         raise UsageError(f"--max-new must be at least 1, not {max_new}")
     if show < 1:
@@ -157,7 +159,7 @@ def generate(
     def ends(token: int) -> bool:  # read live: a server backend learns its end tokens as the run goes
         return token in (backend.eos_ids if stop_ids is None else stop_ids)
 
-    picker = backend.picker  # None: tokenloop's sampler picks; else the server does (it sees ids read-only)
+    picker = picker or backend.picker  # None: tokenloop's sampler picks; else the server does (it sees ids read-only)
     run = Run(ReadOnlyIds(ids), len(prompt), sampler, seed, show, resume.step, max_new, kv is not None)
     picks = picker.steps(backend, run) if picker else None
     stop: Stop = "max_new"

@@ -1,12 +1,12 @@
 """Lesson 6 on a server (draws/server.py), against the real vLLM CPU build: each figure checked
-against a direct /v1/completions call this test makes itself (httpx, not tokenloop's backend)."""
+against a direct /v1/completions call this test makes itself (support/vllm_direct.py, not tokenloop's backend)."""
 
 from __future__ import annotations
 
 import math
 
-import httpx
 import pytest
+from support.vllm_direct import completion
 
 from tokenloop.backends.server import ServerBackend
 from tokenloop.draws import server as served
@@ -17,12 +17,7 @@ PROMPT = "Kubernetes pods are scheduled by the"
 
 def direct(url: str, backend: ServerBackend, k: int, **fields) -> dict:
     """One /v1/completions answer, asked here: the prompt as ids, the top-k logprobs keyed by id."""
-    ids = httpx.post(f"{backend.root}/tokenize", json={"model": backend.model, "prompt": PROMPT}).json()["tokens"]
-    body = {"model": backend.model, "prompt": ids, "max_tokens": 1, "logprobs": k, "top_k": -1, "top_p": 1.0}
-    body.update({"return_tokens_as_token_ids": True, "return_token_ids": True, **fields})
-    choice = httpx.post(f"{backend.root}/v1/completions", json=body, timeout=60).json()["choices"][0]
-    top = {int(key.split(":")[1]): lp for key, lp in choice["logprobs"]["top_logprobs"][0].items()}
-    return {"top": top, "pick": choice["token_ids"][0], "text": choice["text"]}
+    return completion(url, backend.model, PROMPT, logprobs=k, **fields)
 
 
 def test_consent_is_needed_and_a_remote_server_needs_its_owners_say_so():
@@ -32,6 +27,13 @@ def test_consent_is_needed_and_a_remote_server_needs_its_owners_say_so():
         served.require_consent("http://gpu.example.com:8000", consent=True, remote=False, what="step 3")
     served.require_consent("http://gpu.example.com:8000", consent=True, remote=True, what="step 3")
     assert served.outside_plan(500)["requests"] == served.MAX_DRAWS  # bounded whatever is asked
+
+
+def test_a_capped_count_is_raised_by_the_mass_the_returned_tokens_hold():
+    # five returned, holding 44.3%, the least 2.19%: no other token has more, so 0.5 needs 3 more
+    assert served.more_needed(0.5, 0.443, 0.0219) == 3
+    assert served.more_needed(0.5, 0.44, 0.02) == 3  # exactly three fill it
+    assert served.more_needed(0.5, 0.6, 0.1) == 0 and served.more_needed(0.5, 0.3, 0.0) == 0
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def test_top_p_keeps_the_finite_entries_renormalised(processed, vllm_processed_u
     r = served.top_p_kept(processed, PROMPT)
     asked = direct(vllm_processed_url, processed, 5, temperature=1.0, top_p=0.5, seed=0)
     finite = {i: lp for i, lp in asked["top"].items() if lp > -9999}
-    assert r["eligible"] == len(finite) >= 1
+    assert r["eligible"] == len(finite) >= 1 and r["floor"] >= r["eligible"] and r["cap"] == 5
     assert abs(sum(c["prob"] for c in r["kept"]) - 1) < 1e-3 if not r["at_least"] else True
     for c in r["kept"]:
         assert abs(math.log(c["prob"]) - finite[c["id"]]) < 1e-3 and c["prob"] >= c["raw"]
@@ -98,8 +100,6 @@ def test_seeded_draws_are_counted_outside_the_servers_top_five(raw, vllm_url):
 
 def test_eight_identical_greedy_requests_against_one_alone(raw, vllm_url):
     r = served.alone_vs_batch(raw, PROMPT, steps=8)
-    ids = httpx.post(f"{raw.root}/tokenize", json={"model": raw.model, "prompt": PROMPT}).json()["tokens"]
-    body = {"model": raw.model, "prompt": ids, "max_tokens": 8, "temperature": 0, "ignore_eos": True}
-    alone = httpx.post(f"{raw.root}/v1/completions", json=body, timeout=60).json()["choices"][0]["text"]
+    alone = completion(vllm_url, raw.model, PROMPT, max_tokens=8, temperature=0, ignore_eos=True)["text"]
     assert r["alone_text"] == alone and r["batch"] == 8 and 1 <= r["distinct"] <= 9
     assert r["same_path"] == (r["first_divergence"] is None) and r["healthy"] == [True, True]

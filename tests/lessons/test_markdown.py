@@ -237,3 +237,24 @@ def test_tokenloop_lesson_markdown_for_lesson_7_has_its_live_numbers(capsys, tin
     code, out, err = cli(capsys, "lesson", "--markdown", "--lesson", "day07", "--model", str(tiny_model_dir))
     assert code == 0, err
     assert out.startswith(f"# {content.load('day07')['title']}") and "max |ΔK| 0, |ΔV| 0" in out
+
+
+def test_tokenloop_lesson_markdown_for_lesson_6_has_its_live_numbers(capsys, tiny_model_dir, tiny):
+    """Steps 1-4 measured for the copy on the model in this process, each the number draws/embedded.py
+    gives here; step 5 (a batch of greedy runs) is left to the page and says so."""
+    from tokenloop.draws import embedded as draws
+    from tokenloop.lessons.markdown_live import percent
+
+    code, out, err = cli(capsys, "lesson", "--markdown", "--lesson", "day06", "--model", str(tiny_model_dir))
+    assert code == 0, err
+    prompt = content.load("day06")["prompt"]
+    same, hot = draws.same_forward(tiny, prompt), draws.temperature_prob(tiny, prompt)
+    out_top, kept = draws.outside_top(tiny, prompt), draws.top_p_kept(tiny, prompt)
+    for part in (
+        f"the largest difference over all {same['vocab_size']:,} logits was 0",
+        ", ".join(f"{percent(p['prob'])} at T {p['temperature']:g}" for p in hot["points"]),
+        f"{out_top['outside']} of 50 draws at T 1 (seeds 0–49)",
+        f"top_p 0.5 kept {kept['eligible']} of {kept['vocab_size']:,} tokens",
+        "Not measured in this copy: run the sampling_batch demo",
+    ):
+        assert part in out, (part, out)

@@ -96,3 +96,14 @@ def measuring_requests(page) -> list[str]:
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.url) if r.method == "POST" and MEASURING.search(r.url) else None)
     return sent
+
+
+def expect_server_source(box, model: str, tag: str, root: str):
+    """A reveal's source line names vLLM, its version, the model, the server's address and the tag."""
+    from playwright.sync_api import expect
+
+    source = box.locator(".source").first
+    expect(source).to_be_visible(timeout=MODEL_WORK)
+    text = source.inner_text()
+    assert "vLLM" in text and model in text and root in text and f"honesty: {tag}" in text, text
+    assert "tokenloop embedded" not in text and re.search(r"\d+\.\d+", text), text

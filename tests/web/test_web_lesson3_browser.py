@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from support.browser import MODEL_WORK, open_page, shot
+from support.browser import MODEL_WORK, expect_server_source, open_page, shot
 from support.launcher import app_serving
 
 from tokenloop.lessons import content
@@ -144,16 +144,6 @@ def fixed(value: float, places: int) -> str:
 def ms(value: float) -> str:
     """charts.js's `ms`."""
     return fixed(value, 0 if value >= 100 else 1) + " ms"
-
-
-def expect_server_source(box, model: str, tag: str, root: str):
-    from playwright.sync_api import expect
-
-    source = box.locator(".source").first
-    expect(source).to_be_visible(timeout=MODEL_WORK)
-    text = source.inner_text()
-    assert "vLLM" in text and model in text and root in text and f"honesty: {tag}" in text, text
-    assert "tokenloop embedded" not in text and re.search(r"\d+\.\d+", text), text
 
 
 def test_lesson3_on_a_real_vllm(page, vllm_app, smol):  # noqa: F811  (page: a fixture)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
+from support.vllm_direct import completion as direct
 
 from tokenloop.draws import embedded as draws
 from tokenloop.lessons import content
@@ -68,15 +68,27 @@ def test_the_markdown_copy_writes_every_kept_result(client):
     assert f"{results['sampling_outside_top']['outside']} of 10 draws" in text
 
 
+@pytest.mark.parametrize("what", ["step 3", "step 5"])
+def test_a_server_elsewhere_needs_its_owners_say_so_before_anything_is_sent(what):
+    """docs/bad-inputs.md's row: steps 3 and 5 refuse a non-loopback server without "I run this
+    server", before a request. A stand-in for the connected server: a test can't start a real one
+    off this machine, and the refusal reads only its address."""
+    from types import SimpleNamespace
+
+    from tokenloop.errors import UsageError
+    from tokenloop.web import draws as web_draws
+    from tokenloop.web.schemas import ConsentIn
+
+    elsewhere = SimpleNamespace(root="http://192.0.2.10:8000", caps=SimpleNamespace(kind="vLLM"))
+    plan = web_draws.served.outside_plan(50) if what == "step 3" else web_draws.served.batch_plan(8)
+    with pytest.raises(UsageError, match=rf"^192\.0\.2\.10 is not this machine: {what} loads a real server"):
+        web_draws.plan_first(elsewhere, ConsentIn(consent=True), plan, what)
+    assert web_draws.plan_first(elsewhere, ConsentIn(consent=True, remote=True), plan, what) is None
+
+
 def completion(url: str, model: str, **fields) -> dict:
-    """One /v1/completions call made here, not by tokenloop: the prompt's ids, top logprobs by id."""
-    root = url.removesuffix("/v1")
-    ids = httpx.post(f"{root}/tokenize", json={"model": model, "prompt": content.load("day06")["prompt"]}).json()
-    body = {"model": model, "prompt": ids["tokens"], "max_tokens": 1, "top_k": -1, "top_p": 1.0, **fields}
-    body.update(return_tokens_as_token_ids=True, return_token_ids=True)
-    choice = httpx.post(f"{root}/v1/completions", json=body, timeout=60).json()["choices"][0]
-    tops = (choice.get("logprobs") or {}).get("top_logprobs") or [{}]
-    return {"pick": choice["token_ids"][0], "top": {int(k.split(":")[1]): v for k, v in tops[0].items()}}
+    """One /v1/completions call made here, not by tokenloop, on the lesson's prompt."""
+    return direct(url, model, content.load("day06")["prompt"], **fields)
 
 
 def test_with_a_raw_vllm_each_step_runs_on_the_server_or_says_why(vllm_url, smol):
@@ -104,6 +116,10 @@ def test_with_a_raw_vllm_each_step_runs_on_the_server_or_says_why(vllm_url, smol
     assert c.post(f"/api/live/sampling_batch{Q}").json()["needs_consent"]
     batch = c.post(f"/api/live/sampling_batch{Q}", json={"consent": True}).json()
     assert batch["source"]["engine"] == "vLLM" and batch["batch"] == 8 and batch["distinct"] >= 1
+    alone = TestClient(create_app(server, server_url=server.root, demo=demo))  # no model in this process
+    for key in ("sampling_temperature", "sampling_top_p"):
+        r = alone.post(f"/api/live/{key}{Q}")
+        assert r.status_code == 400 and r.json()["error"].startswith("the server reports raw logprobs"), r.text
     md = c.post("/api/lesson/markdown", json={"lesson": "day06", "guesses": {}}).json()["markdown"]
     assert f"{out['outside']} of 6 draws" in md and "Computed on the vLLM server" in md
     assert "Why not on the server: the server reports raw logprobs" in md
@@ -126,3 +142,39 @@ def test_with_a_processed_vllm_steps_two_and_four_read_the_servers_numbers(vllm_
     same = c.post(f"/api/live/sampling_same_forward{Q}").json()
     assert same["mode"] == "processed" and same["max_abs_diff"] > 0.1
     print("\nprocessed vLLM:", hot["token"], hot["points"], kept, same["max_abs_diff"], sep="\n")
+
+
+def test_the_lab_on_a_processed_vllm_draws_on_the_server_with_the_seed_box(vllm_processed_url):
+    """The lab's API on a server reporting processed logprobs: a sampled step's pick and its bars
+    after the sampler are the server's (its call with the seed + step), the raw bars a greedy call's;
+    the same seed repeats the draws, another seed draws its own."""
+    from tokenloop.backends.server import ServerBackend
+
+    server = ServerBackend(vllm_processed_url, log=lambda message: None)
+    c = TestClient(create_app(server, server_url=server.root))
+    prompt = content.load("day06")["prompt"]
+
+    def three(seed: int) -> list[dict]:
+        c.post("/api/lab/start", json={"prompt": prompt})
+        sampler = {"temperature": 1.5, "top_p": 0.9, "seed": seed}
+        return [c.post("/api/lab/step", json={"sampler": sampler, "show": 5}).json() for _ in range(3)]
+
+    first, again, other = three(7), three(7), three(11)
+    assert [s["chosen"]["id"] for s in first] == [s["chosen"]["id"] for s in again]
+    step = first[0]
+    assert step["sampler"] == "T=1.5 top_p=0.9 by the server, its processed logprobs"
+    after = completion(vllm_processed_url, server.model, temperature=1.5, top_p=0.9, seed=8, logprobs=5)
+    before = completion(vllm_processed_url, server.model, temperature=0, logprobs=5)
+    assert (
+        step["chosen"]["id"] == after["pick"]
+        and other[0]["chosen"]["id"]
+        == completion(vllm_processed_url, server.model, temperature=1.5, top_p=0.9, seed=12, logprobs=1)["pick"]
+    )
+    for shown, asked in ((step["top"], before), (step["processed"], after)):
+        assert len(shown) == 5
+        for cand in shown:
+            assert abs(cand["prob"] - math.exp(asked["top"][cand["id"]])) < 2e-3, (cand, asked["top"])
+    assert (
+        abs(step["top"][0]["prob"] - step["processed"][0]["prob"]) > 1e-3
+        or step["top"][0]["id"] != step["processed"][0]["id"]
+    )

@@ -78,15 +78,16 @@ class Tokenizer:
         }
         return tokenizer
 
-    def chat_text(self, messages: list[dict]) -> str:
-        """Render a conversation through the model's own chat template."""
+    def chat_text(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        """Render a conversation through the model's own chat template (ending with the assistant's
+        turn marker unless `add_generation_prompt` is False)."""
         if not self.chat_template:
             raise UsageError(f"{self.model} has no chat template: drop --chat and give a raw prompt")
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         return env.from_string(self.chat_template).render(
-            messages=messages, add_generation_prompt=True, **self._specials()
+            messages=messages, add_generation_prompt=add_generation_prompt, **self._specials()
         )
 
     def encode(self, text: str, chat: bool = False) -> list[int]:
@@ -111,8 +112,8 @@ class TextByTokenizer:
 
     tokenizer: Tokenizer
 
-    def chat_text(self, messages: list[dict]) -> str:
-        return self.tokenizer.chat_text(messages)
+    def chat_text(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        return self.tokenizer.chat_text(messages, add_generation_prompt)
 
     def encode(self, text: str, chat: bool = False) -> list[int]:
         return self.tokenizer.encode(text, chat)

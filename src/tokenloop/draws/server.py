@@ -256,19 +256,32 @@ def top_p_kept(server, prompt: str, top_p: float = 0.5, temperature: float = 1.0
     raw = by_id(server, raw_position)
     finite = [e for e in kept_position.top if math.isfinite(e.logprob)]
     kept = [{**entry(server, e), "raw": math.exp(raw.get(server.tokens.id_of(e), -math.inf))} for e in finite]
+    at_least = len(finite) == len(kept_position.top)  # every returned entry kept: the count is a floor
+    mass = sum(c["raw"] for c in kept)
     return {
         "prompt": prompt,
         "top_p": top_p,
         "temperature": temperature,
         "eligible": len(finite),
         "returned": len(kept_position.top),
-        "at_least": len(finite) == len(kept_position.top),  # every returned entry kept: the count is a floor
+        "at_least": at_least,
+        "floor": len(finite) + (more_needed(top_p, mass, min(c["raw"] for c in kept)) if at_least and kept else 0),
+        "cap": server.max_top_k,  # the server's logprobs cap, where it has one: why it returned no more
         "vocab_size": None,
         "kept": kept,
-        "kept_raw_mass": sum(c["raw"] for c in kept),
+        "kept_raw_mass": mass,
         "mode": kind,
         "note": "eligible = the returned candidates whose processed probability is above zero",
     }
+
+
+def more_needed(top_p: float, mass: float, smallest: float) -> int:
+    """How many tokens beyond the returned ones top_p must also keep, at least: the returned ones
+    hold `mass` of the probability, and no token below them has more than `smallest`, the least of
+    them, so reaching `top_p` takes at least (top_p - mass) / smallest more."""
+    if mass >= top_p or smallest <= 0:
+        return 0
+    return math.ceil((top_p - mass) / smallest - 1e-9)
 
 
 def greedy(server, ids: list[int], steps: int) -> tuple[list[int], list[float]]:

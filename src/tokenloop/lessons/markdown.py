@@ -32,7 +32,8 @@ from ..draws import embedded as draws
 from ..loop import next_token, prompt_ids
 from ..measure import provenance as sources
 from . import content
-from .markdown_live import WRITERS, as_json, cell, number, percent, quoted  # noqa: F401  (cell, percent: the tests')
+from .markdown_live import MEASURED_ANSWERS, WRITERS, as_json, cell, number, percent, quoted  # noqa: F401  (cell, percent: the tests')
+from .markdown_tokens import CHEAP as TOKEN_CHEAP
 
 
 def measure(backend, lesson: dict, k: int = 8, local=None, skip=()) -> dict:
@@ -88,6 +89,7 @@ CHEAP: dict[str, Callable] = {
     "sampling_temperature": sampled(draws.temperature_prob),
     "sampling_outside_top": sampled(draws.outside_top),
     "sampling_top_p": sampled(draws.top_p_kept),
+    **TOKEN_CHEAP,  # Lesson 2's: the tokenizer's counts, on the connected backend
 }
 
 
@@ -124,6 +126,9 @@ def render(lesson: dict, live: dict) -> str:
 
 
 def render_step(step: dict, live: dict, honesty: dict | None = None) -> list[str]:
+    result = (live.get("results") or {}).get(step.get("live"))
+    if step.get("live") in MEASURED_ANSWERS and isinstance(result, dict):  # graded as the page grades it
+        step = {**step, "answer": MEASURED_ANSWERS[step["live"]](result)}
     out = [f"## {step['title']}", "", flat(step["question"]), ""]
     if step.get("kind") == "choice":
         out += [
@@ -135,7 +140,6 @@ def render_step(step: dict, live: dict, honesty: dict | None = None) -> list[str
     out += [flat(step["explain"]), ""]
     kind = step.get("live")
     if kind:
-        result = (live.get("results") or {}).get(kind)
         writer = WRITERS.get(kind, as_json)
         lines = writer(result, live) if result is not None else None
         out += (lines or [f"*(Not measured in this copy: run the {kind} demo on the lesson page first.)*"]) + [""]

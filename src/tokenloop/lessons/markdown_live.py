@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 from .markdown_prefill import WRITERS as PREFILL_WRITERS
+from .markdown_tokens import WRITERS as TOKEN_WRITERS
 
 
 def write_next(r: dict, live: dict) -> list[str]:
@@ -209,19 +210,28 @@ def write_sampling_outside_top(r: dict, live: dict) -> list[str]:
 
 def write_sampling_top_p(r: dict, live: dict) -> list[str]:
     rows = [f"| {cell(quoted(c['token']))} | {percent(c['raw'])} | {percent(c['prob'])} |" for c in r["kept"]]
-    floor = "at least " if r.get("at_least") else ""
     of = (
         f"{r['vocab_size']:,} tokens"
         if r.get("vocab_size")
         else f"the {r.get('returned')} candidates the server returned"
     )
+    kept = f"all {r['eligible']} candidates the server returned" if r.get("at_least") else f"{r['eligible']} of {of}"
+    floor = []
+    if r.get("at_least"):  # the server's cap hid the rest: a floor, raised by the mass the returned ones hold
+        cap = f"its cap is {r['cap']}" if r.get("cap") else f"it returned {r.get('returned')}"
+        floor = [
+            "",
+            f"The server returns only its top {r.get('returned')} logprobs ({cap}), so the count is a floor: "
+            f"they hold {percent(r['kept_raw_mass'])} and no token below them has more than the least of them, "
+            f"so top_p {r['top_p']:g} kept at least {r.get('floor', r['eligible'])} tokens.",
+        ]
     return [
-        f"Measured: top_p {r['top_p']:g} kept {floor}{r['eligible']} of {of} "
-        f"(raw mass {percent(r['kept_raw_mass'])}), renormalised:",
+        f"Measured: top_p {r['top_p']:g} kept {kept} (raw mass {percent(r['kept_raw_mass'])}), renormalised:",
         "",
         "| token | raw | after top_p |",
         "|---|---|---|",
         *rows,
+        *floor,
         *where(r),
     ]
 
@@ -262,6 +272,13 @@ WRITERS: dict[str, Callable[[dict, dict], list[str]]] = {
     "sampling_top_p": write_sampling_top_p,
     "sampling_batch": write_sampling_batch,
     **PREFILL_WRITERS,  # Lesson 3's
+    **TOKEN_WRITERS,  # Lesson 2's
+}
+
+# A choice step the page grades by what was measured, not by the lesson file's answer: the choice
+# the measurement makes right (Lesson 6's step 5: bit-identical, or not, on this machine).
+MEASURED_ANSWERS: dict[str, Callable[[dict], int]] = {
+    "sampling_batch": lambda r: 1 if r["max_abs_diff"] > 0 or (r.get("distinct") or 1) > 1 else 0,
 }
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..cost import tokens
 from ..errors import TokenloopError, UsageError
 from ..loop import generate, given_ids, prompt_ids
 from ..records import Done, Step
@@ -57,7 +58,6 @@ NEUTRAL: dict[str, tuple] = {
     "best_of": (1,),
     "n": (1,),
     "echo": (False,),
-    "stop": ([],),
     "logit_bias": ({},),
     "suffix": ("",),
 }
@@ -90,15 +90,19 @@ class CompletionIn(BaseModel):
     return_tokens_as_token_ids: bool = False
     return_token_ids: bool = False
     ignore_eos: bool = False  # vLLM's: go on past the end token, to exactly max_tokens (tokenloop latency)
+    stop: str | list[str] | None = None  # end the answer before the first of these texts
     user: str | None = None
 
 
 class TokenizeIn(BaseModel):
-    """vLLM's /tokenize, for text (the server backend's tokenizer calls)."""
+    """vLLM's /tokenize: a text (`prompt`), or a conversation (`messages`) rendered through the
+    model's chat template first, ending with the assistant's turn marker (`add_generation_prompt`)."""
 
     model_config = ConfigDict(extra="forbid")
     model: str | None = None
-    prompt: str
+    prompt: str | None = None
+    messages: list[dict] | None = None
+    add_generation_prompt: bool = True
     add_special_tokens: bool = True
     return_token_strs: bool = False
 
@@ -161,6 +165,13 @@ def check(body: CompletionIn) -> None:
         raise UsageError(f"top_k must be -1 or 0 (off) or a positive count, not {body.top_k}")
     if body.seed is not None and not 0 <= body.seed < 2**63:
         raise UsageError(f"seed must be between 0 and 2**63 - 1, not {body.seed}")
+    if any(not s for s in stops(body)):
+        raise UsageError("stop must be a non-empty text or a list of them")
+
+
+def stops(body) -> list[str]:
+    """The request's stop texts, as a list."""
+    return [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
 
 
 def check_model(backend, body: CompletionIn | TokenizeIn | DetokenizeIn) -> None:
@@ -183,21 +194,31 @@ def ids_of(backend, body: CompletionIn) -> list[int]:
         ids = prompt_ids(backend, body.prompt)
     else:
         ids = given_ids(backend, body.prompt)
-    if len(ids) + body.max_tokens > backend.context_length:
-        raise UsageError(
-            f"This model's maximum context length is {backend.context_length} tokens. However, you requested "
-            f"{len(ids) + body.max_tokens} tokens ({len(ids)} in the prompt, {body.max_tokens} in the completion): "
-            "shorten the prompt or lower max_tokens"
-        )
+    tokens.room(backend, len(ids), body.max_tokens)
     return ids
 
 
 def tokenize(backend, body: TokenizeIn) -> dict:
     """vLLM's /tokenize answer: the ids, their count, the context."""
     check_model(backend, body)
-    ids = backend.encode(body.prompt)
+    if (body.prompt is None) == (body.messages is None):
+        raise UsageError('send either "prompt" (a text) or "messages" (a conversation), not both or neither')
+    if body.messages is not None:
+        ids = backend.encode(backend.chat_text(messages_of(body.messages), body.add_generation_prompt))
+    else:
+        ids = backend.encode(body.prompt)
     strs = [backend.token_text(i) for i in ids] if body.return_token_strs else None
     return {"count": len(ids), "max_model_len": backend.context_length, "tokens": ids, "token_strs": strs}
+
+
+def messages_of(messages: list) -> list[dict]:
+    """A conversation checked: each message a role and a text content."""
+    if not messages:
+        raise UsageError('messages is empty: send at least one {"role": "user", "content": "..."}')
+    for m in messages:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise UsageError('each message must be {"role": "...", "content": "text"} on this teaching endpoint')
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
 def detokenize(backend, body: DetokenizeIn) -> dict:
@@ -232,11 +253,14 @@ class Call:
     `going` before every forward pass (a long prompt goes in pieces): it stops when the client
     has left (`gone`, set by the route) or after `seconds`, so no request holds the model longer."""
 
+    object = "text_completion"
+
     def __init__(self, backend, body: CompletionIn, seconds: float = 120.0, clock=time.monotonic):
         self.backend, self.body = backend, body
         self.gone, self.seconds, self.clock = threading.Event(), seconds, clock
         self.deadline = clock() + seconds
         self.ids = ids_of(backend, body)
+        self.stops, self.cut, self.stop_reason = stops(body), None, None  # the stop texts; where one matched
         self.id, self.created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         self.new: list[int] = []
         self.offset = 0  # text_offset of the next token string
@@ -278,19 +302,32 @@ class Call:
         return out
 
     def finish(self, record: Step) -> str | None:
-        """Why the run ends after this token, if it does: the loop stops on these same two rules
-        (the context can't end it first: `ids_of` refused a request that would outgrow it)."""
+        """Why the run ends after this token, if it does: an end token or max_tokens (the loop stops
+        on these too; the context can't end it first: `ids_of` refused a request that would outgrow
+        it), or a stop text in the answer, where this call ends the loop itself."""
         if record.chosen.id in self.stop_ids:
             return "stop"
+        if self.stops:
+            text = self.backend.decode(self.new)
+            found = [(text.find(s), s) for s in self.stops if s in text]
+            if found:
+                self.cut, self.stop_reason = min(found)
+                return "stop"
         return "length" if len(self.new) == self.body.max_tokens else None
 
     def text(self, finish: str | None) -> str:
-        """The text not yet sent: held back while it ends inside a character, all of it at the end."""
-        ids = self.new[:-1] if finish == "stop" else self.new  # the end token is not part of the text
-        text = self.backend.decode(ids)
-        if finish is None and text.endswith("\ufffd"):
-            return ""
-        piece, self.sent = text[self.sent :], len(text)
+        """The text not yet sent: held back while it ends inside a character or with the start of
+        a stop text, all of it (up to a matched stop text) at the end."""
+        ended = finish == "stop" and self.cut is None  # the end token is not part of the text
+        text = self.backend.decode(self.new[:-1] if ended else self.new)
+        if self.cut is not None:
+            text = text[: self.cut]
+        if finish is None:
+            if text.endswith("\ufffd"):
+                return ""
+            held = max((n for s in self.stops for n in range(1, len(s)) if text.endswith(s[:n])), default=0)
+            text = text[: len(text) - held]
+        piece, self.sent = text[self.sent :], max(self.sent, len(text))
         return piece
 
     def choice(self, steps: list[Step], finish: str | None, first: bool) -> dict:
@@ -299,7 +336,7 @@ class Call:
             "text": self.text(finish),
             "logprobs": self.logprobs(steps),
             "finish_reason": finish,
-            "stop_reason": None,
+            "stop_reason": self.stop_reason,
         }
         if self.body.return_token_ids:
             choice["token_ids"] = [s.chosen.id for s in steps]
@@ -314,7 +351,7 @@ class Call:
     def envelope(self, choices: list[dict], **more) -> dict:
         return {
             "id": self.id,
-            "object": "text_completion",
+            "object": self.object,
             "created": self.created,
             "model": self.backend.model,
             "choices": choices,
@@ -333,7 +370,10 @@ class Call:
                     )
                 return
             self.new.append(record.chosen.id)
-            yield record, self.finish(record)
+            finish = self.finish(record)
+            yield record, finish
+            if finish is not None:  # a stop text: the loop would go on, the answer does not
+                return
 
     def whole(self) -> dict:
         """The answer to a request without `stream`."""

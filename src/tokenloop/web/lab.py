@@ -4,7 +4,8 @@ A step and a run are `tokenloop.loop.generate` itself, continued from the sessio
 ids and where its run paused (`loop.Paused`: the KV cache, the random stream, the next step's
 number), so the loop can pause between requests and resume where it stopped, or from a token the
 learner clicked. The session keeps `Step` records; they become
-JSON only here, at the edge.
+JSON only here, at the edge. On a server that reports processed logprobs a sampled step is drawn by
+the server with the seed box's seed (`picker_for`), so both sets of bars are the server's numbers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import closing
 
 from .. import sampling
+from ..backends.server import picks
+from ..draws import server as served
 from ..errors import UsageError
 from ..loop import Paused, finish, generate, given_ids, prompt_ids
 from ..records import Candidate, Step, Stop
@@ -90,10 +93,31 @@ def generator_for(session: Session, seed: int | None):
     return session.generator
 
 
+def picker_for(backend, sampler: Sampler, ids: list[int]):
+    """Who draws a sampled lab step: on a server that reports its logprobs after its sampler, the
+    server itself (seeded by the seed box), so the bars after the sampler are the server's own
+    numbers beside the raw ones (`picks.ByServer`); else tokenloop's sampler (None). Which mode
+    the server is in is measured once, on these ids (`draws.server.measured_mode`, two calls)."""
+    if getattr(backend, "caps", None) is None or backend.in_process or sampler.greedy or backend.picker is not None:
+        return None
+    return picks.by_server if served.measured_mode(backend, ids) == "processed" else None
+
+
 def _steps(backend, session: Session, options: SamplerIn, show: int, max_new: int):
     """The loop, continued from where this session's run stands."""
     paused = Paused(session.cache, generator_for(session, options.seed), step=len(session.steps) + 1)
-    return generate(backend, session.ids, max_new, to_sampler(options), show=show, resume=paused, limit=limit(backend))
+    sampler = to_sampler(options)
+    return generate(
+        backend,
+        session.ids,
+        max_new,
+        sampler,
+        show=show,
+        seed=options.seed,
+        resume=paused,
+        limit=limit(backend),
+        picker=picker_for(backend, sampler, session.ids),
+    )
 
 
 def _append(session: Session, record: Step) -> None:

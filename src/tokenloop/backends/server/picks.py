@@ -28,15 +28,28 @@ def _records(
 ) -> tuple[Candidate, list[Candidate]]:
     """(chosen, top) from a server's top-k, the same way the embedded loop makes them."""
     top = candidates(backend, scores, Distribution.raw(scores), show)
-    prob = math.exp(chosen_logprob) if math.isfinite(chosen_logprob) else 0.0
+    prob = (
+        math.exp(chosen_logprob) if math.isfinite(chosen_logprob) else 0.0 if chosen_logprob == -math.inf else math.nan
+    )
     return Candidate(chosen_id, backend.token_text(chosen_id), prob, chosen_logprob), top
 
 
+def processed(backend) -> bool:
+    """The server reports its logprobs after its sampler (measured by the probe: vLLM's
+    --logprobs-mode processed_logprobs)."""
+    return backend.caps.distribution.startswith("processed")
+
+
 class ByServer:
-    """One call per token; the server samples with the given sampler and its pick is appended."""
+    """One call per token; the server samples with the given sampler and its pick is appended.
+
+    On a server that reports processed logprobs, a sampled call's logprobs are the distribution
+    after its sampler: they become the step's `processed`, and one greedy call more (the same
+    forward, nothing applied to it) gives the raw `top` beside them."""
 
     def steps(self, backend, run: Run) -> Generator[Pick, None, bool]:
         sampler, show, seed = run.sampler, run.show, run.seed
+        both = processed(backend) and not sampler.greedy
         for number in itertools.count(run.first):
             t0 = time.perf_counter()
             answer = backend.complete(
@@ -44,7 +57,15 @@ class ByServer:
             )
             if answer.server_pick is None or answer.position.chosen is None:
                 raise ServerError("the server did not say which token it picked", number)
-            chosen, top = _records(backend, answer.scores, answer.server_pick, answer.position.chosen.logprob, show)
+            shaped, label = None, f"{sampler.describe()} by the server"
+            raw = answer
+            if both:
+                raw = backend.complete(run.ids, show, cache=run.cached)
+                shaped = candidates(backend, answer.scores, Distribution.raw(answer.scores), show, kept_only=True)
+                label += ", its processed logprobs"
+            before = next((e.logprob for e in raw.position.top if backend.tokens.id_of(e) == answer.server_pick), None)
+            chosen_logprob = answer.position.chosen.logprob if not both else math.nan if before is None else before
+            chosen, top = _records(backend, raw.scores, answer.server_pick, chosen_logprob, show)
             step = Step(
                 step=number,
                 position=len(run.ids),
@@ -53,7 +74,8 @@ class ByServer:
                 ms=(time.perf_counter() - t0) * 1000,
                 cache=run.cached,
                 tokens_in=answer.scores.tokens_in,
-                sampler=f"{sampler.describe()} by the server",
+                processed=shaped,
+                sampler=label,
                 extra=answer.scores.extra,
             )
             yield Pick(step)  # an end token the server stopped on, the backend learned in `complete`

@@ -7,13 +7,13 @@ package (`web/<area>.py`, named for what it holds). `create_app` includes `ROUTE
 - `lab`: the lab's session (/api/lab/…) and the side-by-side /api/compare;
 - `score`: /api/score; `teacher`: /api/teacher and its citations /api/teacher/cite;
 - `demos`: the on-demand training and staircase (/api/training, /api/staircase);
-- `live`: the lessons' live measurements (/api/live/…); `lesson03`: Lesson 3's (prefill and decode);
+- `live`: the lessons' live measurements (/api/live/…); `lesson02`: Lesson 2's (tokens); `lesson03`: Lesson 3's (prefill and decode);
   `lesson06`: Lesson 6's (/api/live/sampling_…);
 - `connected`: the --url server (/api/cluster, /api/server-staircase);
-- `openai`: the OpenAI-compatible /v1/models, /v1/completions, /tokenize, /detokenize.
+- `openai`: the OpenAI-compatible /v1/models, /v1/completions, /v1/chat/completions, /tokenize, /detokenize.
 """
 
-from . import connected, demos, lab, lesson, lesson03, lesson06, live, openai, pages, score, teacher
+from . import connected, demos, lab, lesson, lesson02, lesson03, lesson06, live, openai, pages, score, teacher
 
 ROUTERS = [
     pages.router,
@@ -24,6 +24,7 @@ ROUTERS = [
     demos.router,
     live.router,
     lesson06.router,
+    lesson02.router,
     lesson03.router,
     connected.router,
     openai.router,

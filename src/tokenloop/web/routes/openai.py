@@ -1,5 +1,6 @@
-"""The OpenAI-compatible routes: `GET /v1/models`, `POST /v1/completions`, and vLLM's `/tokenize`
-and `/detokenize`, answered by the model in this process (`web/completions.py`).
+"""The OpenAI-compatible routes: `GET /v1/models`, `POST /v1/completions`,
+`POST /v1/chat/completions`, and vLLM's `/tokenize` and `/detokenize`, answered by the model in
+this process (`web/completions.py`, `web/chat.py`).
 
 Errors come in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, not the rest
 of the app's `{"error": "..."}` (`errors.OpenAIErrors`, this router's route class): a client
@@ -19,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ...errors import UsageError
-from .. import completions, events
+from .. import chat, completions, events
 from ..deps import InProcess
 from ..errors import OpenAIErrors, openai_body
 
@@ -62,6 +63,18 @@ async def complete(request: Request, model: InProcess):
             sse(call), call.gone, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
         )
     return await events.finished(request, call.whole, call.gone)  # stops at the next piece if the client leaves
+
+
+@router.post("/v1/chat/completions")
+async def chat_complete(request: Request, model: InProcess):
+    body = chat.parse(await json_of(request))
+    seconds = request.app.state.demo["completion_s"]
+    call = await run_in_threadpool(chat.ChatCall, model, body, seconds)  # renders the template and tokenizes
+    if body.stream:
+        return events.Watched(
+            sse(call), call.gone, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+    return await events.finished(request, call.whole, call.gone)
 
 
 @router.post("/tokenize")

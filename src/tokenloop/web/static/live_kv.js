@@ -78,7 +78,7 @@ export function measuredReveal(box, step, ctx, { key, label, call, draw }) {
 }
 
 // Steps whose choice is graded by the measurement (its noise verdict), not on the reveal click.
-export const GRADED_LIVE = new Set(["context_cost", "sampling_batch", "ttft_account"]);
+export const GRADED_LIVE = new Set(["context_cost", "sampling_batch", "ttft_account", "tokens_per_kchar", "context_limits"]);
 
 export const live = (() => {
   // Why the fill ended, in words (cost/kv_fill.py's `stopped`).

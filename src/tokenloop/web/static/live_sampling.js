@@ -54,6 +54,26 @@ function probabilityVerdict(guess, measured, what) {
     el("div", { class: "answer" }, el("strong", { text: "Measured: " }), `${pct(measured)} ${what}`, close ? " (close: within 2× or 5 points)" : " (more than 2× off)"));
 }
 
+// Step 4 when top_p kept every candidate the server returned: the count is only a floor (raised by
+// the mass argument, r.floor), so a guess at or above it can't be scored; one below half of it is wrong.
+function floorVerdict(guess, r) {
+  const below = guess != null && guess < r.floor / 2;
+  return el("div", { class: "verdict " + (below ? "wrong" : "unscored") },
+    el("div", { class: "yours" }, el("strong", { text: "Your estimate: " }), `${guess ?? "–"} tokens`),
+    el("div", { class: "answer" }, el("strong", { text: "Measured: " }), `at least ${r.floor} tokens`,
+      below ? " (your estimate is below even that)" : " (not scored: the server shows only its top few, so the true count can be higher)"));
+}
+
+// Why step 4's count is a floor, in words: the cap, and what the kept mass proves beyond it.
+function floorWhy(r) {
+  const capped = r.cap ? `its cap (vLLM's --max-logprobs) is ${r.cap}` : `it returned ${r.returned}`;
+  const smallest = Math.min(...r.kept.map((c) => c.raw));
+  const more = r.floor > r.eligible
+    ? ` They hold ${pct(r.kept_raw_mass)} of the probability, and no token below them has more than ${pct(smallest)}, so top_p ${r.top_p} needs at least ${r.floor - r.eligible} more to reach ${pct(r.top_p)}: at least ${r.floor} in all.`
+    : "";
+  return ` The server returns only its top ${r.returned} logprobs (${capped}), and top_p kept every one of them.${more}`;
+}
+
 export const sampling = {
   // Step 1: the forward run at two temperatures; every logit compared; one seeded draw at each.
   sampling_same_forward(box, step, ctx) {
@@ -105,12 +125,13 @@ export const sampling = {
   sampling_top_p(box, step, ctx) {
     measuredReveal(box, step, ctx, { key: "sampling_top_p", label: "Applying top_p to the distribution",
       call: post("/api/live/sampling_top_p"), draw: (out, r) => {
-        out.append(K.estimate.verdict(step, ctx.guess, r.eligible, r.reveal));
+        out.append(r.at_least ? floorVerdict(ctx.guess, r) : K.estimate.verdict(step, ctx.guess, r.eligible, r.reveal));
         K.barChart(chartBox(out, "top-p"), r.kept.map((c) => ({ label: `${tok(c.token)} (raw ${pct(c.raw)})`, value: 100 * c.prob })), "%");
         const of = r.vocab_size ? `${r.vocab_size.toLocaleString("en")} tokens` : `the ${r.returned} candidates the server returned`;
-        says(out, `top_p ${r.top_p} kept ${r.at_least ? "at least " : ""}${r.eligible} of ${of} (their raw probabilities add up to ` +
-          `${pct(r.kept_raw_mass)}); renormalised, ${tok(r.kept[0].token)} goes from ${pct(r.kept[0].raw)} to ${pct(r.kept[0].prob)}. ` +
-          made(r));
+        const kept = r.at_least ? `all ${r.eligible} candidates the server returned` : `${r.eligible} of ${of}`;
+        says(out, `top_p ${r.top_p} kept ${kept} (their raw probabilities add up to ` +
+          `${pct(r.kept_raw_mass)}); renormalised, ${tok(r.kept[0].token)} goes from ${pct(r.kept[0].raw)} to ${pct(r.kept[0].prob)}.` +
+          (r.at_least ? floorWhy(r) : "") + ` ${made(r)}`);
         out.append(K.source(r.source, step, ctx.lesson, r.reveal));
       } });
   },
