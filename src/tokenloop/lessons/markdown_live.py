@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 from .markdown_prefill import WRITERS as PREFILL_WRITERS
+from .markdown_prefix import WRITERS as PREFIX_WRITERS
 
 
 def write_next(r: dict, live: dict) -> list[str]:
@@ -262,6 +263,7 @@ WRITERS: dict[str, Callable[[dict, dict], list[str]]] = {
     "sampling_top_p": write_sampling_top_p,
     "sampling_batch": write_sampling_batch,
     **PREFILL_WRITERS,  # Lesson 3's
+    **PREFIX_WRITERS,  # Lesson 8's
 }
 
 
