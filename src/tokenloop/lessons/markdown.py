@@ -80,11 +80,12 @@ def sampled(measure_it: Callable) -> Callable:
 
 
 def prefixed(key: str) -> Callable:
-    """Lesson 8's few-prompt steps: on the server where the backend is one, else in this process."""
+    """Lesson 8's steps: on the server where the backend is one (the few-prompt steps only: step 1
+    takes a minute there, step 5 waits for consent on the page), else all of them in this process."""
 
     def run(backend, local, lesson, k):
         if not backend.in_process:
-            return prefix_lesson.STEPS[key](backend, None, {})
+            return prefix_lesson.STEPS[key](backend, None, {}) if key in prefix_lesson.CHEAP else None
         return prefix_lesson.STEPS[key](None, local, {}) if local and kv_causal.readable(local) else None
 
     return run
@@ -100,7 +101,7 @@ CHEAP: dict[str, Callable] = {
     "sampling_temperature": sampled(draws.temperature_prob),
     "sampling_outside_top": sampled(draws.outside_top),
     "sampling_top_p": sampled(draws.top_p_kept),
-    **{key: prefixed(key) for key in prefix_lesson.CHEAP},
+    **{key: prefixed(key) for key in prefix_lesson.STEPS},
 }
 
 
