@@ -108,3 +108,19 @@ def test_a_cached_prefix_is_evicted_as_other_prompts_fill_a_small_cache(vllm_sma
     counts = [x["cached_tokens"] for x in r["rounds_done"]]
     assert r["stopped"] is None and r["healthy_after"] and r["sent"] == plan["requests"]
     assert counts == sorted(counts, reverse=True) and counts[-1] < counts[0] <= r["most"]
+
+
+def test_the_markdown_copy_carries_the_servers_own_numbers(server):
+    """`tokenloop lesson --url … --markdown` for Lesson 8: steps 2-4 and 6 measured on the server."""
+    from tokenloop.lessons import content
+    from tokenloop.lessons import markdown as lesson_markdown
+
+    lesson = content.load("day08")
+    live = lesson_markdown.measure(server, lesson)
+    text = lesson_markdown.render(lesson, live)
+    print("\n" + "\n".join(line for line in text.splitlines() if line.startswith(("Measured", "|"))))
+    block = block_label(server.root)
+    assert set(live["results"]) == {"prefix_repeat", "prefix_two_blocks", "prefix_one_word", "prefix_side_channel"}
+    assert f"the second had {predicted(940, block)} of its 940 tokens from the cache (blocks of {block})" in text
+    assert f"| {2 * block} | {block} | {block} |" in text and "| first (token 1) | 0 of 940 |" in text
+    assert "Not measured: step 5" not in text and "run the prefix_survival demo" in text

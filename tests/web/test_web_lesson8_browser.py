@@ -230,6 +230,13 @@ def test_lesson8_on_a_real_vllm(page, smol, vllm_url):  # noqa: F811  (page: a f
         expect_source(box, there, "shape")
         shot(page, "lesson8-vllm.png")
 
+        # "Copy this lesson for your AI": the numbers this page drew, not measured again.
+        copied = page.request.post(f"{url}/api/lesson/markdown", data={"lesson": "day08"}).json()["markdown"]
+        r = kept("prefix_repeat")
+        assert f"the second had {r['second']['cached_tokens']} of its 940 tokens" in copied
+        assert f"then {r['second']['ms']:.1f} ms" in copied  # the very run drawn on the page
+        assert f"| {2 * block} | {block} | {block} |" in copied
+
 
 def test_lesson8_eviction_on_a_small_cache_with_consent(page, smol, vllm_small_cache_url):  # noqa: F811
     from playwright.sync_api import expect
