@@ -78,7 +78,6 @@ export const prefix = {
     measuredReveal(box, step, ctx, { key: "prefix_two_blocks", label: "Sending prompts of two blocks twice",
       call: post("/api/live/prefix_two_blocks"), draw: (out, r) => {
         const [two, more] = r.rows;
-        out.append(K.estimate.verdict(step, ctx.guess, two.cached_tokens, r.reveal));
         out.append(table("two-blocks", ["prompt tokens", "cached on the second send", `whole blocks of n − 1 (⌊(n − 1) ÷ ${r.block_size}⌋ × ${r.block_size})`],
           r.rows.map((x) => row([n(x.tokens), n(x.cached_tokens), n(x.predicted)]))));
         says(out, `The block size is ${r.block_size} tokens, read from ${r.on === "server" ? "the server's vllm:cache_config_info" : "this process's cache"}. ` +
