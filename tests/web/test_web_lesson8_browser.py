@@ -1,13 +1,14 @@
 """Lesson 8 in a real browser (web/static/live_prefix.js): every step guessed and revealed, on the
 embedded model (a prefix cache kept in blocks, in this process) and on real vLLMs the test starts
 (`vllm_url` for steps 1-4 and 6, the small-cache `vllm_small_cache_url` for step 5's eviction, with
-its plan and consent). Each reveal's counts are checked against a direct computation or a direct
+its plan and consent), and the lab's note after a branch on vLLM (its cached_tokens). Each reveal's counts are checked against a direct computation or a direct
 request the test makes itself, the block size against the server's raw /metrics text.
 
 Modules (src/tokenloop/): web/live_prefix.py, web/routes/lesson08.py."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -264,3 +265,41 @@ def test_lesson8_eviction_on_a_small_cache_with_consent(page, smol, vllm_small_c
         cached(server, server.encode(prefix_blocks.fresh() + " pods and nodes " * 400)[:900], salt)
         assert cached(server, ids, salt) == counts[0]
         shot(page, "lesson8-eviction.png")
+
+
+def test_a_lab_branch_on_vllm_shows_what_the_server_took_from_its_cache(page, smol, vllm_url):  # noqa: F811
+    """The lab on the server: step three times, branch at step 2, step again; the note says how many
+    of that step's prompt tokens vLLM served from its cache, the same count a request of the same
+    ids by this test gets."""
+    from playwright.sync_api import expect
+
+    server, app = served_app(smol, vllm_url)
+    prompt = "Kubernetes schedules pods onto nodes. " + prefix_blocks.fresh() + " The scheduler scores nodes. " * 40
+    with app_serving(app) as url:
+        open_page(page, f"{url}/lab")
+        page.locator("#prompt").fill(prompt)
+        tokens = page.locator("#text .tok.gen")
+        for i in range(3):
+            page.locator("#step").click()
+            expect(tokens).to_have_count(i + 1, timeout=MODEL_WORK)
+        tokens.nth(1).click()
+        expect(page.locator("#dist-title")).to_contain_text("step 2")
+        page.locator("#raw-bars .bar-row").nth(1).click()
+        expect(tokens).to_have_count(2)
+        page.locator("#step").click()
+        expect(tokens).to_have_count(3, timeout=MODEL_WORK)
+        steps = [json.loads(x) for x in page.request.get(f"{url}/api/lab/export").text().splitlines()]
+        ids = steps[0]["prompt_ids"] + [s["chosen"]["id"] for s in steps[1:3]]
+        after = steps[3]["extra"]
+        assert after["prompt_tokens"] == len(ids) and after["cached_tokens"] > 0
+        assert (
+            cached(server, ids)
+            == after["cached_tokens"]
+            == (len(ids) - 1)
+            // int(metrics_labels(server.root)["block_size"])
+            * int(metrics_labels(server.root)["block_size"])
+        )
+        expect(page.locator("#cached")).to_contain_text(
+            f"Step 3, the first after your branch at step 2: the server took {after['cached_tokens']:,} of its {len(ids):,}"
+        )
+        shot(page, "lesson8-lab-branch.png")
