@@ -58,3 +58,15 @@ def test_the_counts_are_the_block_caches_own(client, tiny):
 def test_step_5_refuses_a_body_it_does_not_know(client, body, says):
     answer = client.post("/api/live/prefix_survival?lesson=day08", json=body)
     assert answer.status_code == 422 and says in answer.json()["error"]
+
+
+def test_a_server_with_prefix_caching_off_is_refused_in_one_line():
+    """vLLM with --no-enable-prefix-caching says so in cache_config_info; the test servers all share
+    blocks, so the check is run on the geometry such a server states."""
+    from tokenloop.cost import prefix_server
+    from tokenloop.errors import ServerError
+
+    on = {"block_size": 128, "blocks": 17, "tokens": 2176, "prefix_caching": "True"}
+    assert prefix_server.sharing(on) == on
+    with pytest.raises(ServerError, match=r"prefix caching off \(--no-enable-prefix-caching\)"):
+        prefix_server.sharing({**on, "prefix_caching": "False"})

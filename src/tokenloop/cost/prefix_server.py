@@ -50,6 +50,20 @@ def geometry(server) -> dict:
     }
 
 
+def caching(server) -> dict:
+    """The geometry of a server that shares blocks: refused, with the flag, where prefix caching is off."""
+    return sharing(geometry(server))
+
+
+def sharing(g: dict) -> dict:
+    if g["prefix_caching"] == "False":
+        raise ServerError(
+            "this server runs with prefix caching off (--no-enable-prefix-caching): it shares no blocks between "
+            "requests, so steps 2-6 have nothing to show; start it without that flag"
+        )
+    return g
+
+
 def prompt(server, n: int, tag: str | None = None) -> list[int]:
     """n token ids of the filler text, opened by `tag` (default: a random number, a prompt no cache holds)."""
     ids = server.encode(f"{tag if tag is not None else fresh()} {TEXT}")
@@ -155,7 +169,7 @@ def growth(server, tokens: int, on_progress=None) -> dict:
 def repeat(server, n: int) -> dict:
     """Step 2: the same n-token prompt twice under one fresh salt (so the first is new to the cache);
     a warm-up request first, not counted; the prefix counters read around the second."""
-    g = geometry(server)
+    g = caching(server)
     send(server, prompt(server, n), salt=fresh())  # warm-up
     ids, salt = prompt(server, n), fresh()
     first = send(server, ids, salt)
@@ -179,7 +193,7 @@ def repeat(server, n: int) -> dict:
 
 def two_blocks(server) -> dict:
     """Step 3: a prompt of exactly two of the server's blocks, and one of two blocks and a token, each twice."""
-    block = geometry(server)["block_size"]
+    block = caching(server)["block_size"]
     rows = []
     for n in (2 * block, 2 * block + 1):
         ids, salt = prompt(server, n), fresh()
@@ -196,7 +210,7 @@ def one_word(server, n: int, from_end: int = 8) -> dict:
     """Step 4: the prompt cached, then sent with its first token changed, and with one `from_end` before its end."""
     from .prefix_blocks import changed
 
-    block = geometry(server)["block_size"]
+    block = caching(server)["block_size"]
     ids, salt = prompt(server, n), fresh()
     base = send(server, ids, salt)
     needs_details(base)
@@ -209,7 +223,7 @@ def one_word(server, n: int, from_end: int = 8) -> dict:
 
 def survival_plan(server, n: int, fractions=(0.25, 0.5, 1, 2)) -> dict:
     """Step 5's plan, from the server's own cache size: what it sends, stated before anything is."""
-    g = geometry(server)
+    g = caching(server)
     each = max(g["block_size"], min(OTHER_MAX, server.context_length - 16, int(g["tokens"] or OTHER_MAX)))
     rounds = [max(1, math.ceil(f * (g["tokens"] or 0) / each)) for f in fractions]
     requests = 1 + sum(rounds) + len(fractions)
@@ -277,6 +291,7 @@ def survival(server, n: int, fractions=(0.25, 0.5, 1, 2), on_progress=None) -> d
 def side_channel(server, n: int) -> dict:
     """Step 6: a victim sends P; a probe times P and another prompt of the same length; then again
     with one `cache_salt` per tenant, and the victim's own re-send. A warm-up request first."""
+    block = caching(server)["block_size"]
     send(server, prompt(server, n), salt=fresh())  # warm-up
     secret = prompt(server, n)
     send(server, secret)  # the victim, no salt
@@ -289,7 +304,7 @@ def side_channel(server, n: int) -> dict:
         "owner_again": send(server, secret, salt=f"tenant-a-{tenant}"),
     }
     return {
-        "block_size": geometry(server)["block_size"],
+        "block_size": block,
         "tokens": n,
         "shared": shared,
         "salted": salted,
