@@ -30,6 +30,7 @@ FAKES = {
     "FAKE_NO_LOGPROBS": FakeVLLM(mode="no_logprobs"),
     "FAKE_LIST": FakeVLLM(raw=b"[1, 2, 3]"),
     "FAKE_CUT": FakeVLLM(stream="cut"),
+    "FAKE_REDIRECT": FakeVLLM(pages={"/v1/models": (302, {"Location": "http://127.0.0.1:9/v1/models"}, b"")}),
     "FAKE": FakeVLLM(),
 }
 

@@ -20,6 +20,10 @@ COLORS = {"uncached": "#d1495b", "cached": "#00798c", "stream": "#00798c", "loop
 
 def check_path(path: str | Path) -> Path:
     path = Path(path)
+    if path.name.lower() in FORMATS:  # "x/.png": a hidden file with no name, not a .png
+        raise UsageError(
+            f"--plot {path}: give the chart a name before its ending, e.g. {path.parent / 'chart'}{path.name}"
+        )
     if path.suffix.lower() not in FORMATS:
         raise UsageError(f"--plot {path}: the chart is written as .png or .svg; give a file name ending in one of them")
     if not path.parent.exists():

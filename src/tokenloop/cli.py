@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from rich.console import Console
 
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     console = Console(highlight=False)
+    previous = _term_as_interrupt()
     try:
         return args.func(args, console) or 0
     except TokenloopError as e:
@@ -48,6 +51,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _term_as_interrupt():
+    """SIGTERM ends a command as Ctrl+C does, so what a command keeps on Ctrl+C (a --save file's
+    completed requests, the JSON lines written) it keeps on a kill too. The old handler, to put back."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == "__main__":

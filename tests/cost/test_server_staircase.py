@@ -103,3 +103,15 @@ def test_on_llama_server_the_repeat_reuses_the_prompt_and_cache_prompt_false_doe
     assert first.hit_tokens == 0 and fresh.hit_tokens == 0  # llama.cpp's timings.cache_n
     assert repeat.hit_tokens >= 190
     assert sorted(p.n for p in measured) == [50, 150] and all(p.cached_tokens == 0 for p in measured)
+
+
+@pytest.mark.parametrize(
+    "context, said",
+    [(1, "too short for a staircase"), (2, "too short"), (14, "too short"), (15, "use --max-len 6 or less"),
+     (100, "use --max-len 91 or less")],
+)  # fmt: skip
+def test_a_server_context_too_short_for_any_staircase_is_said_so_not_a_negative_length(context, said):
+    from types import SimpleNamespace
+
+    with pytest.raises(UsageError, match=said):
+        server_staircase.check(SimpleNamespace(context_length=context), 256, 6, 2, 8)

@@ -162,7 +162,7 @@ def test_cli_refuses_remote_load_before_sending_anything(capsys):
         (["--concurrency", "1", "--time-cap", "0"], "--time-cap must be a number of seconds above 0"),
         (["--requests", "3"], "shape --concurrency or --rate: add e.g. --concurrency 1,2,4,8"),
         (["--cost-per-hour", "-2"], "--cost-per-hour must be dollars above 0"),
-        (["--cost-per-hour", "nan"], "--cost-per-hour must be dollars above 0"),
+        (["--cost-per-hour", "nan"], "--cost-per-hour takes a finite number, not 'nan'"),
         (["--save", "/no/such/folder/raw.jsonl"], "folder /no/such/folder does not exist"),
     ],
 )

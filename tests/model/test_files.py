@@ -64,3 +64,49 @@ def test_a_damaged_conversion_is_converted_again(tmp_path, monkeypatch):
     again = model_files.resolve(log=notes.append)
     assert again == first and model_files.damage(again) is None
     assert any("is damaged (tokenizer.json is missing or not JSON): converting it again" in n for n in notes)
+
+
+def _fake_gguf(tmp_path):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    return gguf
+
+
+@pytest.mark.parametrize("kind", ["file", "read-only folder", "under a file"])
+def test_a_cache_that_cant_be_written_is_one_line_naming_tokenloop_cache(tmp_path, monkeypatch, kind):
+    if kind == "read-only folder" and os.geteuid() == 0:
+        pytest.skip("root writes anywhere")
+    root = tmp_path / "cache"
+    if kind == "file":
+        root.write_text("x")
+    elif kind == "read-only folder":
+        root.mkdir()
+        root.chmod(0o500)
+    else:
+        root.write_text("x")
+        root = root / "below"
+    monkeypatch.setenv("TOKENLOOP_CACHE", str(root))
+    with pytest.raises(model_files.ModelError, match="TOKENLOOP_CACHE"):
+        model_files.converted(_fake_gguf(tmp_path), log=lambda m: None)
+
+
+def test_two_first_runs_at_once_convert_the_model_once(tmp_path, monkeypatch, tiny_model_dir):
+    import threading
+
+    monkeypatch.setenv("TOKENLOOP_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    def slow_convert(gguf, target):  # the real conversion takes ~20 s; this one copies the tiny model
+        calls.append(target)
+        time.sleep(0.5)
+        shutil.copytree(tiny_model_dir, target)
+
+    monkeypatch.setattr(model_files, "convert", slow_convert)
+    gguf, found = _fake_gguf(tmp_path), []
+    runs = [threading.Thread(target=lambda: found.append(model_files.converted(gguf, log=lambda m: None)))
+            for _ in range(3)]  # fmt: skip
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    assert len(calls) == 1 and len(set(found)) == 1 and model_files.damage(found[0]) is None

@@ -50,6 +50,12 @@ class FakeVLLM:
     fail_status: int | None = None  # answer /v1/completions with this HTTP error (a crashed engine's 500)
     sent_chunks: int = 0  # stream chunks written
     hung_up: bool = False  # the client closed the stream before it ended
+    # A hostile server's numbers and pages (tests/backends/server/test_numbers.py):
+    pages: dict = field(default_factory=dict)  # path -> (status, headers dict, body bytes), answered as is
+    chunk_extra: dict = field(default_factory=dict)  # merged into every stream chunk (usage, timings, metrics)
+    eol: str = "\n"  # the stream's line end: "\r" is valid SSE too
+    stream_text: bool = False  # each stream chunk carries its token's text (as vLLM's do), not ""
+    top_by_text: int = 0  # answer this many candidates keyed by (made-up) text instead of the real top-k
 
     def distribution(self, ids: list[int], k: int) -> tuple[int, dict[int, float]]:
         """(the sampled id, {id: logprob} for the top k) after `ids`."""
@@ -116,6 +122,13 @@ class FakeVLLM:
 
     def answer(self, method: str, path: str, body: dict) -> tuple[int, dict]:
         self.requests.append((method, path, body))
+        if path == "/v1/completions" and self.top_by_text and not body.get("stream"):
+            status, answer = self.completion(body)
+            answer["choices"][0]["logprobs"]["top_logprobs"] = [
+                {f"w{j}": -0.001 * j for j in range(self.top_by_text)}
+            ] * len(answer["choices"][0]["logprobs"]["tokens"])
+            answer["choices"][0]["logprobs"]["tokens"] = ["w0"] * len(answer["choices"][0]["logprobs"]["tokens"])
+            return status, answer
         if path == "/v1/models":
             return 200, {
                 "object": "list",
@@ -160,6 +173,15 @@ def fake_vllm(fake: FakeVLLM):
         def _reply(self, method: str):
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else {}
+            if self.path in fake.pages:
+                fake.requests.append((method, self.path, body))
+                status, headers, data = fake.pages[self.path]
+                self.send_response(status)
+                for name, value in {"Content-Length": str(len(data)), **headers}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+                return
             status, answer = fake.answer(method, self.path, body)
             if status == 200 and body.get("stream"):
                 return self._stream(answer)
@@ -211,15 +233,16 @@ def fake_vllm(fake: FakeVLLM):
                     "choices": [
                         {
                             "index": 0,
-                            "text": "",
+                            "text": token if fake.stream_text else "",
                             "logprobs": part,
                             "finish_reason": choice["finish_reason"] if last else None,
                         }
                     ],
+                    **fake.chunk_extra,
                 }
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.write(f"data: {json.dumps(chunk)}{fake.eol}{fake.eol}".encode())
                 self.wfile.flush()
-            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.write(f"data: [DONE]{fake.eol}{fake.eol}".encode())
             self.close_connection = True
 
         def _faulty_stream(self, lp: dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -63,11 +64,14 @@ def open_backend(args: argparse.Namespace, log=None):
     """The backend the options ask for. Imports torch and the model code only now."""
     from ..backends import backend_class
 
-    if not getattr(args, "backend", None) and (getattr(args, "url", None) or os.environ.get("OPENAI_BASE_URL")):
-        args.backend = "server"  # --url (or $OPENAI_BASE_URL) picks the server backend
+    from_env = os.environ.get("OPENAI_BASE_URL") and not getattr(args, "model", None)
+    if not getattr(args, "backend", None) and (getattr(args, "url", None) or from_env):
+        args.backend = "server"  # --url (or $OPENAI_BASE_URL, unless --model names a local model) picks the server
     name = getattr(args, "backend", None) or "embedded"
     if name == "server" and getattr(args, "model", None):
         raise UsageError("--model is for the embedded model; with --url name the served model with --server-model")
+    if getattr(args, "stream", False) and getattr(args, "server_sample", False):
+        raise UsageError("give --stream (one request, the server runs the loop) or --server-sample, not both")
     if name != "server" and (getattr(args, "stream", False) or getattr(args, "server_sample", False)):
         raise UsageError("--stream and --server-sample need a server: add --url http://host:8000/v1")
     if name == "embedded":
@@ -81,25 +85,41 @@ def open_backend(args: argparse.Namespace, log=None):
     return backend_class(name).from_args(args, log=log)
 
 
-def positive_int(name: str):
+MOST = 10**9  # no count an option takes is near this; a larger one is refused before it is used
+
+
+def positive_int(name: str, most: int = MOST):
+    """A whole number from 1 to `most` (400 digits are refused as they are read, never used)."""
+
     def parse(value: str) -> int:
+        if len(value.strip()) > 30:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be at most {most:,}, not a {len(value.strip())}-digit number"
+            )
         try:
             number = int(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} takes a whole number, not {value!r}") from None
         if number < 1:
             raise argparse.ArgumentTypeError(f"{name} must be at least 1, not {number}")
+        if number > most:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {most:,}, not {number:,}")
         return number
 
     return parse
 
 
 def number(name: str):
+    """A finite number (nan, inf and 1e400 are refused as they are read)."""
+
     def parse(value: str) -> float:
         try:
-            return float(value)
+            found = float(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} takes a number, not {value!r}") from None
+        if found != found or found in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{name} takes a finite number, not {value!r}")
+        return found
 
     return parse
 
@@ -120,10 +140,7 @@ def seed(value: str) -> int:
 def read_prompt(args: argparse.Namespace) -> str:
     prompt = args.prompt
     if prompt == "-":
-        try:
-            prompt = sys.stdin.buffer.read().decode("utf-8")
-        except UnicodeDecodeError:
-            prompt = "\udcff"  # refused as not UTF-8 below
+        prompt = _stdin_prompt()
     if prompt is None or not prompt.strip():
         raise UsageError(
             'the prompt is empty: give some text, e.g. tokenloop run "Kubernetes pods are scheduled by the"'
@@ -135,10 +152,43 @@ def read_prompt(args: argparse.Namespace) -> str:
     return prompt
 
 
+MAX_STDIN = 1 << 20  # a prompt is far shorter than any model's context long before this
+
+
+def _stdin_prompt() -> str:
+    """The prompt from stdin, read at most MAX_STDIN bytes (not /dev/zero for ever); closed stdin
+    reads as empty."""
+    stream = getattr(sys.stdin, "buffer", None)
+    try:
+        raw = stream.read(MAX_STDIN + 1) if stream is not None else b""
+    except (OSError, ValueError):  # stdin closed (`<&-`) or not readable
+        raw = b""
+    if len(raw) > MAX_STDIN:
+        raise UsageError(
+            f"the prompt on stdin is over {MAX_STDIN >> 20} MB: no model's context holds that; give a shorter text"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "\udcff"  # refused as not UTF-8 by the caller
+
+
 def emit_json(record: dict) -> None:
-    """One JSON object per line, flushed, so a reader sees each step as it happens."""
-    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    """One JSON object per line, flushed, so a reader sees each step as it happens. NaN and
+    infinity (which JSON lacks) are written as null, never as `NaN`."""
+    sys.stdout.write(json.dumps(finite(record), ensure_ascii=False, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def finite(data):
+    """A JSON-ready value with every NaN and infinity made null (JSON has neither)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    return data
 
 
 def byte_size(n: float | None) -> str:

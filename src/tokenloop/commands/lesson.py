@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import socket
 import sys
@@ -60,7 +61,12 @@ def check_free(host: str, port_: int) -> None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((host, port_))
     except OSError as e:
-        raise UsageError(f"can't listen on {host}:{port_} ({e.strerror}): pick another with --port") from None
+        if e.errno in (errno.EADDRINUSE, errno.EACCES):  # the port is taken, or below 1024
+            raise UsageError(f"can't listen on {host}:{port_} ({e.strerror}): pick another with --port") from None
+        why = e.strerror or str(e)  # not an address (999.1.1.1), or not one of this machine's
+        raise UsageError(
+            f"--host {host}: can't listen there ({why}); give an address of this machine, e.g. 127.0.0.1"
+        ) from None
 
 
 def loopback(host: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
 from .common import add_backend_options, emit_json, number, open_backend, positive_int, read_prompt, seed
 
 
@@ -57,6 +58,10 @@ def cmd_next(args, console) -> int:
     from ..loop import next_token, prompt_ids
     from ..terminal import LoopView
 
+    if args.stream or args.server_sample:
+        raise UsageError(
+            "next shows one step, which no server picks or streams: --stream and --server-sample are for run"
+        )
     prompt = read_prompt(args)
     backend = open_backend(args)
     result = next_token(backend, prompt_ids(backend, prompt, args.chat), args.top_k)

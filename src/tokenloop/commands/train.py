@@ -109,6 +109,7 @@ class TrainView:
             self.progress.update(self.task, advance=1, description=f"loss {s.loss:.3f}")
 
     def result(self, r) -> None:
+        from rich.markup import escape
         from rich.table import Table
         from rich.text import Text
 
@@ -153,6 +154,8 @@ class TrainView:
         plain = {"markup": False, "highlight": False, "soft_wrap": True}
         out.print(f"weights on disk: {disk} (sha256 {r.checksum[:16]}… before and after, {r.folder})", **plain)
         out.print("served model: frozen; it answers under torch.inference_mode and never gets a gradient", **plain)
+        if r.save_failed:
+            out.print(f"[yellow]{escape(r.save_failed)}[/]; the numbers above stand")
         if r.saved:
             out.print(
                 f"saved the trained copy to {r.saved}; try: tokenloop next {shlex.quote(r.probe)} --model {shlex.quote(r.saved)}",

@@ -14,6 +14,7 @@ lack the size labels; then tokens = num_gpu_blocks × block_size.
 
 from __future__ import annotations
 
+from ..backends.server import numbers
 from ..backends.server.metrics import Snapshot
 from ..errors import ServerError
 from ..model import estimates
@@ -24,11 +25,10 @@ WIDTHS = {"float32": 4, "bfloat16 / float16": 2, "fp8": 1}
 
 
 def number(labels: dict[str, str], key: str) -> float | None:
-    """A numeric label, or None where it is absent or not a number ("None" in some versions)."""
-    try:
-        return float(labels[key])
-    except (KeyError, ValueError):
-        return None
+    """A numeric label, or None where it is absent, not a number ("None" in some versions), NaN,
+    infinite or absurd (`numbers.number`: above 1e15, or 0 or less, means nothing here)."""
+    found = numbers.number(labels.get(key), 0, text=True)
+    return float(found) if found else None
 
 
 def prediction(shape: Shape) -> dict:
@@ -65,7 +65,15 @@ def server_allocation(snapshot: Snapshot | None, max_model_len: int | None) -> d
         "conversations": concurrency,
         "cache_dtype": labels.get("cache_dtype"),
         "labels": labels,
+        "unreadable": None if tokens else _said(labels),
     }
+
+
+def _said(labels: dict[str, str]) -> str:
+    """What the labels said in place of a cache size, for the note beside a missing number."""
+    keys = ("kv_cache_size_tokens", "num_gpu_blocks", "block_size")
+    said = ", ".join(f"{k}={labels.get(k, 'absent')!r}"[:60] for k in keys)
+    return f"vllm:cache_config_info gives no usable cache size ({said})"
 
 
 def bytes_per_number(allocated_per_token: float | None, values_per_token: int) -> float | None:

@@ -94,7 +94,7 @@ class Plan:
         }
 
 
-def plan(cache_tokens: float, max_model_len: int, prompt_tokens: int = PROMPT_TOKENS) -> Plan:
+def plan(cache_tokens: float | None, max_model_len: int, prompt_tokens: int = PROMPT_TOKENS) -> Plan:
     """Requests of a long prompt and a shorter answer, enough of them to ask for ~1.5× the cache,
     sized from the server's own cache and max_model_len.
 
@@ -104,6 +104,11 @@ def plan(cache_tokens: float, max_model_len: int, prompt_tokens: int = PROMPT_TO
     tokenizer). When even that is too little, the plan says so, with the sum. The answer stays
     shorter than the prompt: vLLM counts a preemption when the paused request runs again, which
     is when another request finishes and gives its blocks back."""
+    if not cache_tokens or not math.isfinite(cache_tokens) or cache_tokens <= 0:
+        raise ServerError(
+            "the server reports no usable KV cache size (vllm:cache_config_info lacks num_gpu_blocks and "
+            "kv_cache_size_tokens, or holds something that is not a number): the fill can't be sized"
+        )
     wanted = 1.5 * cache_tokens
     longest = max(TEXT_TOKENS, int(0.9 * max_model_len))  # per request: prompt + generated
     each = min(prompt_tokens + max(32, prompt_tokens // 4), longest)

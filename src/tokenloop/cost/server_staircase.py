@@ -47,7 +47,7 @@ from ..measure import noise
 from ..measure.filler import TEXT
 from ..measure.fits import fit_cached, fit_uncached
 from ..measure.streamed import Stream, stream_once
-from .staircase import lengths
+from .staircase import check_work, lengths
 
 USAGE = {"stream_options": {"include_usage": True}}  # the closing usage: prompt and cached tokens
 
@@ -122,6 +122,7 @@ def check(backend: ServerBackend, max_len: int, points: int, repeats: int, gaps:
         raise UsageError(f"--points must be at least 2 to draw a line, not {points}")
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, not {repeats}")
+    check_work(points, repeats, 2)
     if gaps < 2:
         raise UsageError(
             f"--gaps must be at least 2 (the tokens after the first that time the cached step), not {gaps}"
@@ -129,6 +130,11 @@ def check(backend: ServerBackend, max_len: int, points: int, repeats: int, gaps:
     if max_len < points:
         raise UsageError(f"--max-len {max_len} is shorter than --points {points}: give at least one token per point")
     room = backend.context_length - gaps - 1
+    if room < points:
+        raise UsageError(
+            f"the server's context of {backend.context_length} tokens has no room for --points {points} lengths "
+            f"and {gaps + 1} new tokens: this server's context is too short for a staircase"
+        )
     if max_len > room:
         raise UsageError(
             f"--max-len {max_len} and {gaps + 1} new tokens are over the server's context of "

@@ -48,11 +48,24 @@ def schedule(lengths: Sequence[int], repeats: int, seed: int = 0) -> list[tuple[
     return order
 
 
+MAX_WORK = 100_000  # measurements in one run: far past any useful repeat count
+
+
+def check_work(points: int, repeats: int, per_point: int) -> None:
+    """--points × --repeats within MAX_WORK, by arithmetic, before any schedule is built."""
+    if points * repeats * per_point > MAX_WORK:
+        raise UsageError(
+            f"--points {points} × --repeats {repeats} is {points * repeats * per_point:,} measurements: "
+            f"at most {MAX_WORK:,} in one run; lower --repeats or --points"
+        )
+
+
 def check(max_len: int, points: int, repeats: int, context_length: int) -> None:
     if points < 2:
         raise UsageError(f"--points must be at least 2 to draw a line, not {points}")
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, not {repeats}")
+    check_work(points, repeats, len(KINDS))
     if max_len > context_length:
         raise UsageError(
             f"--max-len {max_len} is over the model's context of {context_length} tokens: use at most {context_length}"

@@ -136,7 +136,11 @@ def cost_per_million(usd_per_hour: float, tokens_per_s: float | None) -> float |
     return usd_per_hour / (tokens_per_s * 3600) * 1e6 if tokens_per_s else None
 
 
+MAX_RUN = 100_000  # requests in one run (about a day at the default lengths on a fast server)
+
+
 def check(url: str, max_tokens: int, points: int, repeats: int) -> str:
+    """The options, checked by arithmetic before any list of work is built."""
     url = base_url(url)
     if points < 2:
         raise UsageError(f"--points must be at least 2 to draw a line, not {points}")
@@ -146,6 +150,12 @@ def check(url: str, max_tokens: int, points: int, repeats: int) -> str:
         )
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, not {repeats}")
+    requests = points * repeats + loop_rounds(repeats) * max_tokens
+    if requests > MAX_RUN:
+        raise UsageError(
+            f"--points {points} × --repeats {repeats} streamed, and {loop_rounds(repeats)} loops of --max-tokens "
+            f"{max_tokens} one-token calls, are {requests:,} requests: at most {MAX_RUN:,} in one run; lower them"
+        )
     return url
 
 

@@ -82,6 +82,7 @@ def rate_plans(
     """One plan per rate: `requests` each (default ten seconds' worth, at least 4), every prompt new."""
     out = []
     for rate in rates:
+        check_requests(requests)
         n = min(MAX_REQUESTS, requests or max(4, round(rate * RATE_SECONDS)))
         out.append(
             Plan(
@@ -96,6 +97,12 @@ def rate_plans(
             )
         )
     return out
+
+
+def check_requests(requests: int | None) -> None:
+    """--requests within the load runner's bound, checked before any plan is built."""
+    if requests is not None and not 1 <= requests <= MAX_REQUESTS:
+        raise UsageError(f"--requests must be 1 to {MAX_REQUESTS:,} at each level, not {requests:,}")
 
 
 def requests_at(level: int, requests: int | None) -> int:
@@ -116,6 +123,7 @@ def plans(
 ) -> list[Plan]:
     """One plan per level, every prompt new (numbered) so no prefix cache answers it; `cold`: each
     also sent with a fresh cache salt where the server takes one."""
+    check_requests(requests)
     return [
         Plan(
             url,

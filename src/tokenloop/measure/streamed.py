@@ -25,11 +25,14 @@ The two wire shapes (`/v1/completions`, then `/v1/chat/completions`; vLLM 0.32 a
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..backends.server import Client
+from ..backends.server import Client, numbers
 from ..errors import ServerError, UsageError
 from . import bench_stats
 
@@ -106,9 +109,53 @@ class Stream:
 
     @classmethod
     def from_json(cls, data: dict) -> Stream:
-        data = dict(data)
-        chunks = [Chunk(float(ms), int(tokens), bool(text)) for ms, tokens, text in data.pop("chunks")]
-        return cls(**data, chunks=chunks)
+        """A record read back (a `--save` file is outside input: every field is checked, and a
+        record that breaks a rule raises ValueError saying which)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a {type(data).__name__}, not an object")
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown field {sorted(unknown)[0][:40]!r}")
+        chunks = data.get("chunks")
+        if not isinstance(chunks, list) or not chunks:
+            raise ValueError("chunks must be a non-empty list")
+        out = []
+        for chunk in chunks:
+            ms, tokens, text = chunk if isinstance(chunk, list) and len(chunk) == 3 else (None, None, None)
+            ms, tokens = numbers.number(ms, 0), numbers.count(tokens, MAX_TOKENS)
+            if ms is None or tokens is None or not isinstance(text, bool):
+                raise ValueError("each chunk must be [ms ≥ 0, tokens ≥ 0, true/false]")
+            out.append(Chunk(float(ms), tokens, text))
+        if not any(c.tokens for c in out):
+            raise ValueError("no chunk carried a token")
+        max_tokens = numbers.count(data.get("max_tokens"), MAX_TOKENS)
+        prompt = data.get("prompt", "")
+        ids = isinstance(prompt, list) and all(numbers.count(i, MAX_TOKENS) is not None for i in prompt)
+        checks = {
+            "max_tokens": max_tokens is not None and max_tokens >= 1,
+            "prompt": isinstance(prompt, str) or ids,
+            "chat": isinstance(data.get("chat", False), bool),
+            "cold": isinstance(data.get("cold", False), bool),
+            "group": isinstance(data.get("group", ""), str),
+            "sent_s": numbers.number(data.get("sent_s", 0.0), -numbers.BIG) is not None,
+            "done_ms": data.get("done_ms") is None or numbers.number(data["done_ms"], 0) is not None,
+        }
+        for key in ("usage", "server", "metrics"):
+            checks[key] = data.get(key) is None or isinstance(data[key], dict)
+        wrong = [key for key, ok in checks.items() if not ok]
+        if wrong:
+            raise ValueError(f"{wrong[0]} has the wrong type or an impossible value")
+        return cls(
+            max_tokens,
+            prompt,
+            data.get("chat", False),
+            data.get("group", ""),
+            float(data.get("sent_s", 0.0)),
+            out,
+            None if data.get("done_ms") is None else float(data["done_ms"]),
+            *(numbers.figures(data.get(key)) for key in ("usage", "server", "metrics")),
+            data.get("cold", False),
+        )
 
 
 def stream_once(
@@ -134,31 +181,35 @@ def stream_once(
     with client.events(path, body) as chunks:
         for chunk in chunks:
             now = (time.perf_counter() - start) * 1000
-            usage = chunk.get("usage") if isinstance(chunk.get("usage"), dict) else {}
-            reported = usage.get("completion_tokens")
+            usage = numbers.figures(chunk.get("usage")) or {}  # the server's numbers, checked once, here
+            reported = numbers.count(usage.get("completion_tokens"), MAX_TOKENS)
             choices = chunk.get("choices")
             if isinstance(choices, list) and choices and isinstance(choices[0], dict):
                 text, token = _piece(choices[0], chat)
-                running = isinstance(reported, int) and running in (None, True)
+                running = reported is not None and running in (None, True)
                 tokens = reported - counted if running else int(token)
                 result.chunks.append(Chunk(now, max(tokens, 0), bool(text)))
-            if isinstance(reported, int):
+            if reported is not None:
                 counted = reported
             if usage:
                 result.usage = usage
             if isinstance(chunk.get("timings"), dict):
-                result.server = chunk["timings"]
+                result.server = numbers.figures(chunk["timings"])
             if isinstance(chunk.get("metrics"), dict):  # vLLM: rides on the last usage chunk
-                result.metrics = chunk["metrics"]
+                result.metrics = numbers.figures(chunk["metrics"])
     result.done_ms = (time.perf_counter() - start) * 1000
     if not result.arrivals_ms:
         raise ServerError(f"{client.root} streamed no tokens for max_tokens={n}")
+    if group and Recorder.active is not None:  # a counted request (a warm-up has no group)
+        Recorder.active.add(result)
     return result
 
 
+MAX_TOKENS = 1 << 31  # a count of tokens beyond this is not one
+
+
 def _count(usage: dict | None, key: str) -> int | None:
-    value = (usage or {}).get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    return numbers.count((usage or {}).get(key), MAX_TOKENS)
 
 
 def _request(model: str, prompt: str | list[int], n: int, chat: bool) -> tuple[str, dict]:
@@ -180,36 +231,107 @@ def _piece(choice: dict, chat: bool) -> tuple[str, bool]:
 
 
 # --- JSON lines --------------------------------------------------------------------------------
-def save(path: str | Path, streams: list[Stream]) -> None:
-    with open(path, "w") as out:
-        for s in streams:
-            out.write(json.dumps(s.to_json()) + "\n")
+def open_new(path: str | Path, option: str = "--save"):
+    """A file for a run's results, opened before the run, so a target that can't be written is
+    found before anything is measured: a new regular file only (an existing one is never
+    overwritten silently; a folder, a device such as /dev/full, a missing folder or a file
+    system that refuses it is a one-line UsageError)."""
+    if not Path(path).resolve().parent.is_dir():
+        raise UsageError(f"{option} {path}: folder {Path(path).parent} does not exist")
+    if os.path.lexists(path):
+        what = "a folder" if os.path.isdir(path) else "a file" if os.path.isfile(path) else "not a regular file"
+        raise UsageError(f"{option} {path}: already exists ({what}); give a new file name, or remove it first")
+    try:
+        out = open(path, "x", encoding="utf-8")  # noqa: SIM115 - the caller closes it
+    except OSError as e:
+        raise UsageError(
+            f"{option} {path}: can't write it ({e.strerror or e}); give a file in a folder you can write"
+        ) from None
+    return out
+
+
+class Recorder:
+    """`--save` as the run goes: each counted request's record (one with a `group`) is written and
+    flushed the moment it completes, so Ctrl+C, SIGTERM or a crash keeps every completed request.
+    `with Recorder(path):` makes it the sink `stream_once` writes to; a write that fails late
+    (a full disk) is kept in `failed` and ends the writing, never the run."""
+
+    active: Recorder | None = None
+
+    def __init__(self, path: str | Path):
+        self.path, self.count, self.failed = str(path), 0, None
+        self._out = open_new(path)
+        self._lock = threading.Lock()
+
+    def add(self, stream: Stream) -> None:
+        with self._lock:
+            if self.failed is not None:
+                return
+            try:
+                self._out.write(json.dumps(stream.to_json()) + "\n")
+                self._out.flush()
+                self.count += 1
+            except OSError as e:
+                self.failed = e.strerror or str(e)
+
+    def __enter__(self) -> Recorder:
+        Recorder.active = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        Recorder.active = None
+        try:
+            self._out.close()
+        except OSError as e:
+            self.failed = self.failed or e.strerror or str(e)
+        if not self.count and not self.failed:  # nothing completed: no empty file left to block a rerun
+            Path(self.path).unlink(missing_ok=True)
+
+    def said(self) -> str:
+        """What became of the file, in one line."""
+        if self.failed:
+            return f"--save {self.path}: writing stopped after {self.count} requests ({self.failed}); the numbers above are the whole run's"
+        return f"raw timestamps of {self.count} requests written to {self.path}"
+
+
+MAX_LOAD = 256 << 20  # a million records of a long run is ~200 MB; a larger file is not one
 
 
 def load(path: str | Path) -> list[Stream]:
-    """The records `save` wrote; a file that isn't one is a one-line UsageError."""
+    """The records `save` wrote; a file that isn't one is a one-line UsageError. Only a regular
+    file of at most MAX_LOAD bytes is read (not /dev/zero, not a FIFO that would block)."""
     try:
-        lines = Path(path).read_text().splitlines()
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"--load {path}: not a regular file; give a file that latency --save wrote")
+        if info.st_size > MAX_LOAD:
+            raise UsageError(
+                f"--load {path}: {info.st_size >> 20} MB is more than a --save file holds (at most {MAX_LOAD >> 20} MB)"
+            )
+        with open(path, "rb") as f:
+            raw = f.read(MAX_LOAD + 1)
     except OSError as e:
         raise UsageError(f"--load {path}: can't read it ({e.strerror or e})") from None
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise UsageError(
+            f"--load {path}: not UTF-8 text (byte {e.start}); give a file that latency --save wrote"
+        ) from None
     streams = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             streams.append(Stream.from_json(json.loads(line)))
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, RecursionError) as e:
+            why = "not JSON" if isinstance(e, (json.JSONDecodeError, RecursionError)) else str(e)
             raise UsageError(
-                f"--load {path}: line {number} is not a record that latency --save wrote (JSON lines of streams)"
+                f"--load {path}: line {number} is not a record that latency --save wrote ({why})"
             ) from None
     if not streams:
         raise UsageError(f"--load {path}: no records in it; write them with tokenloop latency --url URL --save FILE")
     return streams
-
-
-def check_save(path: str | None) -> None:
-    if path and not Path(path).resolve().parent.is_dir():
-        raise UsageError(f"--save {path}: folder {Path(path).parent} does not exist")
 
 
 def bench(streams: list[Stream], duration_s: float, slos: dict | None = None) -> dict:

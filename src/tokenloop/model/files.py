@@ -9,6 +9,7 @@ Nothing is ever fetched from a hub.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -126,24 +127,70 @@ def sweep(root: Path, now: float | None = None) -> None:
 
 def converted(gguf: Path, log=None) -> Path:
     """The safetensors folder for a GGUF file, converting it on first use (and again if the cached
-    one was damaged)."""
+    one was damaged). Two first runs at once convert it once: the second waits on a lock file
+    beside the folder, then finds the first one's folder whole."""
     target = cache_root() / _key(gguf)
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    if target.exists():
-        if _checked(target):  # unchanged since it was last found whole: no need to read it again
-            return target
-        why = damage(target)
-        if why is None:
-            _mark_checked(target)
-            return target
-        log(f"The cached conversion {target} is damaged ({why}): converting it again.")
-    if target.parent.is_dir():
-        sweep(target.parent)
-    log(f"First use: converting {gguf.name} to {target} (once; about 20-30 s) ...")
-    convert(gguf, target)
-    _mark_checked(target)
+    if target.exists() and _whole(target):
+        return target
+    root = writable_cache(target.parent)
+    with _one_at_a_time(root / f".{target.name}.lock"):
+        if target.exists():
+            if _whole(target):  # another run converted it while this one waited
+                return target
+            log(f"The cached conversion {target} is damaged ({damage(target)}): converting it again.")
+        sweep(root)
+        log(f"First use: converting {gguf.name} to {target} (once; about 20-30 s) ...")
+        try:
+            convert(gguf, target)
+        except OSError as e:
+            raise ModelError(f"can't write the converted model to {root} ({e.strerror or e}): {CACHE_HINT}") from None
+        _mark_checked(target)
     log("Conversion done.")
     return target
+
+
+CACHE_HINT = "set TOKENLOOP_CACHE to a folder you can write (default ~/.cache/tokenloop)"
+
+
+def writable_cache(root: Path) -> Path:
+    """The cache folder, made if missing; a file there, or a folder this user can't write, is a
+    one-line ModelError that names $TOKENLOOP_CACHE, not a traceback."""
+    if root.exists() and not root.is_dir():
+        raise ModelError(f"the model cache {root} is a file, not a folder: {CACHE_HINT}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModelError(f"can't make the model cache {root} ({e.strerror or e}): {CACHE_HINT}") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ModelError(f"can't write the model cache {root} (permission denied): {CACHE_HINT}")
+    return root
+
+
+def _whole(target: Path) -> bool:
+    """A converted folder found whole (and marked so, to spare the next run the check)."""
+    if _checked(target):  # unchanged since it was last found whole: no need to read it again
+        return True
+    if damage(target) is None:
+        _mark_checked(target)
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def _one_at_a_time(lock: Path):
+    """An exclusive lock on `lock` (a file) for the block: one conversion at a time per model."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock, as before
+        yield
+        return
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 CHECKED = ".checked"  # the files' sizes and times when the folder was last found whole

@@ -92,6 +92,7 @@ class TrainResult:
     folder: str
     saved: str | None = None
     trace: list[TrainStep] = field(default_factory=list)
+    save_failed: str | None = None  # why --save could not be written after training (the results stand)
 
     def to_json(self) -> dict:
         return {
@@ -112,6 +113,7 @@ class TrainResult:
             "checksum": self.checksum,
             "folder": self.folder,
             "saved": self.saved,
+            "save_failed": self.save_failed,
             "trace": [s.to_json() for s in self.trace],
         }
 
@@ -170,15 +172,31 @@ def check_numbers(steps: int, lr: float) -> None:
         )
     if not lr > 0 or lr == float("inf"):
         raise UsageError(f"--lr must be a positive number such as 1e-4, not {lr}")
+    if lr > MAX_LR:
+        raise UsageError(f"--lr must be at most {MAX_LR:g} (AdamW moves each weight by about lr a step), not {lr:g}")
 
 
 def check_save(folder: str | Path | None) -> Path | None:
+    """The --save folder, made (empty) before any training, so one that can't be written is found
+    first: an existing file or non-empty folder is never overwritten, and a place the file system
+    refuses (/proc/..., /dev/full, a read-only folder) is a one-line UsageError."""
     if folder is None:
         return None
     path = Path(folder).expanduser()
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UsageError(f"--save {folder}: already exists and is not an empty folder; give a new folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / ".tokenloop-write-check").write_bytes(b"x")
+        (path / ".tokenloop-write-check").unlink()
+    except OSError as e:
+        raise UsageError(
+            f"--save {folder}: can't write there ({e.strerror or e}); give a folder you can write"
+        ) from None
     return path
+
+
+MAX_LR = 1.0  # AdamW moves each weight by about lr a step: above 1 the weights are noise
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -263,6 +281,8 @@ def training(
             logits = model(x, use_cache=False).logits[0]  # one forward: a score for every position at once
         # Teacher forcing: position i is asked for the text's own token i+1.
         loss = torch.nn.functional.cross_entropy(logits[:-1], x[0, 1:])
+        if not math.isfinite(loss.item()):
+            raise UsageError(f"training diverged at step {step} (the loss is {loss.item()}): lower --lr, e.g. 1e-4")
         t1 = time.perf_counter()
         loss.backward()  # a gradient for every weight
         t2 = time.perf_counter()
@@ -289,10 +309,13 @@ def training(
 
     after, p_after, rank_after = probe_next(backend, model, probe_ids, target, top_k)
     cost = measure_cost(backend, model, ids, trace, activations.bytes, measured)
-    saved = None
+    saved = failed = None
     if out_dir is not None:
-        save_model(model, folder, out_dir)
-        saved = str(out_dir)
+        try:
+            save_model(model, folder, out_dir)
+            saved = str(out_dir)
+        except OSError as e:  # a disk that filled during training: the results still print
+            failed = f"--save {save}: writing the trained copy failed ({e.strerror or e})"
     del model, optimizer
     unchanged = files_checksum(folder) == checksum
     yield TrainResult(
@@ -314,6 +337,7 @@ def training(
         str(folder),
         saved,
         trace,
+        failed,
     )
 
 

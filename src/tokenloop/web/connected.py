@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from ..backends.server import metrics
+from ..backends.server import metrics, numbers
 from ..errors import UsageError
 
 _probing = threading.Lock()
@@ -42,7 +42,7 @@ def facts(backend, prompt: str) -> dict:
         "prompt_ids": caps.prompt_ids,
         "tokenizer": caps.tokenize,
         "prefix_caching": None if caching is None else caching == "True",
-        "block_size": int(config["block_size"]) if str(config.get("block_size", "")).isdigit() else None,
+        "block_size": numbers.count(config.get("block_size"), 1 << 20, text=True) or None,
         "request_ms": caps.checks.get("request_ms"),
     }
 

@@ -16,10 +16,12 @@ MAX_SHOW = 50  # most candidates shown per step
 
 
 class In(BaseModel):
-    """Requests: unknown fields are refused, so a typo is an error rather than ignored; text with
-    an unpaired surrogate (valid JSON, not valid Unicode) is refused before it reaches a tokenizer."""
+    """Requests: unknown fields are refused, so a typo is an error rather than ignored; values are
+    not coerced (strict: `"chat": "yes"`, `"consent": 1` and `"top_k": "5"` are refused, not read
+    as true and 5); text with an unpaired surrogate (valid JSON, not valid Unicode) is refused
+    before it reaches a tokenizer."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -141,7 +143,7 @@ class ServerStaircaseIn(In):
 
 
 class FillIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     consent: bool = False  # the click after the stated plan
     remote: bool = False  # "I run this server": needed when it is not on this machine
 
@@ -149,7 +151,7 @@ class FillIn(BaseModel):
 class ConsentIn(BaseModel):
     """Lesson 6's steps 3 and 5 on a server: the click after their stated plan (`web/draws.plan_first`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     consent: bool = False
     remote: bool = False  # "I run this server": needed when it is not on this machine
 

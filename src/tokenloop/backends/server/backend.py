@@ -31,8 +31,8 @@ from ...errors import ServerError, UsageError
 from ...sampling import Sampler
 from ...scores import Scores
 from ..picker import Picker
-from . import dialects, discover, picks, wire
-from .client import Client, Refused, base_url
+from . import dialects, discover, numbers, picks, wire
+from .client import ENV_URL, Client, Refused, base_url
 from .ids import TokenTable
 
 UNKNOWN_CONTEXT = 1 << 30  # the server did not say; its own error will tell when a prompt is too long
@@ -77,11 +77,13 @@ class ServerBackend:
         stream: bool = False,
         server_sample: bool = False,
         keep_alive: bool = True,
+        source: str = "--url",
     ):
-        self.root = base_url(url)
-        self.client = Client(self.root, api_key, timeout, keep_alive)
+        self.root = base_url(url, source)
+        self.client = Client(self.root, api_key, timeout, keep_alive, source)
         self.log = log or (lambda message: print(f"tokenloop: {message}", file=sys.stderr))
         self.notes: list[str] = []
+        self.flags: set[str] = set()  # notes already given once per run
         self.caps = discover.discover(self.client, model)
         self.dialect = dialects.DIALECTS[self.caps.kind]
         self.model = self.caps.model
@@ -101,6 +103,7 @@ class ServerBackend:
     @classmethod
     def from_args(cls, args, log=None) -> ServerBackend:
         url = getattr(args, "url", None) or os.environ.get("OPENAI_BASE_URL")
+        source = "--url" if getattr(args, "url", None) else ENV_URL
         if not url:
             raise UsageError("no server given: pass --url http://host:8000/v1 or set OPENAI_BASE_URL")
         timeout = getattr(args, "server_timeout", None)
@@ -112,6 +115,7 @@ class ServerBackend:
             log=log,
             stream=getattr(args, "stream", False),
             server_sample=getattr(args, "server_sample", False),
+            source=source,
         )
 
     def close(self) -> None:
@@ -160,7 +164,7 @@ class ServerBackend:
         )
         usage = answer.get("usage") if isinstance(answer, dict) else None
         count = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-        return count if isinstance(count, int) and 0 <= count < UNKNOWN_CONTEXT else 0
+        return numbers.count(count, UNKNOWN_CONTEXT) or 0
 
     def decode(self, ids: Sequence[int]) -> str:
         ids = list(ids)
@@ -187,6 +191,7 @@ class ServerBackend:
             and len(tokens) == 1
             and isinstance(tokens[0], int)
             and not isinstance(tokens[0], bool)
+            and 0 <= tokens[0] < wire.MAX_ID
         ):
             return tokens[0]
         return None
@@ -272,6 +277,16 @@ class ServerBackend:
     def scores_of(self, top: list[wire.Entry], tokens_in: int, extra: dict) -> Scores:
         """A server's top-k as the loop's `Scores`: its logprobs over the candidates' ids."""
         logprobs = torch.tensor([e.logprob for e in top], dtype=torch.float32)
+        mass = float(logprobs.exp().sum()) if len(top) else 0.0
+        if mass > 1.01:  # probabilities of one distribution can't add up to more than 100%
+            extra["mass_over_one"] = mass
+            if "mass" not in self.flags:
+                self.flags.add("mass")
+                self._note(
+                    f"the server's probabilities for one step add up to {mass:.0%}, not at most 100%: its logprobs "
+                    "are not one distribution (shown as sent; shares between them mean little)"
+                )
+        self.tokens.new_answer()
         return Scores(logprobs, torch.tensor([self.tokens.id_of(e) for e in top]), tokens_in, extra)
 
     def _server_pick(self, position: wire.Position, data: dict) -> int | None:
@@ -283,6 +298,7 @@ class ServerBackend:
             and returned
             and isinstance(returned[0], int)
             and not isinstance(returned[0], bool)
+            and 0 <= returned[0] < wire.MAX_ID
         ):
             return returned[0]
         return self.tokens.id_of(position.chosen) if position.chosen is not None else None

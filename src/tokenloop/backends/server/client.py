@@ -8,6 +8,7 @@ read: a server that trickles a byte a second can't hold a request open past it.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,19 +19,22 @@ import httpx
 from ...errors import ServerError, UsageError
 from . import wire
 
+ENV_URL = "$OPENAI_BASE_URL"  # where the URL came from when no --url was given: messages name it
 
-def base_url(url: str) -> str:
-    """The server's root: 'http://host:8000/v1/' -> 'http://host:8000' (OpenAI paths add /v1)."""
+
+def base_url(url: str, source: str = "--url") -> str:
+    """The server's root: 'http://host:8000/v1/' -> 'http://host:8000' (OpenAI paths add /v1).
+    `source`: what the user set (--url, or $OPENAI_BASE_URL), named in the messages."""
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise UsageError(f"--url {url}: give an http(s) URL, e.g. http://localhost:8000/v1")
+        raise UsageError(f"{source} {url}: give an http(s) URL, e.g. http://localhost:8000/v1")
     try:
         parsed = httpx.URL(url)
         parsed.port  # noqa: B018 - a port that is not a number fails here
     except (httpx.InvalidURL, ValueError) as e:
-        raise UsageError(f"--url {url}: not a valid URL ({reason(e)}); e.g. http://localhost:8000/v1") from None
+        raise UsageError(f"{source} {url}: not a valid URL ({reason(e)}); e.g. http://localhost:8000/v1") from None
     if not parsed.host:
-        raise UsageError(f"--url {url}: the URL names no host; e.g. http://localhost:8000/v1")
+        raise UsageError(f"{source} {url}: the URL names no host; e.g. http://localhost:8000/v1")
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
@@ -50,10 +54,17 @@ class Refused(ServerError):
 class Client:
     """One kept-alive connection to a server's root URL."""
 
-    def __init__(self, root: str, api_key: str | None = None, timeout: float = 60.0, keep_alive: bool = True):
+    def __init__(
+        self,
+        root: str,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        keep_alive: bool = True,
+        source: str = "--url",
+    ):
         if not (timeout > 0) or timeout != timeout or timeout == float("inf"):
             raise UsageError(f"--server-timeout must be a number of seconds above 0, not {timeout}")
-        self.root, self.timeout = root, timeout
+        self.root, self.timeout, self.source = root, timeout, source
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         limits = httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0)  # off: only to measure it
         self.http = httpx.Client(
@@ -69,9 +80,16 @@ class Client:
         status, data, text = self._request(method, path, body, step)
         if status >= 400:
             raise self.refused(status, data, text, path, step)
+        if 300 <= status < 400:
+            raise ServerError(
+                f"{self.root}{path} redirects ({status}) to {self._moved or 'another address'}: tokenloop does not "
+                f"follow redirects; give the address it names as {self.source}",
+                step,
+            )
         if data is _NOT_JSON:
             raise ServerError(
-                f"{self.root}{path} answered something that is not JSON: is --url an OpenAI-compatible server?", step
+                f"{self.root}{path} answered something that is not JSON: is {self.source} an OpenAI-compatible server?",
+                step,
             )
         return data
 
@@ -83,21 +101,39 @@ class Client:
             return None
         return None if status >= 400 or data is _NOT_JSON else data
 
-    def text(self, path: str) -> str | None:
-        """A plain-text GET (e.g. Prometheus `/metrics`): its text, or None when the server has no such page."""
-        status, _, text = self._request("GET", path, None, None)
-        return None if status >= 400 else text
+    def text(self, path: str, limit: int | None = None) -> str | None:
+        """A plain-text GET (e.g. Prometheus `/metrics`): its text, or None when the server has no
+        such page, or (with `limit`) a page over `limit` bytes: what is optional is never read
+        unbounded, and never ends a run."""
+        try:
+            status, _, text = self._request("GET", path, None, None, limit=limit or MAX_ANSWER, parse=False)
+        except _TooLarge:
+            return None
+        return None if status >= 300 else text
 
     def status(self, path: str) -> int:
         """The HTTP status of a GET (e.g. `/health`: 200 healthy, 404 none there, 503 not ready)."""
         return self._request("GET", path, None, None)[0]
 
-    def _request(self, method: str, path: str, body: dict | None, step: int | None) -> tuple[int, Any, str]:
+    _moved: str | None = None  # the Location of the last redirect answered
+
+    def _request(
+        self, method: str, path: str, body: dict | None, step: int | None, limit: int = 0, parse: bool = True
+    ) -> tuple[int, Any, str]:
         for attempt in range(2):
             try:
                 with self.http.stream(method, path, json=body) as response:
-                    raw = _read_all(response, time.monotonic() + self.timeout)
+                    self._moved = wire.clean_text(response.headers.get("location", ""))[:200] or None
+                    raw = _read_all(response, time.monotonic() + self.timeout, limit or MAX_ANSWER)
                 break
+            except _TooLarge as e:
+                if limit:
+                    raise
+                raise ServerError(
+                    f"{self.root}{path} answered more than {e.limit >> 20} MB: no answer tokenloop reads is that "
+                    f"large; is {self.source} an OpenAI-compatible server?",
+                    step,
+                ) from None
             except httpx.RemoteProtocolError:  # a kept-alive connection the server had closed: once more, anew
                 if attempt:
                     raise self._broken(path, step, "the connection closed") from None
@@ -107,6 +143,8 @@ class Client:
                 raise self._unreachable(e, step) from None
             except httpx.HTTPError as e:
                 raise self._broken(path, step, reason(e)) from None
+        if not parse:
+            return response.status_code, None, raw.decode("utf-8", errors="replace")
         return (response.status_code, *_parsed(raw))
 
     # --- streams --------------------------------------------------------------------------------
@@ -120,9 +158,15 @@ class Client:
             # One stream per connection: some servers close it after the stream, so it is not reused.
             with self.http.stream("POST", path, json=body, headers={"Connection": "close"}) as response:
                 if response.status_code >= 400:
-                    data, text = _parsed(_read_all(response, time.monotonic() + self.timeout))
+                    data, text = _parsed(_read_all(response, time.monotonic() + self.timeout, MAX_ANSWER))
                     raise self.refused(response.status_code, data, text, path, step())
                 yield self._chunks(response, path, step)
+        except _TooLarge as e:
+            raise ServerError(
+                f"the stream from {self.root} sent a line over {e.limit >> 20} MB: no event tokenloop reads is that "
+                f"large; is {self.source} an OpenAI-compatible server?",
+                step(),
+            ) from None
         except (_Late, httpx.TimeoutException):
             raise ServerError(
                 f"{self.root} sent nothing for {self.timeout:g} s: the server is stuck or overloaded "
@@ -167,13 +211,15 @@ class Client:
                 f"the server refused the request ({status}: {said}): pass its key with --api-key or OPENAI_API_KEY"
             )
         elif status == 404:
-            message = f"{self.root}{path} not found (404): check --url; give the server's base URL, e.g. http://localhost:8000/v1"
+            message = f"{self.root}{path} not found (404): check {self.source}; give the server's base URL, e.g. http://localhost:8000/v1"
         else:
             message = f"the server answered {status} on {path}: {said}"
         return Refused(message, status, said, step)
 
     def _unreachable(self, error: Exception, step: int | None) -> ServerError:
-        return ServerError(f"can't reach {self.root} ({reason(error)}): is the server running? check --url", step)
+        return ServerError(
+            f"can't reach {self.root} ({reason(error)}): is the server running? check {self.source}", step
+        )
 
     def _late(self, path: str, step: int | None) -> ServerError:
         return ServerError(
@@ -203,13 +249,21 @@ class _Late(Exception):
     """The deadline passed while bytes were still trickling in."""
 
 
-def _read_all(response: httpx.Response, deadline: float) -> bytes:
+class _TooLarge(Exception):
+    """An answer (or one stream line) grew past its limit: reading stopped there."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"over {limit} bytes")
+        self.limit = limit
+
+
+def _read_all(response: httpx.Response, deadline: float, limit: int) -> bytes:
     parts, size = [], 0
     for part in response.iter_bytes():
         parts.append(part)
         size += len(part)
-        if size > MAX_ANSWER:
-            raise httpx.DecodingError(f"the answer is over {MAX_ANSWER >> 20} MB")
+        if size > limit:
+            raise _TooLarge(limit)
         if time.monotonic() > deadline:
             raise _Late()
     if time.monotonic() > deadline:
@@ -217,20 +271,30 @@ def _read_all(response: httpx.Response, deadline: float) -> bytes:
     return b"".join(parts)
 
 
+_EOL = re.compile(rb"\r\n|\r|\n")  # SSE ends a line with any of the three
+
+
 def _lines(response: httpx.Response, timeout: float) -> Iterator[str]:
-    """The stream's lines, each within `timeout` of the one before (a trickle can't stretch it)."""
-    buffer = b""
+    """The stream's lines, each within `timeout` of the one before (a trickle can't stretch it).
+    Only each new part is searched for line ends, so a long line costs its length once, not its
+    length times its parts. (A CRLF split between two parts reads as an extra empty line, which
+    SSE ignores.)"""
+    pending = bytearray()
     deadline = time.monotonic() + timeout
     for part in response.iter_bytes():
-        buffer += part
-        if len(buffer) > MAX_ANSWER:
-            raise httpx.DecodingError(f"a stream line is over {MAX_ANSWER >> 20} MB")
-        *lines, buffer = buffer.split(b"\n")
-        if lines:
-            deadline = time.monotonic() + timeout
-            for line in lines:
-                yield line.rstrip(b"\r").decode("utf-8", errors="replace")
-        elif time.monotonic() > deadline:
-            raise _Late()
-    if buffer:
-        yield buffer.decode("utf-8", errors="replace")
+        pieces = _EOL.split(part)
+        if len(pieces) == 1:
+            pending += part
+            if len(pending) > MAX_ANSWER:
+                raise _TooLarge(MAX_ANSWER)
+            if time.monotonic() > deadline:
+                raise _Late()
+            continue
+        deadline = time.monotonic() + timeout
+        pending += pieces[0]
+        yield pending.decode("utf-8", errors="replace")
+        for line in pieces[1:-1]:
+            yield line.decode("utf-8", errors="replace")
+        pending = bytearray(pieces[-1])
+    if pending:
+        yield pending.decode("utf-8", errors="replace")

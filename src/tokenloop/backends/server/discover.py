@@ -11,9 +11,10 @@ from typing import Any
 
 from ...errors import ServerError, UsageError
 from ...sampling import Sampler
-from . import dialects, metrics, wire
+from . import dialects, metrics, numbers, wire
 from .client import Client, Refused
 
+MAX_CONTEXT = 1 << 30  # a context a server claims beyond this is not one it has
 PROBE_K = 100  # how many logprobs `probe` asks for to find the server's cap
 
 
@@ -48,14 +49,14 @@ def discover(client: Client, wanted: str | None) -> Capabilities:
         [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] if isinstance(data, list) else []
     )
     if not entries:
-        raise ServerError(f"{client.root}/v1/models lists no models: is --url an OpenAI-compatible server?")
+        raise ServerError(f"{client.root}/v1/models lists no models: is {client.source} an OpenAI-compatible server?")
     models = [m["id"] for m in entries]
     if wanted is not None and wanted not in models:
         raise UsageError(f"--server-model {wanted}: the server has no such model; it serves: {', '.join(models)[:300]}")
     entry = entries[models.index(wanted or models[0])]
     dialect = dialects.by_owner(entry.get("owned_by")) or sniff(client)
     context = entry.get("max_model_len")
-    context = context if isinstance(context, int) and not isinstance(context, bool) and context > 0 else None
+    context = numbers.count(context, MAX_CONTEXT) or None
     caps = Capabilities(
         client.root,
         dialect.name,
@@ -73,7 +74,7 @@ def discover(client: Client, wanted: str | None) -> Capabilities:
         props = props if isinstance(props, dict) else {}
         settings = props.get("default_generation_settings")
         n_ctx = (settings.get("n_ctx") if isinstance(settings, dict) else None) or props.get("n_ctx")
-        caps.context_length = n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else caps.context_length
+        caps.context_length = numbers.count(n_ctx, MAX_CONTEXT) or caps.context_length
         caps.version = props.get("build_info") if isinstance(props.get("build_info"), str) else None
         if isinstance(props.get("eos_token"), str):
             caps.eos_ids = special_ids(client, dialect, caps.model, props["eos_token"])
@@ -112,7 +113,10 @@ def special_ids(client: Client, dialect: dialects.Dialect, model: str, text: str
     answer = client.quiet("POST", dialect.tokenize, dialects.tokenize_body(dialect, model, text, special=False))
     tokens = answer.get("tokens") if isinstance(answer, dict) else None
     ok = (
-        isinstance(tokens, list) and len(tokens) == 1 and isinstance(tokens[0], int) and not isinstance(tokens[0], bool)
+        isinstance(tokens, list)
+        and len(tokens) == 1
+        and isinstance(tokens[0], int)
+        and numbers.count(tokens[0], wire.MAX_ID - 1) is not None
     )
     return list(tokens) if ok else []
 

@@ -8,6 +8,11 @@ generated token's string, exactly as the server wrote it.
 
 While a stream runs on a server that a second request would interrupt (`hold`), no lookup is
 made: strings get placeholders, resolved once the stream is over.
+
+Side requests are bounded: at most LOOKUPS_PER_ANSWER `/tokenize` lookups per answer (`new_answer`
+starts the count; a server that names 10,000 candidates by text gets placeholders past it), and a
+token whose `/detokenize` answer can't be read falls back to the server's own string, once, never
+by asking again.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from . import wire
+
+LOOKUPS_PER_ANSWER = 64  # above any logprobs cap a server keeps (vLLM's default is 20)
 
 
 def clean(text: str) -> bool:
@@ -32,6 +39,11 @@ class TokenTable:
         self.placeholders: dict[str, int] = {}  # token string -> its local negative id
         self.prompts: dict[tuple[int, ...], str] = {}  # prompt ids -> the text they came from
         self.hold = False  # True while a stream runs that a second request would cut short
+        self.lookups_left = LOOKUPS_PER_ANSWER  # /tokenize calls this answer may still make
+
+    def new_answer(self) -> None:
+        """A new answer's candidates are about to be read: its own budget of lookups."""
+        self.lookups_left = LOOKUPS_PER_ANSWER
 
     def remember_prompt(self, ids: Sequence[int], text: str) -> None:
         self.prompts[tuple(ids)] = text
@@ -42,6 +54,9 @@ class TokenTable:
         if text is None:
             if token_id < 0 or self._detokenize is None or self.hold:
                 return self.pieces.get(token_id, "")
+            # the server's own string stands in while /detokenize is asked, so a fallback that
+            # comes back here (an answer it can't read) finds it instead of asking again
+            self.texts[token_id] = self.pieces.get(token_id, "")
             text = self.texts[token_id] = self._detokenize([token_id])
         return text
 
@@ -81,8 +96,12 @@ class TokenTable:
         return token_id
 
     def lookup(self, text: str) -> int:
-        found = self._lookup(text) if text else None
-        return found if found is not None else self.placeholder(text)
+        found = None
+        if text and self.lookups_left > 0:
+            self.lookups_left -= 1
+            found = self._lookup(text)
+        ok = isinstance(found, int) and 0 <= found < wire.MAX_ID
+        return found if ok else self.placeholder(text)
 
     def placeholder(self, text: str) -> int:
         """A local negative id for a token string the server gave no id for."""

@@ -26,7 +26,11 @@ import math
 import re
 from dataclasses import dataclass
 
+from . import numbers
 from .client import Client
+
+HUGE = 1e30  # a counter may pass 1e15 (bytes read on a busy GPU); nothing real nears this
+MAX_METRICS = 4 << 20  # a busy vLLM sends ~100 KB; a page far larger is not read (None, as if absent)
 
 
 @dataclass(frozen=True)
@@ -153,8 +157,8 @@ class Snapshot:
         for name in ALIASES[key]:
             found: dict[float, float] = {}
             for s in self._named(f"{name}_bucket"):
-                if "le" in s.labels:
-                    bound = float(s.labels["le"])
+                bound = _bound(s.labels.get("le"))
+                if bound is not None:
                     found[bound] = found.get(bound, 0.0) + s.value
             if found:
                 return sorted(found.items())
@@ -166,6 +170,13 @@ class Snapshot:
         if now is None or then is None or [b for b, _ in now] != [b for b, _ in then]:
             return None
         return [(bound, n - m) for (bound, n), (_, m) in zip(now, then)]
+
+
+def _bound(label: str | None) -> float | None:
+    """A bucket's upper bound: a finite number, or the last bucket's +Inf."""
+    if isinstance(label, str) and label.strip() in ("+Inf", "Inf", "inf", "+inf"):
+        return math.inf
+    return numbers.number(label, -numbers.BIG, text=True)
 
 
 def quantile(buckets: list[tuple[float, float]], q: float) -> tuple[float, float, float] | None:
@@ -238,21 +249,22 @@ def roll_call(snap: Snapshot, version: str | None = None) -> list[dict]:
 
 
 def parse(text: str) -> Snapshot:
-    """Prometheus text exposition -> Snapshot. Lines it can't read are skipped, never fatal."""
+    """Prometheus text exposition -> Snapshot. Lines it can't read are skipped, never fatal, and so
+    are values `numbers.number` refuses (NaN, ±Inf, 1e400: no counter or gauge tokenloop reads
+    holds one; a bucket's `le="+Inf"` is a label, kept)."""
     samples = []
     for line in text.splitlines():
         line = line.strip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith("#") or len(line) > 4096:
             continue
         match = _SAMPLE.match(line)
         if not match:
             continue
         name, labels, value = match.groups()
-        try:
-            number = float(value)
-        except ValueError:
+        checked = numbers.number(value, -HUGE, HUGE, text=True)
+        if checked is None:
             continue
-        samples.append(Sample(name, _labels(labels or ""), number))
+        samples.append(Sample(name, _labels(labels or ""), float(checked)))
     return Snapshot(tuple(samples))
 
 
@@ -265,6 +277,7 @@ def _labels(text: str) -> dict[str, str]:
 
 def scrape(client: Client) -> Snapshot | None:
     """The server's `/metrics` now; None when it serves none (llama-server without --metrics, a
-    gateway that hides it). An unreachable server raises as every call does."""
-    text = client.text("/metrics")
+        gateway that hides it, a page over MAX_METRICS: the metrics are optional, so an oversized page
+    never ends a run). An unreachable server raises as every call does."""
+    text = client.text("/metrics", limit=MAX_METRICS)
     return None if text is None else parse(text)

@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from . import numbers
+
 # vLLM clamps -inf to this for JSON; anything at or below it means "impossible".
 VLLM_NEG_INF = -9999.0
 
@@ -82,8 +84,7 @@ def parse_key(key: str) -> tuple[int | None, str]:
 
 
 def _int_or_none(value: Any) -> int | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_ID
-    return value if ok else None
+    return value if isinstance(value, int) and numbers.count(value, MAX_ID - 1) is not None else None
 
 
 def _list(value: Any) -> list:
@@ -207,13 +208,13 @@ def logprobs_cap(message: str) -> int | None:
     if "logprob" not in message.lower():
         return None
     match = CAP_MESSAGE.search(message)
-    return int(match.group(1)) if match else None
+    return numbers.count(match.group(1), 1 << 20, text=True) if match else None
 
 
 def context_limit(message: str) -> int | None:
     """The context length named in a server's "prompt too long" error, if it names one."""
     match = CONTEXT_MESSAGE.search(message)
-    return int(match.group(1)) if match else None
+    return numbers.count(match.group(1), 1 << 30, text=True) if match else None
 
 
 def is_context_error(message: str) -> bool:
@@ -222,12 +223,12 @@ def is_context_error(message: str) -> bool:
 
 
 def _count(value: Any) -> int | None:
-    return _int_or_none(value)
+    return numbers.count(value, MAX_ID - 1)
 
 
 def _ms(value: Any) -> float | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e9  # NaN fails too
-    return float(value) if ok else None
+    found = numbers.number(value, 0, 1e9)  # NaN, 1e400 and "12" fail
+    return None if found is None else float(found)
 
 
 def server_numbers(body: Any) -> dict:
@@ -239,9 +240,9 @@ def server_numbers(body: Any) -> dict:
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
     details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
     if _count(details.get("cached_tokens")) is not None:
-        out["cached_tokens"] = details["cached_tokens"]
+        out["cached_tokens"] = _count(details["cached_tokens"])
     if _count(usage.get("prompt_tokens")) is not None:
-        out["prompt_tokens"] = usage["prompt_tokens"]
+        out["prompt_tokens"] = _count(usage["prompt_tokens"])
     timings = body.get("timings")
     if isinstance(timings, dict):  # llama.cpp
         prompt_ms, predicted_ms = _ms(timings.get("prompt_ms")), _ms(timings.get("predicted_ms"))
@@ -249,7 +250,7 @@ def server_numbers(body: Any) -> dict:
             out["server_ms"] = prompt_ms + predicted_ms
             out["server_prompt_ms"] = prompt_ms
         if _count(timings.get("cache_n")) is not None:
-            out["cached_tokens"] = timings["cache_n"]
+            out["cached_tokens"] = _count(timings["cache_n"])
         if _count(timings.get("prompt_n")) is not None:
-            out["server_prompt_tokens"] = timings["prompt_n"]
+            out["server_prompt_tokens"] = _count(timings["prompt_n"])
     return out

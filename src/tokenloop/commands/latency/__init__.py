@@ -141,12 +141,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_latency)
 
 
+# options only a measured run (--url) uses: given with --load or the budget, they are refused, not ignored
+MEASURED_ONLY = (
+    "save", "plot", "report", "concurrency", "rate", "goodput", "cost_per_hour", "requests", "time_cap",
+    "allow_remote", "chat", "prompt",
+)  # fmt: skip
+
+
 def cmd_latency(args, console) -> int:
-    if args.load:
-        return recompute(args, console)
     budget_given = args.ttft is not None or args.itl is not None
     if args.url and budget_given:
         raise UsageError("give either --url (measure a server) or --ttft and --itl (the budget), not both")
+    if not args.url:
+        mode = "--load recomputes a saved run" if args.load else "the budget (--ttft, --itl) measures nothing"
+        unused = [name for name in MEASURED_ONLY if getattr(args, name) not in (None, False)]
+        if unused and (args.load or budget_given):
+            flag = "--" + unused[0].replace("_", "-")
+            raise UsageError(f"{flag} is for a measured run (--url); {mode}: leave out {flag}")
+    if args.load:
+        return recompute(args, console)
     if not args.url:
         return show_given(args, console)
     return measure_server(args, console)

@@ -6,6 +6,9 @@ budget for `--tokens`, and with `--cost-per-hour`, the cost of a million output 
 
 from __future__ import annotations
 
+import argparse
+import sys
+from contextlib import nullcontext
 from pathlib import PurePath
 
 from rich.table import Table
@@ -29,12 +32,38 @@ def measure_server(args, console) -> int:
     if args.plot:
         charts.check_path(args.plot)
     check_report(args.report)
-    streamed.check_save(args.save)
     if args.cost_per_hour is not None and not 0 < args.cost_per_hour < float("inf"):
         raise UsageError(f"--cost-per-hour must be dollars above 0, not {args.cost_per_hour:g}")
     url = latency.check(args.url, args.max_tokens, args.points, args.repeats)
     prompt = args.prompt or latency.PROMPT
     plans = plan_levels(args, url, prompt, cold=args.cache == "cold")
+    recorder = streamed.Recorder(args.save) if args.save else None  # the last check: it creates the file
+    try:
+        with recorder or nullcontext():
+            data, records = _run(args, url, prompt, plans, slos)
+    except KeyboardInterrupt:
+        if recorder is not None and recorder.count:
+            _show_kept(args, console, recorder)
+        raise
+    return _finish(args, console, data, records, plans, recorder)
+
+
+def _show_kept(args, console, recorder) -> None:
+    """Interrupted: the completed requests are in the --save file; their numbers, from it."""
+    from .saved import recompute
+
+    console.print(f"[bold]Interrupted[/]: {recorder.said()}; their numbers:")
+    try:
+        recompute(
+            argparse.Namespace(**{**vars(args), "url": None, "ttft": None, "itl": None, "load": recorder.path}), console
+        )
+    except Exception as e:  # noqa: BLE001 - the file is kept whatever happens here
+        console.print(f"  (not shown: {e}); read them with tokenloop latency --load {recorder.path}")
+
+
+def _run(args, url: str, prompt: str, plans: list, slos) -> tuple[dict, list]:
+    from ...latency import budget as latency
+
     sizes = len(latency.output_lengths(args.max_tokens, args.points))
     with progress_bar(f"requests to {url}") as bar:
         task = bar.add_task("", total=sizes * args.repeats + latency.loop_rounds(args.repeats))
@@ -53,6 +82,13 @@ def measure_server(args, console) -> int:
     if plans:
         data["concurrency"] = run_levels(url, plans, slos)
         records += data["concurrency"].pop("records")
+    return data, records
+
+
+def _finish(args, console, data: dict, records: list, plans: list, recorder) -> int:
+    from ... import charts
+    from ...latency import budget as latency
+
     fit, loop = data["fit"], data["loop"]["fit"]
     data["budget"] = {
         "stream": latency.budget(max(fit["ttft_ms"], 0.0), fit["itl_ms"], args.tokens) if fit["itl_ms"] > 0 else None,
@@ -60,20 +96,36 @@ def measure_server(args, console) -> int:
     }
     if args.cost_per_hour is not None:
         data["cost"] = costs(args.cost_per_hour, data)
-    if args.save:
-        streamed.save(args.save, records)
-    if args.plot:
-        charts.latency_chart(data, args.plot)
-        if plans:
-            data["concurrency"]["plot"] = str(charts.concurrency_chart(data, args.plot))
-            data["concurrency"]["saturation_plot"] = str(charts.saturation_chart(data, args.plot))
-    if args.report:
-        data["report"] = write_report(data, args.report)
+    late, plot, report = [], args.plot, args.report  # a file that fails after the run: said; the results print
+    if plot:
+        try:
+            charts.latency_chart(data, plot)
+            if plans:
+                data["concurrency"]["plot"] = str(charts.concurrency_chart(data, plot))
+                data["concurrency"]["saturation_plot"] = str(charts.saturation_chart(data, plot))
+        except OSError as e:
+            late.append(f"--plot {plot}: can't write it ({e.strerror or e}); the numbers above stand")
+            plot = None
+    if report:
+        try:
+            data["report"] = write_report(data, report)
+        except OSError as e:
+            late.append(f"--report {report}: can't write it ({e.strerror or e}); the numbers above stand")
+            report = None
+    if recorder is not None and recorder.failed:
+        late.append(recorder.said())
     if args.json:
         emit_json(data)
-        return 0
+    else:
+        _show(console, args, data, plans, plot, report, recorder)
+    for line in late:
+        print(f"tokenloop: {line}", file=sys.stderr)
+    return 1 if late else 0
+
+
+def _show(console, args, data: dict, plans: list, plot: str | None, report: str | None, recorder) -> None:
     show_warmth(console, data["warmth"])
-    show_latency(console, data, args.tokens, args.plot)
+    show_latency(console, data, args.tokens, plot)
     show_metrics(console, data["metrics"], data["definitions"])
     show_split(console, data["split"])
     show_account(console, data["account"])
@@ -84,11 +136,10 @@ def measure_server(args, console) -> int:
         show_concurrency(console, data["concurrency"])
     if "cost" in data:
         show_cost(console, data["cost"])
-    if args.save:
-        console.print(f"  raw timestamps of {len(records)} requests written to {args.save}")
-    if args.report:
-        console.print(f"  report written to {args.report}")
-    return 0
+    if recorder is not None and not recorder.failed:
+        console.print(f"  {recorder.said()}")
+    if report:
+        console.print(f"  report written to {report}")
 
 
 def costs(usd_per_hour: float, data: dict) -> dict:
