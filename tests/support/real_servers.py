@@ -132,8 +132,9 @@ VLLM_SERVERS = {
     "vllm_url": ("--enable-per-request-metrics", "--enable-prompt-tokens-details"),
     "vllm_processed_url": ("--logprobs-mode", "processed_logprobs", "--max-logprobs", "5"),
     # Lesson 7: a KV cache of 96 MiB, 17 blocks x 128 = 2,176 float32 tokens (46,080 B each), so a
-    # few long requests fill it and get preempted. (48 MiB holds the same in bfloat16.)
-    "vllm_small_cache_url": ("--kv-cache-memory-bytes", "100663296"),
+    # few long requests fill it and get preempted. (48 MiB holds the same in bfloat16.) Lesson 8's
+    # step 5 reads each request's cached prompt tokens on it, as its prefix blocks are evicted.
+    "vllm_small_cache_url": ("--kv-cache-memory-bytes", "100663296", "--enable-prompt-tokens-details"),
 }
 # Environment changes per server (None removes a variable): the CPU build's legacy
 # VLLM_CPU_KVCACHE_SPACE would override --kv-cache-memory-bytes, so the small cache goes without it.

@@ -16,7 +16,8 @@ A step whose `live` result is missing says so (the demo was not run); a result i
 live key's writer (`lessons/markdown_live.WRITERS`), with its source line under it, and a result of
 a key with no writer as its JSON. `measure` takes what the CLI and the page both can measure in a
 second or two (`CHEAP`, by live key, for the lesson's own steps): the next-token distribution for
-the lesson's prompt, and the tensor checks that read the in-process model's weights.
+the lesson's prompt, the tensor checks that read the in-process model's weights, and Lesson 8's
+few-prompt prefix-cache steps.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import shlex
 import time
 from collections.abc import Callable
 
-from ..cost import kv_causal
+from ..cost import kv_causal, prefix_lesson
 from ..draws import embedded as draws
 from ..loop import next_token, prompt_ids
 from ..measure import provenance as sources
@@ -79,6 +80,18 @@ def sampled(measure_it: Callable) -> Callable:
     return run
 
 
+def prefixed(key: str) -> Callable:
+    """Lesson 8's steps: on the server where the backend is one (the few-prompt steps only: step 1
+    takes a minute there, step 5 waits for consent on the page), else all of them in this process."""
+
+    def run(backend, local, lesson, k):
+        if not backend.in_process:
+            return prefix_lesson.STEPS[key](backend, None, {}) if key in prefix_lesson.CHEAP else None
+        return prefix_lesson.STEPS[key](None, local, {}) if local and kv_causal.readable(local) else None
+
+    return run
+
+
 # The live keys cheap enough to measure for every copy (a second or two on the embedded model).
 CHEAP: dict[str, Callable] = {
     "next": measure_next,
@@ -90,6 +103,7 @@ CHEAP: dict[str, Callable] = {
     "sampling_outside_top": sampled(draws.outside_top),
     "sampling_top_p": sampled(draws.top_p_kept),
     **TOKEN_CHEAP,  # Lesson 2's: the tokenizer's counts, on the connected backend
+    **{key: prefixed(key) for key in prefix_lesson.STEPS},
 }
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from .markdown_prefill import WRITERS as PREFILL_WRITERS
 from .markdown_tokens import WRITERS as TOKEN_WRITERS
+from .markdown_prefix import WRITERS as PREFIX_WRITERS
 
 
 def write_next(r: dict, live: dict) -> list[str]:
@@ -273,6 +274,7 @@ WRITERS: dict[str, Callable[[dict, dict], list[str]]] = {
     "sampling_batch": write_sampling_batch,
     **PREFILL_WRITERS,  # Lesson 3's
     **TOKEN_WRITERS,  # Lesson 2's
+    **PREFIX_WRITERS,  # Lesson 8's
 }
 
 # A choice step the page grades by what was measured, not by the lesson file's answer: the choice

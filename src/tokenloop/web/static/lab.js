@@ -104,6 +104,19 @@ const STOPS = {
     $("phases").textContent = prefill.length && decode.length
       ? `Prefill: ${prefill[0].tokens_in} tokens in one pass, ${ms(prefill[0].ms)}. Decode: ${decode.length} steps of one token, ${ms(mean(decode))} each on average.`
       : "";
+    $("cached").textContent = cachedNote(run.steps);
+  }
+
+  // On a server that reports it (vLLM's cached_tokens), what the step after a branch (or the last
+  // step) got from the server's prefix cache: a branch shares the prompt's blocks (Lesson 8).
+  function cachedNote(steps) {
+    const known = (s) => s && s.extra && s.extra.cached_tokens !== undefined && s.extra.prompt_tokens !== undefined;
+    const at = steps.findLastIndex((s) => s.extra && s.extra.branched);
+    const s = known(steps[at + 1]) ? steps[at + 1] : at < 0 ? steps.findLast(known) : null;
+    if (!s) return "";
+    const which = at >= 0 && s === steps[at + 1] ? `Step ${s.step}, the first after your branch at step ${at + 1}` : `Step ${s.step}`;
+    return `${which}: the server took ${s.extra.cached_tokens.toLocaleString("en")} of its ${s.extra.prompt_tokens.toLocaleString("en")} ` +
+      "prompt tokens from its prefix cache (cached_tokens), in whole blocks shared with the run before the branch.";
   }
 
   const tip = $("tip");

@@ -6,6 +6,7 @@ import { bars, lineChart, ms, pct, shown, withSpread } from "./charts.js";
 import { kinds } from "./kinds.js";
 import { GRADED_LIVE, PAGE, live as kvSteps, measuredReveal, progressLine } from "./live_kv.js";
 import { live as prefillSteps } from "./live_prefill.js";
+import { prefix as prefixSteps } from "./live_prefix.js";
 import { sampling as samplingSteps } from "./live_sampling.js";
 import { tokens as tokenSteps } from "./live_tokens.js";
 import { cluster, serverStaircase } from "./cluster.js";
@@ -18,7 +19,7 @@ import { teacher } from "./teacher.js";
 import { recall } from "./recall.js";
 import { loopCode } from "./loopcode.js";
 import { raw } from "./raw.js";
-const liveSteps = { ...kvSteps, ...prefillSteps, ...tokenSteps }; // the live reveals, by live key
+const liveSteps = { ...kvSteps, ...prefillSteps, ...tokenSteps, ...prefixSteps }; // the live reveals, by live key
 
 lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
 
@@ -57,7 +58,7 @@ lessonSwitch(); // the header's lesson switcher, filled while the lesson loads
   const DEMOS = new Set(["training", "staircase"]); // Lesson 1's demos: a button, and a source line from their result
   const demoStep = (live) => lesson.steps.find((s) => s.live === live) || { honesty: "shape" };
   const live = {
-    ...liveSteps, // the estimate and curve steps' reveals (live_kv.js, live_prefill.js, live_tokens.js)
+    ...liveSteps, // the estimate and curve steps' reveals (live_kv.js, live_prefill.js, live_tokens.js, live_prefix.js)
     ...samplingSteps, // Lesson 6's (live_sampling.js)
     vocab(box) {
       box.append(el("p", {

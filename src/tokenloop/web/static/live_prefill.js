@@ -7,19 +7,20 @@ import { lineChart, ms } from "./charts.js";
 import { kinds as K } from "./kinds.js";
 import { measuredReveal } from "./live_kv.js";
 
+// "See it raw": the request a server-side reveal made, as a curl to the connected server.
+export const raw = (out, r, info) => {
+  if (!r.request || !info.server_url) return;
+  const url = info.server_url.replace(/\/+$/, "") + r.request.path;
+  const body = JSON.stringify(r.request.body).replaceAll("'", "'\\''");
+  out.append(el("details", { class: "raw-request" }, el("summary", { text: "See it raw: the request this reveal sent" }),
+    el("pre", { class: "code", text: `curl -s ${url} -H 'Content-Type: application/json' -d '${body}'` })));
+};
+
 export const live = (() => {
   const chartBox = (box, name) => { const c = el("div", { class: `chart-box live-chart chart-${name}` }); box.append(c); return c; };
   const says = (box, text) => box.append(el("p", { class: "live", text }));
   const post = (path, body = {}) => (query) => api(path + query, body);
   const x = (v, d = 1) => `${v.toFixed(d)}×`;
-  // "See it raw": the request a server-side reveal made, as a curl to the connected server.
-  const raw = (out, r, info) => {
-    if (!r.request || !info.server_url) return;
-    const url = info.server_url.replace(/\/+$/, "") + r.request.path;
-    const body = JSON.stringify(r.request.body).replaceAll("'", "'\\''");
-    out.append(el("details", { class: "raw-request" }, el("summary", { text: "See it raw: the request this reveal sent" }),
-      el("pre", { class: "code", text: `curl -s ${url} -H 'Content-Type: application/json' -d '${body}'` })));
-  };
   const where = (r) => (r.on === "server" ? "on the server, every prompt new to its cache (a fresh cache_salt)" : "in this process: a forward over the whole prompt, and one cached step");
 
   return {

@@ -20,7 +20,7 @@ const made = (r) => `Computed on ${r.on}.` + (r.why ? ` Why not on the server: $
 
 // Steps that send several requests to a server: the plan, then a click (and, for a server that is
 // not on this machine, "I run this server") before anything is sent; then the result drawn.
-function withConsent(path, key, ctx, draw) {
+export function withConsent(path, key, ctx, draw) {
   return (out, r) => {
     if (!r.needs_consent) return draw(out, r);
     const remote = el("input", { type: "checkbox", class: "consent-remote" });
