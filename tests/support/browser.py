@@ -98,6 +98,13 @@ def measuring_requests(page) -> list[str]:
     return sent
 
 
+def reveal(tab, step_id: str):
+    """Press a lesson step's reveal button (after its guess) and hand back the step's box."""
+    box = tab.locator(f"#step-{step_id}")
+    box.locator(".reveal").click()
+    return box
+
+
 def expect_server_source(box, model: str, tag: str, root: str):
     """A reveal's source line names vLLM, its version, the model, the server's address and the tag."""
     from playwright.sync_api import expect

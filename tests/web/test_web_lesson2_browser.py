@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.browser import MODEL_WORK, open_page, shot
+from support.browser import MODEL_WORK, open_page, reveal, shot
 from support.launcher import app_serving
 
 from tokenloop.cost import tokens
@@ -20,12 +20,6 @@ LESSON = content.load("day02")
 PROMPT = LESSON["prompt"]
 MESSAGES = [{"role": "user", "content": PROMPT}]
 SAMPLES = next(s for s in LESSON["steps"] if s["id"] == "text_kinds")["samples"]
-
-
-def reveal(tab, step_id: str):
-    box = tab.locator(f"#step-{step_id}")
-    box.locator(".reveal").click()
-    return box
 
 
 def chips_of(box) -> list[tuple[str, int]]:

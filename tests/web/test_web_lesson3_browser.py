@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from support.browser import MODEL_WORK, expect_server_source, open_page, shot
+from support.browser import MODEL_WORK, expect_server_source, open_page, reveal, shot
 from support.launcher import app_serving
 
 from tokenloop.lessons import content
@@ -28,12 +28,6 @@ SMALL = {
 def embedded_app(smol):
     with app_serving(create_app(smol, demo=SMALL)) as url:
         yield url
-
-
-def reveal(tab, step_id: str):
-    box = tab.locator(f"#step-{step_id}")
-    box.locator(".reveal").click()
-    return box
 
 
 def expect_source(box, model: str, tag: str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from support.browser import MODEL_WORK, expect_server_source, open_page, shot
+from support.browser import MODEL_WORK, expect_server_source, open_page, reveal, shot
 from support.launcher import app_serving
 from support.vllm_direct import completion as direct
 
@@ -29,12 +29,6 @@ def embedded_app(smol):
 
 def pct(p: float) -> str:
     return f"{100 * p:.{4 if 0 < p < 0.001 else 1}f}%"
-
-
-def reveal(tab, step_id: str):
-    box = tab.locator(f"#step-{step_id}")
-    box.locator(".reveal").click()
-    return box
 
 
 def guessed(tab, step_id: str, value, field: str = "guess-number"):

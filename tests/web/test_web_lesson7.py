@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from support.browser import MODEL_WORK, measuring_requests, open_page, shot
+from support.browser import MODEL_WORK, measuring_requests, open_page, reveal, shot
 from support.launcher import app_serving
 
 from tokenloop.lessons import content
@@ -40,12 +40,6 @@ def vllm_app(smol, vllm_small_cache_url):
     app = create_app(server, compare=smol, server_url=server.root, demo=SMALL)
     with app_serving(app) as url:
         yield url, server
-
-
-def reveal(tab, step_id: str):
-    box = tab.locator(f"#step-{step_id}")
-    box.locator(".reveal").click()
-    return box
 
 
 def drawn(box, selector: str, count: int):

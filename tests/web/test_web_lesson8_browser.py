@@ -14,7 +14,7 @@ import re
 
 import httpx
 import pytest
-from support.browser import MODEL_WORK, open_page, shot
+from support.browser import MODEL_WORK, open_page, reveal, shot
 from support.launcher import app_serving
 
 from tokenloop.cost import kv_causal, prefix_blocks
@@ -30,12 +30,6 @@ LONG = 240  # the in-process prompt (prefix_len_local's default)
 def embedded_app(smol):
     with app_serving(create_app(smol, demo=SMALL)) as url:
         yield url
-
-
-def reveal(tab, step_id: str):
-    box = tab.locator(f"#step-{step_id}")
-    box.locator(".reveal").click()
-    return box
 
 
 def expect_source(box, words: tuple[str, ...], tag: str):
