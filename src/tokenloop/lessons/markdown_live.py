@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable
 
 from .markdown_prefill import WRITERS as PREFILL_WRITERS
-from .markdown_tokens import WRITERS as TOKEN_WRITERS
 from .markdown_prefix import WRITERS as PREFIX_WRITERS
+from .markdown_tokens import WRITERS as TOKEN_WRITERS
 
 
 def write_next(r: dict, live: dict) -> list[str]:
