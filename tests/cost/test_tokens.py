@@ -49,6 +49,8 @@ def test_limits_in_process_are_the_teaching_endpoints_refusals(tiny):
     assert found["near"]["status"] == 400 and "maximum context length" in found["near"]["error"]
     assert found["over"]["prompt_tokens"] == tiny.context_length + tokens.OVER and found["over"]["status"] == 400
     assert found["outcome"] == "error" and found["answer"] == 0
+    body = found["request"]["body"]  # the ids sent, so "See it raw" runs as written
+    assert len(body["prompt"]) == found["near"]["prompt_tokens"] and all(isinstance(i, int) for i in body["prompt"])
 
 
 def test_outcome_reads_what_came_back():

@@ -9,6 +9,7 @@ import json
 
 import pytest
 from support.browser import MODEL_WORK, open_page, reveal, shot
+from support.curl import run_curl
 from support.launcher import app_serving
 
 from tokenloop.cost import tokens
@@ -206,6 +207,8 @@ def test_lesson2_on_a_real_vllm(page, vllm_app):  # noqa: F811  (page: a fixture
     )
     done, finish = near["usage"]["completion_tokens"], near["choices"][0]["finish_reason"]
     expect(box.locator(".limits-near")).to_contain_text(f'HTTP 200, {done} tokens back, finish_reason "{finish}"')
+    pasted = run_curl(box.locator(".raw-request pre").text_content())  # "See it raw", run as written
+    assert pasted["usage"] == near["usage"] and pasted["choices"][0]["finish_reason"] == finish
     from tokenloop.backends.server.client import Refused
 
     with pytest.raises(Refused) as refused:

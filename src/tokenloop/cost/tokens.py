@@ -183,14 +183,11 @@ def limits(backend) -> dict:
     """Step 4: a prompt that leaves ROOM tokens of the context, asking for ASKED; then one OVER
     the context by itself. Sent for real (filler text as ids), each answer as it came."""
     context = backend.context_length
-    near = _send(backend, filler.token_ids(backend, max(1, context - ROOM)), ASKED)
+    near_ids = filler.token_ids(backend, max(1, context - ROOM))
+    near = _send(backend, near_ids, ASKED)
     over = _send(backend, filler.token_ids(backend, context + OVER), 1)
-    shape = {
-        "model": backend.model,
-        "prompt": f"[{near['prompt_tokens']} token ids]",
-        "max_tokens": ASKED,
-        "temperature": 0,
-    }
+    # the very ids sent, so "See it raw" runs as written (a few thousand numbers, tens of kB)
+    shape = {"model": backend.model, "prompt": near_ids, "max_tokens": ASKED, "temperature": 0}
     return {
         "context": context,
         "near": near,
