@@ -7,8 +7,10 @@ Modules (src/tokenloop/): lessons/markdown.py, commands/lesson.py, web/for_your_
 from __future__ import annotations
 
 import json
+import math
 import re
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from support.cli_runner import cli, one_line_error
@@ -258,3 +260,26 @@ def test_tokenloop_lesson_markdown_for_lesson_6_has_its_live_numbers(capsys, tin
         "Not measured in this copy: run the sampling_batch demo",
     ):
         assert part in out, (part, out)
+
+
+@pytest.mark.server
+def test_lesson_6_markdown_with_url_measures_its_one_request_steps_on_the_server(capsys, vllm_processed_url):
+    """With --url, steps 1, 2 and 4 of the copy come from the server (processed logprobs here), each
+    number against the test's own /v1/completions calls; step 3's 50 draws are left to the page."""
+    from support.vllm_direct import completion
+
+    code, out, err = cli(capsys, "lesson", "--markdown", "--lesson", "day06", "--url", vllm_processed_url)
+    assert code == 0, err
+    model = httpx.get(f"{vllm_processed_url}/models", timeout=30).json()["data"][0]["id"]
+    prompt = content.load("day06")["prompt"]
+    at = {t: completion(vllm_processed_url, model, prompt, temperature=t, seed=0, logprobs=5) for t in (0.5, 1.0, 2.0)}
+    favourite = max(at[1.0]["top"], key=at[1.0]["top"].get)
+    said = re.search(r"the server's processed logprobs gave `[^`]*` (.*? at T 2)", out)
+    assert said, out
+    shown = [float(p) for p in re.findall(r"([\d.]+)% at T", said.group(1))]
+    direct = [100 * math.exp(at[t]["top"][favourite]) for t in (0.5, 1.0, 2.0)]
+    assert shown == pytest.approx(direct, abs=0.15), (shown, direct)
+    assert "over the top 5 logprobs the server returned" in out and "so top_p 0.5 kept at least" in out
+    root = vllm_processed_url.removesuffix("/v1")
+    assert out.count(f"Computed on the vLLM server at {root}.") == 3, out  # steps 1, 2 and 4
+    assert "Not measured in this copy: run the sampling_outside_top demo" in out

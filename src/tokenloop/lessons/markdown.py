@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 from ..cost import kv_causal, prefix_lesson
 from ..draws import embedded as draws
+from ..draws import server as served
 from ..loop import next_token, prompt_ids
 from ..measure import provenance as sources
 from . import content
@@ -69,13 +70,27 @@ def in_process(measure_it: Callable) -> Callable:
     return lambda backend, local, lesson, k: measure_it(local) if local and kv_causal.readable(local) else None
 
 
-def sampled(measure_it: Callable) -> Callable:
-    """Lesson 6's steps on the full vocabulary's logits: the model in this process, where there is one."""
+def sampled(measure_it: Callable, on_server: Callable | None = None) -> Callable:
+    """Lesson 6's steps: on the connected server where it can answer with a request or two
+    (`on_server`), else on the full vocabulary's logits of the model in this process, where there
+    is one, labelled as computed beside the server and why (as the page labels them)."""
 
     def run(backend, local, lesson, k):
+        why = None
+        if on_server is not None and not backend.in_process:
+            try:
+                found = on_server(backend, lesson["prompt"])
+                return {
+                    **found,
+                    "on": f"the {backend.caps.kind} server at {backend.root}",
+                    "source": sources.server(backend),
+                }
+            except served.NotAnswered as e:
+                why = str(e)
         if local is None or not local.in_process:
             return None
-        return {**measure_it(local, lesson["prompt"]), "source": sources.embedded(local)}
+        beside = {} if backend.in_process else {"on": "embedded, beside the server", "why": why}
+        return {**measure_it(local, lesson["prompt"]), **beside, "source": sources.embedded(local)}
 
     return run
 
@@ -98,10 +113,11 @@ CHEAP: dict[str, Callable] = {
     "vocab": lambda backend, local, lesson, k: {"model": backend.model, "vocab_size": backend.vocab_size},
     "kv_causal": in_process(kv_causal.on_backend),
     "kv_bytes": in_process(kv_causal.bytes_on_backend),
-    "sampling_same_forward": sampled(draws.same_forward),
-    "sampling_temperature": sampled(draws.temperature_prob),
+    # steps 1, 2 and 4 are a request or two on a server; step 3's 50 draws wait for consent on the page
+    "sampling_same_forward": sampled(draws.same_forward, served.same_forward),
+    "sampling_temperature": sampled(draws.temperature_prob, served.temperature_prob),
     "sampling_outside_top": sampled(draws.outside_top),
-    "sampling_top_p": sampled(draws.top_p_kept),
+    "sampling_top_p": sampled(draws.top_p_kept, served.top_p_kept),
     **TOKEN_CHEAP,  # Lesson 2's: the tokenizer's counts, on the connected backend
     **{key: prefixed(key) for key in prefix_lesson.STEPS},
 }
