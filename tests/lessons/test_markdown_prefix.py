@@ -19,7 +19,8 @@ def test_the_cli_copy_of_lesson_8_carries_each_steps_live_numbers(capsys, tiny_m
     assert "| 32 | 16 | 16 |" in out and "| 33 | 32 | 32 |" in out  # two blocks reuse one
     assert "| first (token 1) | 0 of 240 |" in out and f"| near the end (token 233) | {most} of 240 |" in out
     assert "(a security lesson)" in out and "other traffic since it was last sent" in out
-    assert "one more block at a time" in out
+    # no allocator in this process: the blocks are the paging rule on the measured length, and say so
+    assert "Counted in this process" in out and "as a paged cache would hand them out (⌈length ÷ 16⌉)" in out
 
 
 def test_step_5_without_consent_says_so_instead_of_a_table():

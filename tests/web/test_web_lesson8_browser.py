@@ -69,6 +69,9 @@ def test_lesson8_on_the_embedded_model(page, embedded_app, smol):  # noqa: F811 
     expect(box.locator(".verdict.right")).to_have_count(1)
     summary = box.locator(".growth-summary")
     expect(summary).to_have_attribute("data-last-blocks", str(math.ceil((8 + SMALL["grow_tokens_local"]) / block)))
+    expect(summary).to_contain_text(
+        f"counted from its measured length as a paged cache would hand them out (⌈length ÷ {block}⌉)"
+    )
     expect_source(box, here, "exact")
 
     # 2: the same prompt twice: the test's own run of it gives the same cached count.

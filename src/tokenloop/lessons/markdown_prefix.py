@@ -17,6 +17,13 @@ def _where(r: dict) -> str:
 
 def write_growth(r: dict, live: dict) -> list[str]:
     jumps = ", ".join(f"{j['blocks']} at {j['tokens']}" for j in r["jumps"][:12]) or "none seen"
+    if r.get("on") != "server":  # no allocator to read here: the paging rule on the measured length
+        return [
+            f"Counted in this process: one request of {r['prompt_tokens']} prompt tokens writing {r['generated']} more. "
+            "This process keeps its keys and values in one growing tensor per layer, not in pages, so the blocks are "
+            f"counted from its measured length as a paged cache would hand them out (⌈length ÷ {r['block_size']}⌉): "
+            f"{r['first_blocks']} at first, {r['last_blocks']} at the end (blocks at tokens so far: {jumps})."
+        ]
     return [
         f"Measured {_where(r)}: one request of {r['prompt_tokens']} prompt tokens writing {r['generated']} more, "
         f"blocks of {r['block_size']} tokens. It held {r['first_blocks']} block(s) at its first reading and "

@@ -41,9 +41,10 @@ export const prefix = {
             `It held ${r.first_blocks} block(s) at first and ${r.last_blocks} at the end (⌈${r.prompt_tokens + r.generated} ÷ ${r.block_size}⌉ = ` +
             `${r.expected_blocks}): one block more each time the last filled (blocks at tokens so far: ${jumps}).`;
         } else {
-          summary.textContent = `In this process: ${r.prompt_tokens} prompt tokens, then ${n(r.generated)} written one at a time, in blocks of ` +
-            `${r.block_size}. The request held ${r.first_blocks} block(s) at first and ${r.last_blocks} at the end, one more each time ` +
-            `the last filled (${jumps}). A block here is ${K.format(r.bytes_per_block, "bytes")} of keys and values; reserving the whole ` +
+          summary.textContent = `In this process: ${r.prompt_tokens} prompt tokens, then ${n(r.generated)} written one at a time. ` +
+            `This process keeps its keys and values in one growing tensor per layer, not in pages, so the blocks are counted from its ` +
+            `measured length as a paged cache would hand them out (⌈length ÷ ${r.block_size}⌉): ${r.first_blocks} at first and ` +
+            `${r.last_blocks} at the end, one more each time the last filled (${jumps}). A block here is ${K.format(r.bytes_per_block, "bytes")} of keys and values; reserving the whole ` +
             `context up front (${n(r.pool_blocks)} blocks) would have held ${K.format(r.reserved_up_front_bytes, "bytes")} from the first token.`;
         }
         out.append(summary);
