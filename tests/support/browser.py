@@ -105,12 +105,20 @@ def reveal(tab, step_id: str):
     return box
 
 
-def expect_server_source(box, model: str, tag: str, root: str):
-    """A reveal's source line names vLLM, its version, the model, the server's address and the tag."""
+def shown_source(box, *words: str, tag: str | None = None, version: bool = True):
+    """A reveal's source line, once visible: it holds each of `words`, the honesty tag and (unless
+    `version` is False) a version number. Returns the line's locator."""
     from playwright.sync_api import expect
 
     source = box.locator(".source").first
     expect(source).to_be_visible(timeout=MODEL_WORK)
     text = source.inner_text()
-    assert "vLLM" in text and model in text and root in text and f"honesty: {tag}" in text, text
-    assert "tokenloop embedded" not in text and re.search(r"\d+\.\d+", text), text
+    assert all(w in text for w in words) and (tag is None or f"honesty: {tag}" in text), text
+    assert not version or re.search(r"\d+\.\d+", text), f"no version in {text!r}"
+    return source
+
+
+def expect_server_source(box, model: str, tag: str, root: str):
+    """A reveal's source line names vLLM, its version, the model, the server's address and the tag."""
+    text = shown_source(box, "vLLM", model, root, tag=tag).inner_text()
+    assert "tokenloop embedded" not in text, text

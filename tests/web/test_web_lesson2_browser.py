@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.browser import MODEL_WORK, open_page, reveal, shot
+from support.browser import MODEL_WORK, open_page, reveal, shot, shown_source
 from support.curl import run_curl
 from support.launcher import app_serving
 
@@ -35,12 +35,7 @@ def chips_of(box) -> list[tuple[str, int]]:
 
 
 def expect_source(box, model: str, engine: str):
-    from playwright.sync_api import expect
-
-    source = box.locator(".source").first
-    expect(source).to_be_visible(timeout=MODEL_WORK)
-    text = source.inner_text()
-    assert engine in text and model in text and "honesty: exact" in text, text
+    shown_source(box, engine, model, tag="exact", version=False)
 
 
 def dearest(count) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from support.browser import MODEL_WORK, expect_server_source, open_page, reveal, shot
+from support.browser import MODEL_WORK, expect_server_source, open_page, reveal, shot, shown_source
 from support.launcher import app_serving
 
 from tokenloop.lessons import content
@@ -31,13 +31,7 @@ def embedded_app(smol):
 
 
 def expect_source(box, model: str, tag: str):
-    from playwright.sync_api import expect
-
-    source = box.locator(".source").first
-    expect(source).to_be_visible(timeout=MODEL_WORK)
-    text = source.inner_text()
-    assert "tokenloop embedded" in text and model in text and f"honesty: {tag}" in text, text
-    assert re.search(r"\d+\.\d+", text), f"no version in {text!r}"
+    shown_source(box, "tokenloop embedded", model, tag=tag)
 
 
 def test_lesson3_on_the_embedded_model(page, embedded_app, smol):  # noqa: F811  (page: a fixture)

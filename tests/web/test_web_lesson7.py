@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from support.browser import MODEL_WORK, measuring_requests, open_page, reveal, shot
+from support.browser import MODEL_WORK, measuring_requests, open_page, reveal, shot, shown_source
 from support.launcher import app_serving
 
 from tokenloop.lessons import content
@@ -54,14 +54,7 @@ def drawn(box, selector: str, count: int):
 
 def expect_source(box, engine: str, model: str, tag: str):
     """The line under the chart: engine, version, model, the honesty tag."""
-    from playwright.sync_api import expect
-
-    source = box.locator(".source").first
-    expect(source).to_be_visible(timeout=MODEL_WORK)
-    text = source.inner_text()
-    assert engine in text and model in text and f"honesty: {tag}" in text, text
-    assert re.search(r"\d+\.\d+", text), f"no version in {text!r}"
-    return source
+    return shown_source(box, engine, model, tag=tag)
 
 
 def guess_estimate(box, value: float):

@@ -14,7 +14,7 @@ import re
 
 import httpx
 import pytest
-from support.browser import MODEL_WORK, open_page, reveal, shot
+from support.browser import MODEL_WORK, open_page, reveal, shot, shown_source
 from support.launcher import app_serving
 
 from tokenloop.cost import kv_causal, prefix_blocks
@@ -33,13 +33,7 @@ def embedded_app(smol):
 
 
 def expect_source(box, words: tuple[str, ...], tag: str):
-    from playwright.sync_api import expect
-
-    source = box.locator(".source").first
-    expect(source).to_be_visible(timeout=MODEL_WORK)
-    text = source.inner_text()
-    assert all(w in text for w in words) and f"honesty: {tag}" in text, text
-    assert re.search(r"\d+\.\d+", text), f"no version in {text!r}"
+    shown_source(box, *words, tag=tag)
 
 
 def guess_all(page):
