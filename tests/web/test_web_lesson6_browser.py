@@ -215,7 +215,9 @@ def test_lesson6_on_a_raw_vllm(page, vllm_url, smol):  # noqa: F811  (page: a fi
         outside = int(re.search(r"(\d+) of 50 draws", text).group(1))
         top = direct(vllm_url, server.model, prompt, temperature=1.0, logprobs=5)["top"]
         picks = [direct(vllm_url, server.model, prompt, temperature=1.0, seed=s, logprobs=1)["pick"] for s in range(50)]
-        assert outside == sum(p not in top for p in picks), (outside, picks, top)
+        # vLLM's seeded draws on CPU repeat only up to float noise: a draw whose uniform number falls at
+        # a boundary between two tokens can land on the other one in a second call (a CI run saw 25 vs 24)
+        assert abs(outside - sum(p not in top for p in picks)) <= 2, (outside, picks, top)
         mass = float(re.search(r"add up to ([\d.]+)%", text).group(1))
         assert abs(mass - 100 * sum(math.exp(lp) for lp in top.values())) < 1.0, (mass, top)  # see test_server.py
         expect_server_source(box, server.model, "exact", server.root)
