@@ -1,7 +1,7 @@
 """Every way of running the embedded model, side by side in one run (issue: speed, the fast path).
 
-For each path (transformers float32, the torch fast path in float32/bfloat16/int8/int4, and
-llama.cpp when llama-cpp-python is installed): decode tokens/s with tokenloop's own KV-cache
+For each path (transformers float32, the torch engine in float32/bfloat16/int8/int4, the fast
+path, ONNX Runtime, in float32/int4, and llama.cpp when llama-cpp-python is installed): decode tokens/s with tokenloop's own KV-cache
 loop (softmax + top-8 + token text every step), its ratio to the default and to llama.cpp,
 the bytes of weights a token reads and the share of the memory-bandwidth bound it reaches, the
 per-step instruments as a share of a step, the warm start (a fresh `tokenloop run` until its
@@ -9,7 +9,7 @@ first step is printed), and the quality guard against float32 (top-1 agreement a
 over a fixed text set) plus how many greedy tokens match float32's.
 Runs are interleaved across paths and repeated; the median counts. Warm-up is not counted.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/fast_path.py [--tokens 64] [--repeats 3] [--paths torch-int4,llama.cpp]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/fast_path.py [--tokens 64] [--repeats 3] [--paths onnxruntime-int4,llama.cpp]
 """
 
 from __future__ import annotations
@@ -32,8 +32,17 @@ from tokenloop.records import Step
 from tokenloop.scores import Distribution, candidates
 
 PROMPT = "Kubernetes pods are scheduled by the"
-PATHS = ("transformers-float32", "torch-float32", "torch-bfloat16", "torch-int8", "torch-int4", "llama.cpp")
-DEFAULT, FAST = "transformers-float32", "torch-int4"
+PATHS = (
+    "transformers-float32",
+    "torch-float32",
+    "torch-bfloat16",
+    "torch-int8",
+    "torch-int4",
+    "onnxruntime-float32",
+    "onnxruntime-int4",
+    "llama.cpp",
+)
+DEFAULT, FAST = "transformers-float32", "onnxruntime-int4"
 
 
 def available_paths() -> list[str]:

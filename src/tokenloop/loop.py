@@ -19,9 +19,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from . import sampling
 from .backends import Backend
@@ -30,6 +28,9 @@ from .errors import UsageError
 from .records import Done, NextToken, Step, Stop
 from .sampling import GREEDY, Sampler
 from .scores import Distribution, Scores, candidates
+
+if TYPE_CHECKING:
+    import torch
 
 PREFILL_CHUNK = 256  # tokens of a long prompt per forward pass when a run can be stopped (`prefill`)
 

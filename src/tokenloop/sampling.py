@@ -3,17 +3,24 @@
 Every backend, the web page and the tests use these. They take a 1-D tensor of scores over a
 *support* (the whole vocabulary, or the top-k a server returned) and never touch global state:
 randomness comes only from the `torch.Generator` passed in.
+
+Scores come as a torch tensor or, from the onnxruntime engine, a numpy array. A greedy step
+(the log-normaliser, argmax, the top few) reads them with numpy alone, so a run that never
+samples never imports torch; sampling turns them into a tensor that shares their memory.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,20 @@ class Sampler:
 GREEDY = Sampler()
 
 
+def as_tensor(scores) -> torch.Tensor:
+    """The scores as a torch tensor: a numpy array (the onnxruntime engine's) is wrapped, not copied."""
+    if isinstance(scores, np.ndarray):
+        import torch
+
+        return torch.from_numpy(scores)
+    return scores
+
+
 def log_distribution(logits: torch.Tensor) -> torch.Tensor:
     """Raw distribution as log-probabilities: log-softmax of the logits, in float32."""
-    return torch.log_softmax(logits.float(), dim=-1)
+    import torch
+
+    return torch.log_softmax(as_tensor(logits).float(), dim=-1)
 
 
 def log_normalizer(logits: torch.Tensor) -> float:
@@ -68,16 +86,20 @@ def log_normalizer(logits: torch.Tensor) -> float:
 
 def distribution(logits: torch.Tensor) -> torch.Tensor:
     """Raw distribution: softmax of the logits, a probability for every token of the support."""
-    return torch.softmax(logits.float(), dim=-1)
+    import torch
+
+    return torch.softmax(as_tensor(logits).float(), dim=-1)
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Divide by the temperature: below 1 sharpens, above 1 flattens."""
-    return logits.float() / max(temperature, 1e-5)
+    return as_tensor(logits).float() / max(temperature, 1e-5)
 
 
 def keep_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k highest scores, set the rest to -inf."""
+    import torch
+
     if k >= logits.numel():
         return logits
     kth = torch.topk(logits, k).values[-1]
@@ -86,6 +108,8 @@ def keep_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 def keep_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Keep the smallest set of highest-probability tokens whose mass reaches p (nucleus)."""
+    import torch
+
     if p >= 1:
         return logits
     probs = torch.softmax(logits, dim=-1)
@@ -98,6 +122,8 @@ def keep_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
 
 def process(logits: torch.Tensor, sampler: Sampler) -> torch.Tensor:
     """Processed distribution: temperature, then top-k, then top-p, renormalised."""
+    import torch
+
     scores = apply_temperature(logits, sampler.temperature)
     if sampler.top_k is not None:
         scores = keep_top_k(scores, sampler.top_k)
@@ -112,6 +138,8 @@ def pick(
     """Pick an index of the support. Returns (index, processed distribution or None if greedy)."""
     if sampler.greedy:
         return int(scores_array(logits).argmax()), None  # the first of the highest, as torch.argmax
+    import torch
+
     probs = process(logits, sampler)
     return int(torch.multinomial(probs, 1, generator=generator)), probs
 
@@ -135,12 +163,16 @@ def top_indices(scores: torch.Tensor, k: int) -> list[int]:
                 near, values = near[keep], values[keep]
             return near[np.argsort(-values, kind="stable")[:k]].tolist()
         margin *= 8  # too few that close to the top: look further down
-    return torch.topk(scores, k).indices.tolist()  # NaNs, or fewer than k finite scores
+    import torch
+
+    return torch.topk(as_tensor(scores), k).indices.tolist()  # NaNs, or fewer than k finite scores
 
 
 def scores_array(scores: torch.Tensor) -> np.ndarray:
     """A 1-D float32 view of the scores for numpy: on a vector of one vocabulary, numpy's single
     pass costs a few microseconds where a torch call costs tens (dispatch, and threads that meet)."""
+    if isinstance(scores, np.ndarray):
+        return scores.astype(np.float32, copy=False)
     return scores.detach().float().numpy()
 
 
@@ -148,4 +180,6 @@ def make_generator(seed: int | None) -> torch.Generator | None:
     """A seeded generator makes sampled runs reproducible; None draws from torch's default."""
     if seed is None:
         return None
+    import torch
+
     return torch.Generator().manual_seed(seed)

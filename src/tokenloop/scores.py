@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from . import sampling
 from .records import Candidate
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -28,7 +30,7 @@ class Scores:
       the server's log-probabilities for them; the mass outside them is unknown.
     """
 
-    values: torch.Tensor  # 1-D, one per entry of the support: logits, or a top-k's log-probabilities
+    values: torch.Tensor | np.ndarray  # 1-D, one per entry of the support: logits, or a top-k's log-probabilities
     support: torch.Tensor | None = None  # the token id of each entry; None: the whole vocabulary
     tokens_in: int = 0  # tokens the model processed to produce these scores
     extra: dict[str, Any] = field(default_factory=dict)  # backend timings, cached tokens, ...
@@ -45,7 +47,7 @@ class Distribution:
     A step shows a handful of entries, so nothing the size of the vocabulary is built beyond the
     scores the model already gave: one pass for log_z, one for the top-k."""
 
-    scores: torch.Tensor  # 1-D, over the support
+    scores: torch.Tensor | np.ndarray  # 1-D, over the support
     log_z: float
     values: np.ndarray = field(init=False, repr=False)  # the scores as numpy, for cheap reads of single entries
 

@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from ..scores import Scores
     from .picker import Picker
 
-ENGINES = ("transformers", "torch", "llama.cpp")  # --engine: ways to run the embedded model
+ENGINES = ("transformers", "torch", "onnxruntime", "llama.cpp")  # --engine: ways to run the embedded model
 DTYPES = ("float32", "bfloat16", "int8", "int4")  # --dtype: weight formats of the torch engine
+ORT_DTYPES = ("float32", "int4")  # the formats the onnxruntime engine builds
+WEIGHTS_VERSION = 2  # bump when a stored form changes: cached weights and agreement results are keyed by it
 
 
 class Backend(Protocol):
@@ -57,8 +59,31 @@ BACKENDS: dict[str, str] = {
     "embedded": "tokenloop.backends.embedded:EmbeddedBackend",
     "server": "tokenloop.backends.server:ServerBackend",
     "fast": "tokenloop.backends.fast:FastBackend",  # the embedded model on the fast path (--engine torch)
+    "onnxruntime": "tokenloop.backends.ort:OrtBackend",  # the model as an ONNX graph (--engine onnxruntime)
     "llama.cpp": "tokenloop.backends.llamacpp:LlamaCppBackend",  # the GGUF in llama-cpp-python (--engine llama.cpp)
 }
+
+
+def model_name(model: str | None) -> str:
+    """What the user sees as the model's name: the folder's or the GGUF file's."""
+    from pathlib import Path
+
+    from ..model import files as model_files
+
+    if model is None:
+        return model_files.DEFAULT_NAME
+    path = Path(model)
+    return path.stem if path.suffix.lower() == ".gguf" else path.resolve().name
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading ids two sequences share: the part of a KV cache that still holds."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def backend_class(name: str):

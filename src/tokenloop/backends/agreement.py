@@ -8,7 +8,8 @@ model reads the text and predicts each next token, as in training):
 - mean KL divergence, KL(float32 || fast) in nats: how far the whole distribution moved.
 
 A fast path is offered with these two numbers printed (targets: top-1 >= 95%, KL < 0.01).
-The check takes a few seconds, so its result is kept per model file and engine in the user cache.
+The check takes a few seconds, so its result is kept per model file and engine in the user cache
+(reading it back needs no torch: the onnxruntime engine's runs start without it).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..model import files as model_files
-from . import quantized
+from . import WEIGHTS_VERSION
+
+if TYPE_CHECKING:
+    import torch
 
 TOP1_TARGET = 0.95
 KL_TARGET = 0.01
@@ -65,6 +68,8 @@ class Agreement:
 
 def compare(reference: torch.Tensor, fast: torch.Tensor) -> tuple[int, float, int]:
     """(positions where the top-1 tokens agree, summed KL(reference || fast), positions) for (T, V) logits."""
+    import torch
+
     ref, out = torch.log_softmax(reference.float(), -1), torch.log_softmax(fast.float(), -1)
     kl = (ref.exp() * (ref - out)).sum(-1).clamp(min=0)  # per position
     same = (reference.argmax(-1) == fast.argmax(-1)).sum()
@@ -85,7 +90,7 @@ def measure(reference, fast, texts=TEXTS) -> Agreement:
 def cache_file(backend) -> Path:
     source = Path(backend.gguf_file or backend.model_dir)
     stat = source.stat() if source.is_file() else (source / "config.json").stat()
-    key = f"{source.resolve()}:{stat.st_mtime_ns}:v{quantized.VERSION}".encode()
+    key = f"{source.resolve()}:{stat.st_mtime_ns}:v{WEIGHTS_VERSION}".encode()
     name = f"{source.stem}-{hashlib.sha1(key).hexdigest()[:10]}-{backend.engine.replace(' ', '-')}.json"
     return model_files.cache_root() / "agreement" / name
 

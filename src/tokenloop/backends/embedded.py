@@ -19,6 +19,7 @@ import torch
 from ..errors import ModelError
 from ..model import files as model_files
 from ..scores import Scores
+from . import common_prefix, model_name
 from .tokenizer import TextByTokenizer, Tokenizer
 
 
@@ -28,23 +29,6 @@ class KVCache:
 
     past: Any = None
     seen: list[int] = field(default_factory=list)
-
-
-def model_name(model: str | None) -> str:
-    """What the user sees as the model's name: the folder's or the GGUF file's."""
-    if model is None:
-        return model_files.DEFAULT_NAME
-    path = Path(model)
-    return path.stem if path.suffix.lower() == ".gguf" else path.resolve().name
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 class EmbeddedBackend(TextByTokenizer):

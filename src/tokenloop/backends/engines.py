@@ -2,7 +2,10 @@
 
     transformers float32   the default: transformers' LlamaForCausalLM (any Hugging Face model)
     torch float32|bfloat16|int8|int4
-                           the fast path: fast.py's compact forward with a static KV cache
+                           fast.py's compact forward with a static KV cache
+    onnxruntime int4|float32
+                           the fast path: the model as an ONNX graph in ONNX Runtime (ort.py),
+                           the whole step in native code; float32 is what the demo runs
     llama.cpp              the GGUF file in llama-cpp-python, if installed (its own format, Q4_1)
 
 Every engine but the default prints its measured agreement with float32 when it opens (`backend.engine`
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from .. import errors
 from ..errors import UsageError
-from . import DTYPES, ENGINES, backend_class
+from . import DTYPES, ENGINES, ORT_DTYPES, backend_class
 
 __all__ = ["DTYPES", "ENGINES", "choose", "open_embedded"]
 
@@ -28,7 +31,9 @@ def choose(engine: str | None, dtype: str | None) -> tuple[str, str | None]:
         raise UsageError(
             "--dtype is for the torch engines; llama.cpp runs the GGUF file's own format: leave out --dtype"
         )
-    if engine == "torch" and dtype is None:
+    if engine == "onnxruntime" and dtype not in (None, *ORT_DTYPES):
+        raise UsageError(f"--engine onnxruntime builds {' or '.join(ORT_DTYPES)}, not --dtype {dtype}")
+    if engine in ("torch", "onnxruntime") and dtype is None:
         dtype = "int4"
     return engine, dtype
 
@@ -40,6 +45,8 @@ def open_embedded(model: str | None, engine: str | None = None, dtype: str | Non
         return backend_class("embedded")(model=model, log=log)
     if engine == "torch":
         backend = backend_class("fast")(model=model, log=log, dtype=dtype)
+    elif engine == "onnxruntime":
+        backend = backend_class("onnxruntime")(model=model, log=log, dtype=dtype)
     else:
         backend = backend_class("llama.cpp")(model=model, log=log)
     if guard and backend.engine != "torch float32":

@@ -33,8 +33,7 @@ from ..model import files as model_files
 from ..model.config import ModelConfig
 from ..model.weights import read_safetensors
 from ..scores import Scores
-from . import quantized
-from .embedded import common_prefix, model_name
+from . import common_prefix, model_name, quantized
 from .tokenizer import TextByTokenizer, Tokenizer
 
 

@@ -26,8 +26,7 @@ import torch
 from ..errors import ModelError, UsageError
 from ..model import files as model_files
 from ..scores import Scores
-from . import llamacpp_build
-from .embedded import common_prefix
+from . import common_prefix, llamacpp_build
 from .tokenizer import TextByTokenizer, Tokenizer
 
 INSTALL_HINT = "pip install llama-cpp-python"  # llamacpp_build.rebuild_command() adds flags for this CPU

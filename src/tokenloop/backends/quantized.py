@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from . import DTYPES  # declared in backends/__init__, where the CLI reads them without torch
+from . import WEIGHTS_VERSION as VERSION  # noqa: F401 (fast.py keys its cached int8/int4 weights by it)
 
 INT4_GROUP = 32  # weights that share one scale and zero (the size of a GGUF Q4_1 block)
-VERSION = 2  # bump when a stored form changes: cached int8/int4 weights and agreement results are keyed by it
 
 
 @dataclass

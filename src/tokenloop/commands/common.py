@@ -23,13 +23,15 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=ENGINES,
         help="how the embedded model runs: transformers (default), "
-        "torch (the fast path: a compact forward with a static KV cache), llama.cpp (the GGUF file, needs llama-cpp-python)",
+        "torch (a compact forward with a static KV cache), onnxruntime (the fast path: the model as an ONNX graph), "
+        "llama.cpp (the GGUF file, needs llama-cpp-python)",
     )
     group.add_argument(
         "--dtype",
         choices=DTYPES,
         help="the embedded model's weights: float32 (default), or "
-        "bfloat16/int8/int4 on --engine torch, each printing its measured agreement with float32 (default with --engine torch: int4)",
+        "bfloat16/int8/int4 on --engine torch, float32/int4 on --engine onnxruntime, each printing its measured "
+        "agreement with float32 (default with --engine torch or onnxruntime: int4)",
     )
     server = parser.add_argument_group("your own server (OpenAI-compatible: vLLM, SGLang, llama.cpp, Ollama)")
     server.add_argument(

@@ -134,7 +134,7 @@ def converted(gguf: Path, log=None) -> Path:
     if target.exists() and _whole(target):
         return target
     root = writable_cache(target.parent)
-    with _one_at_a_time(root / f".{target.name}.lock"):
+    with one_at_a_time(root / f".{target.name}.lock"):
         if target.exists():
             if _whole(target):  # another run converted it while this one waited
                 return target
@@ -178,7 +178,7 @@ def _whole(target: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _one_at_a_time(lock: Path):
+def one_at_a_time(lock: Path):
     """An exclusive lock on `lock` (a file) for the block: one conversion at a time per model."""
     try:
         import fcntl
