@@ -68,7 +68,9 @@ def graph_folder(folder: Path, dtype: str) -> Path:
         builder = importlib.metadata.version("onnxruntime-genai")
     except importlib.metadata.PackageNotFoundError:
         builder = "?"
-    digest = hashlib.sha1(f"{key}:{BUILD[dtype]}:{builder}:v{WEIGHTS_VERSION}.{GRAPH_VERSION}".encode()).hexdigest()[:10]
+    digest = hashlib.sha1(f"{key}:{BUILD[dtype]}:{builder}:v{WEIGHTS_VERSION}.{GRAPH_VERSION}".encode()).hexdigest()[
+        :10
+    ]
     return model_files.cache_root() / "onnx" / f"{folder.name}-{digest}-{dtype}"
 
 

@@ -17,7 +17,7 @@ from ..sampling import Sampler
 
 def logits(backend, prompt: str) -> torch.Tensor:
     """The last position's logits over the whole vocabulary, one fresh forward pass (no cache)."""
-    return backend.forward(backend.encode(prompt), None).values.float()
+    return sampling.as_tensor(backend.forward(backend.encode(prompt), None).values).float()
 
 
 def entry(backend, index: int, p: float) -> dict:
