@@ -182,3 +182,41 @@ def test_choose_the_onnxruntime_engine():
 def test_cli_refuses_a_format_the_graph_has_not(capsys):
     err = one_line_error(capsys, ["next", "The model", "--engine", "onnxruntime", "--dtype", "int8"], 2)
     assert "float32 or int4" in err
+
+
+@pytest.mark.model
+def test_the_lesson_app_scores_steps_branches_and_draws_on_the_graph(graphs):
+    from fastapi.testclient import TestClient
+
+    from tokenloop.loop import next_token
+    from tokenloop.web import create_app
+
+    graph = graphs["int4"]
+    client = TestClient(create_app(graph, demo={"steps": 1, "max_len": 16, "points": 2, "repeats": 1}))
+    tokens = client.post("/api/score", json={"text": PROMPTS[0]}).json()["tokens"]
+    ids = prompt_ids(graph, PROMPTS[0])
+    assert [t["id"] for t in tokens] == ids
+    probs = {c.id: c.prob for c in next_token(graph, ids[:4], 300).top}  # position 4 of the one pass
+    assert tokens[4]["prob"] == pytest.approx(probs[ids[4]], rel=0.05)  # int8 rounding: one row vs many
+    state = client.post("/api/lab/start", json={"prompt": PROMPTS[0]}).json()
+    first = client.post("/api/lab/step", json={"show": 4}).json()
+    assert first["chosen"]["id"] == greedy(graph, PROMPTS[0], 1)[0] and first["tokens_in"] == len(ids)
+    second = client.post("/api/lab/step", json={"show": 4}).json()
+    assert second["tokens_in"] == 1
+    runner_up = first["top"][1]["id"]
+    branched = client.post("/api/lab/branch", json={"step": 1, "token_id": runner_up}).json()
+    assert branched["steps"][0]["chosen"]["id"] == runner_up and len(state["prompt_tokens"]) == len(ids)
+    after = client.post("/api/lab/step", json={}).json()
+    assert after["tokens_in"] == 1 and after["chosen"]["id"] == next_token(graph, ids + [runner_up], 1).top[0].id
+    seeded = {"temperature": 1.0, "seed": 5}
+    draws = []
+    for _ in range(2):
+        client.post("/api/lab/start", json={"prompt": PROMPTS[0]})
+        draws.append([client.post("/api/lab/step", json={"sampler": seeded}).json()["chosen"]["id"] for _ in range(3)])
+    assert draws[0] == draws[1]
+    result = client.post("/api/staircase", json={"max_len": 16, "points": 2, "repeats": 1}).json()["result"]
+    assert result["path"] == "onnxruntime int4"
+    assert all(p["uncached_tokens_in"] == p["length"] and p["cached_tokens_in"] == 1 for p in result["series"])
+    same = client.post("/api/live/sampling_same_forward", json={}).json()  # Lesson 6, step 1
+    assert [r["max_abs_diff"] for r in same["runs"]] == [0.0, 0.0]  # the temperature never reaches the graph
+    assert same["runs"][0]["top"][0]["id"] == first["chosen"]["id"]
