@@ -90,7 +90,8 @@ def measure(reference, fast, texts=TEXTS) -> Agreement:
 def cache_file(backend) -> Path:
     source = Path(backend.gguf_file or backend.model_dir)
     stat = source.stat() if source.is_file() else (source / "config.json").stat()
-    key = f"{source.resolve()}:{stat.st_mtime_ns}:v{WEIGHTS_VERSION}".encode()
+    graph = getattr(backend, "graph", None)  # the onnxruntime engine: which built graph (its folder names its key)
+    key = f"{source.resolve()}:{stat.st_mtime_ns}:v{WEIGHTS_VERSION}:{graph.name if graph else ''}".encode()
     name = f"{source.stem}-{hashlib.sha1(key).hexdigest()[:10]}-{backend.engine.replace(' ', '-')}.json"
     return model_files.cache_root() / "agreement" / name
 

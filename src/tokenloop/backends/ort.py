@@ -42,7 +42,7 @@ from .tokenizer import TextByTokenizer, Tokenizer
 INSTALL_HINT = "make setup (it installs onnxruntime and onnxruntime-genai from the lock)"
 GRAPH = "model.onnx"
 DONE = ".built"  # written last: a folder without it was left by a build that didn't finish
-GRAPH_VERSION = 1  # bump when what `build` writes changes: cached graphs are keyed by it
+GRAPH_VERSION = 4  # bump when what `build` writes changes: cached graphs are keyed by it
 
 # The builder's precision and options for each format (README of onnxruntime-genai's builder).
 BUILD = {
@@ -114,8 +114,11 @@ def session(folder: Path):
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads(), 1
     options.log_severity_level = 3  # errors only: its warnings are for graph authors
-    if os.environ.get("TOKENLOOP_ORT_SPIN") != "1":
+    spin = os.environ.get("TOKENLOOP_ORT_SPIN", "step")
+    if spin == "0":
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    elif spin == "step":
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     try:
         return ort.InferenceSession(str(folder / GRAPH), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own classes for a graph it can't load

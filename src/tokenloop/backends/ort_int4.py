@@ -10,8 +10,8 @@ small matmul:
 
     y[n] = Σ_b s[n,b] Σ_i (q[n,b,i] - 8) x[b,i]   +   Σ_b r[n,b] X[b],   X[b] = Σ_i x[b,i]
 
-The first term is the int4 kernel; the second reads the block sums of x, (K/32) numbers, against
-an (N, K/32) float matrix: about 1/8 of the int4 bytes again. For weights that came from Q4_1
+The first term is the int4 kernel; the second reads the block sums of x, (K/32) numbers (one
+matmul by a 0/1 matrix), against an (N, K/32) float matrix: about 1/8 of the int4 bytes again. For weights that came from Q4_1
 the graph's weights equal the float32 model's; for any other model this is plain asymmetric
 4-bit rounding with a float minimum, as the torch engine's int4 does.
 """
@@ -26,7 +26,9 @@ import numpy as np
 from ..errors import ModelError
 
 BLOCK = 32
-LAYER_MATMUL = re.compile(r"/model/layers\.(\d+)/(attn|mlp)/(qkv_proj|o_proj|gate_proj|up_proj|down_proj)/MatMul")
+LAYER_MATMUL = re.compile(
+    r"/model/layers\.(\d+)/(attn|mlp)/(qkv_proj|o_proj|gate_up_proj|gate_proj|up_proj|down_proj)/MatMul"
+)
 
 
 def source_matrix(weights: dict[str, np.ndarray], node_name: str) -> np.ndarray:
@@ -38,6 +40,8 @@ def source_matrix(weights: dict[str, np.ndarray], node_name: str) -> np.ndarray:
     p = f"model.layers.{layer}."
     if part == "qkv_proj":  # the builder fuses queries, keys and values, in that order
         return np.concatenate([weights[p + f"self_attn.{c}_proj.weight"] for c in "qkv"])
+    if part == "gate_up_proj":  # fused below (`fuse_gate_up`): the gate's rows, then the up projection's
+        return np.concatenate([weights[p + f"mlp.{c}_proj.weight"] for c in ("gate", "up")])
     return weights[p + ("self_attn." if part == "o_proj" else "mlp.") + part + ".weight"]
 
 
@@ -60,6 +64,49 @@ def pack(codes: np.ndarray) -> np.ndarray:
     return (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8)
 
 
+def fuse_gate_up(model) -> list:
+    """The graph's nodes with each layer's gate and up projections (the same input) as one int4
+    matmul of twice the rows and a Split, as the torch engine does: fewer, larger kernels a step."""
+    from onnx import helper, numpy_helper
+
+    nodes = list(model.graph.node)
+    ups = {n.input[0]: n for n in nodes if n.op_type == "MatMulNBits" and "/mlp/up_proj/" in n.name}
+    gone = set()
+    out = []
+    for node in nodes:
+        up = ups.get(node.input[0]) if node.op_type == "MatMulNBits" and "/mlp/gate_proj/" in node.name else None
+        if up is None:
+            if node.name not in gone:
+                out.append(node)
+            continue
+        n = next(a.i for a in node.attribute if a.name == "N")
+        prefix = node.name.split("/mlp/")[0]
+        fused = helper.make_node(
+            "MatMulNBits",
+            list(node.input),  # its weights are replaced by the fused ones in `rewrite`
+            [f"{prefix}/mlp/gate_up_proj/MatMul/output_0"],
+            name=f"{prefix}/mlp/gate_up_proj/MatMul_Q4",
+            domain=node.domain,
+        )
+        fused.attribute.extend(a if a.name != "N" else helper.make_attribute("N", 2 * n) for a in node.attribute)
+        sizes = f"{prefix}/mlp/gate_up_proj/split_sizes"
+        model.graph.initializer.append(numpy_helper.from_array(np.array([n, n], np.int64), sizes))
+        split = helper.make_node(
+            "Split",
+            [fused.output[0], sizes],
+            [node.output[0], up.output[0]],
+            name=f"{prefix}/mlp/gate_up_proj/split",
+            axis=-1,
+        )
+        out += [fused, split]
+        gone.add(up.name)
+        unused = set(up.input[1:])
+        kept = [t for t in model.graph.initializer if t.name not in unused]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(kept)
+    return out
+
+
 def rewrite(graph_dir: Path, model_dir: Path) -> float:
     """Give every int4 matmul of the graph in `graph_dir` the checkpoint's own blocks, with its
     offsets as a correction matmul over block sums; saves the graph in place. Returns the largest
@@ -72,9 +119,10 @@ def rewrite(graph_dir: Path, model_dir: Path) -> float:
     for file in sorted(model_dir.glob("*.safetensors")):
         weights.update(load_file(str(file)))
     model = onnx.load(str(graph_dir / "model.onnx"))
-    stored = {t.name: t for t in model.graph.initializer}
+    graph_nodes = fuse_gate_up(model)
+    stored = {t.name: t for t in model.graph.initializer}  # (gate_up reuses the gate's names)
     nodes, sums, extra, worst = [], {}, [], 0.0
-    for node in model.graph.node:
+    for node in graph_nodes:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if node.op_type != "MatMulNBits" or attrs.get("bits") != 4:
             nodes.append(node)
@@ -90,16 +138,13 @@ def rewrite(graph_dir: Path, model_dir: Path) -> float:
         x, y = node.input[0], node.output[0]
         if x not in sums:  # one set of block sums per input: q, k, v and gate, up share theirs
             k = attrs["K"]
-            extra += [
-                numpy_helper.from_array(np.array([0, 0, k // BLOCK, BLOCK], np.int64), f"{x}/blocks_shape"),
-                numpy_helper.from_array(np.array([-1], np.int64), f"{x}/blocks_axis"),
-            ]
-            nodes.append(helper.make_node("Reshape", [x, f"{x}/blocks_shape"], [f"{x}/blocks"], name=f"{x}/blocks"))
-            nodes.append(
-                helper.make_node(
-                    "ReduceSum", [f"{x}/blocks", f"{x}/blocks_axis"], [f"{x}/sums"], name=f"{x}/sums", keepdims=0
+            ones = f"block_sums_{k}"  # (K, K/32) of 0 and 1: one per width, shared by every layer
+            if ones not in stored:
+                stored[ones] = numpy_helper.from_array(
+                    np.kron(np.eye(k // BLOCK, dtype=np.float32), np.ones((BLOCK, 1), np.float32)), ones
                 )
-            )
+                extra.append(stored[ones])
+            nodes.append(helper.make_node("MatMul", [x, ones], [f"{x}/sums"], name=f"{x}/sums"))
             sums[x] = f"{x}/sums"
         node.output[0] = f"{y}/int4"
         nodes.append(node)
