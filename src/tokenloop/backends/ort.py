@@ -71,7 +71,7 @@ def graph_folder(folder: Path, dtype: str) -> Path:
     digest = hashlib.sha1(f"{key}:{BUILD[dtype]}:{builder}:v{WEIGHTS_VERSION}.{GRAPH_VERSION}".encode()).hexdigest()[
         :10
     ]
-    return model_files.cache_root() / "onnx" / f"{folder.name}-{digest}-{dtype}"
+    return model_files.cache_root() / "onnx" / f"{folder.name}-{dtype}-{digest}"
 
 
 def build(folder: Path, dtype: str, log=None) -> Path:
@@ -87,6 +87,7 @@ def build(folder: Path, dtype: str, log=None) -> Path:
         say = log or (lambda msg: print(msg, file=sys.stderr))
         say(f"First use of --engine onnxruntime --dtype {dtype}: building the ONNX graph in {target} (once) ...")
         shutil.rmtree(target, ignore_errors=True)  # a build that was killed half-way
+        model_files.sweep(root)  # and the temp folders such builds leave (<target>.<8 characters>)
         with tempfile.TemporaryDirectory(dir=root, prefix=f"{target.name}.") as tmp:
             out, hub = Path(tmp) / "graph", Path(tmp) / "hub"
             argv = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", str(folder), "-i", str(folder)]
