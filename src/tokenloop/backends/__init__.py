@@ -76,14 +76,15 @@ def model_name(model: str | None) -> str:
     return path.stem if path.suffix.lower() == ".gguf" else path.resolve().name
 
 
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many leading ids two sequences share: the part of a KV cache that still holds."""
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
+def reusable(seen: Sequence[int], ids: Sequence[int]) -> int:
+    """How many positions of a KV cache made for `seen` still hold for `ids`: the leading ids the
+    two share, less one where they are all of `ids` (the last token goes through the model again,
+    for its scores)."""
+    if list(ids[: len(seen)]) == list(seen):  # the usual case: the cache's ids, and more
+        shared = len(seen)
+    else:
+        shared = next((i for i, (x, y) in enumerate(zip(seen, ids)) if x != y), min(len(seen), len(ids)))
+    return min(shared, len(ids) - 1)
 
 
 def backend_class(name: str):

@@ -19,7 +19,7 @@ import torch
 from ..errors import ModelError
 from ..model import files as model_files
 from ..scores import Scores
-from . import common_prefix, model_name
+from . import model_name, reusable
 from .tokenizer import TextByTokenizer, Tokenizer
 
 
@@ -94,7 +94,7 @@ class EmbeddedBackend(TextByTokenizer):
                 return Scores(out.logits[0, -1], tokens_in=len(ids))
             # KV cache: reuse what was computed for the prefix we share with the last call;
             # only the new tokens go through the model (all of the prompt at the prefill).
-            keep = min(common_prefix(cache.seen, ids), len(ids) - 1)
+            keep = reusable(cache.seen, ids)
             if cache.past is not None and keep < len(cache.seen):
                 cache.past.crop(keep - len(cache.seen))  # negative: drop that many tokens
             new = list(ids[keep:])

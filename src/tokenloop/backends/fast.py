@@ -33,7 +33,7 @@ from ..model import files as model_files
 from ..model.config import ModelConfig
 from ..model.weights import read_safetensors
 from ..scores import Scores
-from . import common_prefix, model_name, quantized
+from . import model_name, quantized, reusable
 from .tokenizer import TextByTokenizer, Tokenizer
 
 
@@ -285,9 +285,7 @@ class FastBackend(TextByTokenizer):
             if cache is None:  # no cache: the whole sequence through the model
                 return Scores(forward(self.net, ids), tokens_in=len(ids))
             # KV cache: keep the slots of the prefix shared with the last call, run only the rest.
-            seen = cache.seen
-            shared = len(seen) if ids[: len(seen)] == seen else common_prefix(seen, ids)
-            keep = min(shared, len(ids) - 1)
+            keep = reusable(cache.seen, ids)
             cache.reserve(len(ids))
             logits = forward(self.net, ids[keep:], keep, cache)
             cache.length, cache.seen = len(ids), list(ids)

@@ -26,7 +26,7 @@ import torch
 from ..errors import ModelError, UsageError
 from ..model import files as model_files
 from ..scores import Scores
-from . import common_prefix, llamacpp_build
+from . import llamacpp_build, reusable
 from .tokenizer import TextByTokenizer, Tokenizer
 
 INSTALL_HINT = "pip install llama-cpp-python"  # llamacpp_build.rebuild_command() adds flags for this CPU
@@ -172,8 +172,7 @@ class LlamaCppBackend(TextByTokenizer):
                 self._decode(ids, 0)
                 return Scores(self._logits(), tokens_in=len(ids))
             seen = cache.seen if self._holder is cache else []
-            shared = len(seen) if ids[: len(seen)] == seen else common_prefix(seen, ids)
-            keep = min(shared, len(ids) - 1)
+            keep = reusable(seen, ids)
             self._forget(keep)
             self._decode(ids[keep:], keep)
             self._holder, cache.seen = cache, ids

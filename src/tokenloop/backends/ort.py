@@ -36,7 +36,7 @@ from ..errors import ModelError, UsageError
 from ..model import files as model_files
 from ..model.config import ModelConfig
 from ..scores import Scores
-from . import ORT_DTYPES, WEIGHTS_VERSION, common_prefix, model_name, ort_int4
+from . import ORT_DTYPES, WEIGHTS_VERSION, model_name, ort_int4, reusable
 from .tokenizer import TextByTokenizer, Tokenizer
 
 INSTALL_HINT = "make setup (it installs onnxruntime and onnxruntime-genai from the lock)"
@@ -229,12 +229,10 @@ class OrtBackend(TextByTokenizer):
             if cache is None:  # no cache: the whole sequence through the graph
                 logits, _ = self._run(ids, self._empty_past(), len(ids))
                 return Scores(logits[-1], tokens_in=len(ids))
-            seen = cache.seen
-            shared = len(seen) if ids[: len(seen)] == seen else common_prefix(seen, ids)
-            keep = min(shared, len(ids) - 1)
-            if not cache.past or keep == 0:
+            keep = reusable(cache.seen, ids)  # the prefix shared with the last call; only the rest runs
+            if keep == 0:
                 past = self._empty_past()
-            elif keep < len(seen):  # the ids changed after `keep`: forget the rest
+            elif keep < len(cache.seen):  # the ids changed after `keep`: forget the rest
                 past = [np.ascontiguousarray(p[:, :, :keep]) for p in cache.past]
             else:
                 past = cache.past

@@ -71,8 +71,7 @@ def fuse_gate_up(model) -> list:
 
     nodes = list(model.graph.node)
     ups = {n.input[0]: n for n in nodes if n.op_type == "MatMulNBits" and "/mlp/up_proj/" in n.name}
-    gone = set()
-    out = []
+    gone, unused, out = set(), set(), []
     for node in nodes:
         up = ups.get(node.input[0]) if node.op_type == "MatMulNBits" and "/mlp/gate_proj/" in node.name else None
         if up is None:
@@ -100,10 +99,10 @@ def fuse_gate_up(model) -> list:
         )
         out += [fused, split]
         gone.add(up.name)
-        unused = set(up.input[1:])
-        kept = [t for t in model.graph.initializer if t.name not in unused]
-        del model.graph.initializer[:]
-        model.graph.initializer.extend(kept)
+        unused.update(up.input[1:])
+    kept = [t for t in model.graph.initializer if t.name not in unused]  # the up projections' weights
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
     return out
 
 
