@@ -12,7 +12,7 @@ import threading
 
 from . import __version__
 from .commands import MODULES
-from .errors import TokenloopError, printable
+from .errors import TokenloopError, clear_interrupt, interrupt, printable
 from .terminal import SafeConsole
 
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     console = SafeConsole(highlight=False)
-    previous = _term_as_interrupt()
+    previous = _signals_as_interrupt()
     try:
         return args.func(args, console) or 0
     except TokenloopError as e:
@@ -53,20 +53,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def _term_as_interrupt():
+def _signals_as_interrupt() -> dict:
     """SIGTERM ends a command as Ctrl+C does, so what a command keeps on Ctrl+C (a --save file's
-    completed requests, the JSON lines written) it keeps on a kill too. The old handler, to put back."""
+    completed requests, the JSON lines written) it keeps on a kill too; both are also recorded, so
+    one swallowed by a finalizer is raised again (`errors.interrupt`). The old handlers, to put back."""
     if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, interrupt)
+        return {}
+    clear_interrupt()
+    return {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 if __name__ == "__main__":

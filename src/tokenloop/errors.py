@@ -3,6 +3,7 @@ app) turn them into a one-line message for the user, made safe for a terminal (`
 
 import re
 import sys
+import threading
 
 
 class TokenloopError(Exception):
@@ -33,6 +34,31 @@ class ServerError(TokenloopError):
             message = f"{message} (at step {step})"
         super().__init__(message)
         self.step = step
+
+
+# --- an interrupt that can't be lost ---------------------------------------------------------------
+# A signal handler's KeyboardInterrupt lands wherever the main thread is; inside a finalizer (an
+# HTTP stream closed by the garbage collector) Python prints "Exception ignored" and runs on. The
+# CLI's handler therefore also records the interrupt, and the long loops (a request, a training
+# step) raise it again at their next start.
+_INTERRUPTED = threading.Event()
+
+
+def interrupt(signum=None, frame=None):
+    """The CLI's SIGINT and SIGTERM handler: remember the interrupt, then raise it."""
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def raise_if_interrupted() -> None:
+    """Raise an interrupt that was recorded but swallowed (main thread only: the worker threads of
+    a concurrent run end with the main thread's own exit)."""
+    if _INTERRUPTED.is_set() and threading.current_thread() is threading.main_thread():
+        raise KeyboardInterrupt
+
+
+def clear_interrupt() -> None:
+    _INTERRUPTED.clear()
 
 
 # --- what the edges print --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UsageError
+from ..errors import UsageError, raise_if_interrupted
 from ..records import Candidate
 from ..scores import Distribution, candidates
 from .cost import SavedActivations, measure_cost, rss, tensor_bytes
@@ -276,6 +276,7 @@ def training(
     trace: list[TrainStep] = []
     measured: dict[str, int | None] = {}
     for step in range(1, steps + 1):
+        raise_if_interrupted()
         t0 = time.perf_counter()
         with activations.hooks() if step == 1 else contextlib.nullcontext():  # measure once
             logits = model(x, use_cache=False).logits[0]  # one forward: a score for every position at once

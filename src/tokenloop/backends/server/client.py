@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from ...errors import ServerError, UsageError
+from ...errors import ServerError, UsageError, raise_if_interrupted
 from . import wire
 
 ENV_URL = "$OPENAI_BASE_URL"  # where the URL came from when no --url was given: messages name it
@@ -120,6 +120,7 @@ class Client:
     def _request(
         self, method: str, path: str, body: dict | None, step: int | None, limit: int = 0, parse: bool = True
     ) -> tuple[int, Any, str]:
+        raise_if_interrupted()  # every request starts here or in events()
         for attempt in range(2):
             try:
                 with self.http.stream(method, path, json=body) as response:
@@ -154,6 +155,7 @@ class Client:
         Each `data:` line is one JSON object; the stream ends at `data: [DONE]` (a stream that
         closes without it raises). Leaving the block closes the connection, so a reader that
         stops early stops the server's work too. `step()` names the step an error is at."""
+        raise_if_interrupted()
         try:
             # One stream per connection: some servers close it after the stream, so it is not reused.
             with self.http.stream("POST", path, json=body, headers={"Connection": "close"}) as response:
