@@ -6,6 +6,8 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 # This kind of machine keeps torch's CPU wheel here; the lock pins it (2.13.0+cpu, by its hash),
 # so uv, which reads no pip configuration, can never fetch PyPI's multi-GB CUDA build instead.
+# --compile-bytecode: the modules are compiled once here, not at every import by every process
+# (where PYTHONDONTWRITEBYTECODE is set, nothing else would keep them; torch's import takes twice as long).
 WHEELS ?= /opt/wheels
 # The per-user cache of the test servers' builds (llama.cpp, vLLM's venv), shared by every clone.
 BUILD_CACHE := $(or $(TOKENLOOP_BUILD_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tokenloop/builds)
@@ -19,7 +21,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION) 2>&1 | grep -v "^WARNING: Location" || true
 	@test -x $(UV)
-	$(UV) pip sync -q --python $(PY) --find-links $(WHEELS) --require-hashes requirements.lock
+	$(UV) pip sync -q --compile-bytecode --python $(PY) --find-links $(WHEELS) --require-hashes requirements.lock
 	$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e .
 	touch $@
 

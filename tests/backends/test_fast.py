@@ -25,6 +25,8 @@ from tokenloop.errors import ModelError, UsageError
 from tokenloop.loop import generate, prompt_ids
 from tokenloop.records import Step
 
+pytestmark = pytest.mark.llamacpp  # runs after the vLLM servers start (tests/support/servers.py)
+
 TORCH_DTYPES = ("bfloat16", "int8", "int4")
 PROMPTS = ("Kubernetes pods are scheduled by the", "def add(a, b):\n    return")
 

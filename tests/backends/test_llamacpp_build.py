@@ -17,6 +17,8 @@ from support.real_servers import need_llamacpp
 from tokenloop.backends import llamacpp_build
 from tokenloop.backends.llamacpp_build import cmake_args
 
+pytestmark = pytest.mark.llamacpp  # runs after the vLLM servers start (tests/support/servers.py)
+
 SAPPHIRE_RAPIDS = "flags\t\t: fpu sse4_2 avx f16c fma bmi2 avx2 avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8 avx_vnni\n"
 HASWELL = "flags\t\t: fpu sse4_2 avx f16c fma bmi2 avx2\n"
 

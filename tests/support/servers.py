@@ -4,7 +4,8 @@ must not stop or kill them; a test that needs to hurt a server starts its own wi
 
 vLLM takes about a minute to start: right after collection (`pytest_collection_finish`) the ones
 the selected tests ask for are launched, so they warm up while the tests before them run; its
-fixture then only waits until it answers. They stop when the session finishes.
+fixture then only waits until it answers. They stop when the session finishes. The tests that run
+llama.cpp in some process (mark `llamacpp`, or the llama-cpp-python server) go last, after they start.
 """
 
 from __future__ import annotations
@@ -39,6 +40,19 @@ def pytest_collection_finish(session):
     wanted = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     if wanted & set(VLLM_SERVERS):
         launch_vllm_early(wanted)
+
+
+# llama.cpp's workers busy-wait for each other; beside the vLLM servers' start (a minute of both
+# cores) the llama-cpp-python tests took 195 s instead of 9. They run after everything else.
+SPINS = {"llama_python_url"}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def spins(item) -> bool:
+        return item.get_closest_marker("llamacpp") is not None or bool(SPINS & set(item.fixturenames))
+
+    if {name for item in items for name in item.fixturenames} & set(VLLM_SERVERS):
+        items.sort(key=spins)  # stable: the order is kept within each part
 
 
 def pytest_sessionfinish(session, exitstatus):
