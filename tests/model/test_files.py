@@ -57,9 +57,12 @@ def test_only_stale_temp_folders_are_swept(tmp_path, folder):
 
 @pytest.mark.model
 def test_a_damaged_conversion_is_converted_again(tmp_path, monkeypatch):
+    shared = model_files.resolve()  # the tests' own conversion, made once: a copy is damaged here
+    first = tmp_path / shared.name
+    shutil.copytree(shared, first)
     monkeypatch.setenv("TOKENLOOP_CACHE", str(tmp_path))
     notes = []
-    first = model_files.resolve(log=notes.append)
+    assert model_files.resolve(log=notes.append) == first and not notes  # the copy is found whole
     (first / "tokenizer.json").write_text("")
     again = model_files.resolve(log=notes.append)
     assert again == first and model_files.damage(again) is None

@@ -43,8 +43,9 @@ def pytest_collection_finish(session):
 
 
 # llama.cpp's workers busy-wait for each other; beside the vLLM servers' start (a minute of both
-# cores) the llama-cpp-python tests took 195 s instead of 9. They run after everything else.
-SPINS = {"llama_python_url"}
+# cores) the llama-cpp-python tests took 195 s instead of 9, and llama-server's 75 s instead of 15.
+# They run after everything else.
+SPINS = {"llama_python_url", "llama_url"}
 
 
 def pytest_collection_modifyitems(session, config, items):
