@@ -49,11 +49,16 @@ SPINS = {"llama_python_url", "llama_url"}
 
 
 def pytest_collection_modifyitems(session, config, items):
-    def spins(item) -> bool:
-        return item.get_closest_marker("llamacpp") is not None or bool(SPINS & set(item.fixturenames))
-
-    if {name for item in items for name in item.fixturenames} & set(VLLM_SERVERS):
-        items.sort(key=spins)  # stable: the order is kept within each part
+    """Whole modules move (a module's other tests may start their own llama-server, and its
+    fixtures are made once)."""
+    if not {name for item in items for name in item.fixturenames} & set(VLLM_SERVERS):
+        return
+    spinning = {
+        item.module.__name__
+        for item in items
+        if item.get_closest_marker("llamacpp") is not None or SPINS & set(item.fixturenames)
+    }
+    items.sort(key=lambda item: item.module.__name__ in spinning)  # stable: the order is kept within each part
 
 
 def pytest_sessionfinish(session, exitstatus):
