@@ -64,7 +64,10 @@ def _signals_as_interrupt() -> dict:
     if threading.current_thread() is not threading.main_thread():
         return {}
     clear_interrupt()
-    return {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Ctrl+C only where Python's own handler is in place: an ignored SIGINT (a job started in the
+    # background) or an embedding program's handler is left alone.
+    ours = [signal.SIGTERM] + [signal.SIGINT] * (signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    return {sig: signal.signal(sig, interrupt) for sig in ours}
 
 
 if __name__ == "__main__":
