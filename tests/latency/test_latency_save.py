@@ -38,7 +38,10 @@ def test_an_interrupted_run_keeps_every_completed_request_and_prints_their_numbe
     saved = tmp_path / "raw.jsonl"
     with fake_vllm(FakeVLLM(end_after=10**9, stream_text=True)) as url:
         run = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from tokenloop.cli import main; sys.exit(main())",
+            # Python's own Ctrl+C handler, as in a terminal (a job started in the background,
+            # as CI may be, inherits an ignored SIGINT, which tokenloop leaves ignored)
+            [sys.executable, "-c", "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "from tokenloop.cli import main; sys.exit(main())",
              "latency", "--url", url, "--max-tokens", "3", "--points", "2", "--repeats", "5000", "--save", str(saved)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONPATH": str(SRC)},
