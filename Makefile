@@ -42,9 +42,12 @@ demo: setup
 	$(PY) main.py
 
 # The browser tests drive Debian's chromium (a test tool's own browser download can't work offline).
+# Under `make test` it installs while the test servers build, so apt's output goes to build/browser.log.
 browser:
-	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); mkdir -p build; \
+		echo "browser: installing Debian's chromium (log in build/browser.log)"; \
+		{ $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } \
+			> build/browser.log 2>&1 || { tail -20 build/browser.log; exit 1; }; echo "browser: chromium installed"; }
 
 # Real OpenAI-compatible servers for the server backend's tests (scripts/test_peers.py): llama.cpp
 # compiled portably (x86-64-v3: AVX2, no AVX-512, no AMX; llama-server and the libraries under
@@ -55,7 +58,8 @@ test-servers: setup
 	$(PY) scripts/test_peers.py --wheels $(WHEELS)
 
 # The code's format and lint come first (quick); then every test, the real model, servers and browser included.
-test: check-lock setup browser test-servers
+test: check-lock setup
+	@$(MAKE) --no-print-directory -j2 browser test-servers
 	$(VENV)/bin/ruff format --check --quiet src tests bench scripts main.py
 	$(VENV)/bin/ruff check --quiet src tests bench scripts main.py
 	TOKENLOOP_REQUIRE_BROWSER=1 TOKENLOOP_REQUIRE_SERVERS=1 $(PY) -m pytest -q -m "" --durations=15

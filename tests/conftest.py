@@ -1,8 +1,10 @@
 """The tests' root: shared fixtures come from plugins in tests/support/ (listed below; see
 support/__init__.py for what each holds), helpers are imported from there as plain modules.
 
-The tests keep their model cache in build/test-cache (TOKENLOOP_CACHE), never in the user's
-~/.cache/tokenloop. Markers are set from the fixtures a test uses: `model` (the real embedded
+The tests keep their model cache (TOKENLOOP_CACHE: the converted model, its ONNX graphs, packed
+weights) in `test-models` of the per-user build cache (scripts/test_peers.py's `cache_root()`),
+never in the user's ~/.cache/tokenloop: every clone on the machine finds them made, as it finds
+the servers built. Markers are set from the fixtures a test uses: `model` (the real embedded
 model), `server` (a real server process), `browser` (Chromium). A plain `pytest` runs only the
 quick tests; `make test` runs every one (`-m ""`).
 """
@@ -15,7 +17,16 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENLOOP_CACHE", str(Path(__file__).resolve().parent.parent / "build" / "test-cache"))
+
+
+def build_cache() -> Path:
+    """The per-user build cache: the same rule as scripts/test_peers.py's cache_root() (a test checks)."""
+    if os.environ.get("TOKENLOOP_BUILD_CACHE"):
+        return Path(os.environ["TOKENLOOP_BUILD_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tokenloop" / "builds"
+
+
+os.environ.setdefault("TOKENLOOP_CACHE", str(build_cache() / "test-models"))
 
 # tests/ is on sys.path (pyproject's `pythonpath`), so `support` imports from every folder.
 pytest.register_assert_rewrite("support")

