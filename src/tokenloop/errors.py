@@ -1,6 +1,7 @@
 """The few errors tokenloop raises. Library code raises them; only the edges (the CLI, the web
 app) turn them into a one-line message for the user, made safe for a terminal (`printable`)."""
 
+import contextlib
 import re
 import sys
 import threading
@@ -41,13 +42,33 @@ class ServerError(TokenloopError):
 # HTTP stream closed by the garbage collector) Python prints "Exception ignored" and runs on. The
 # CLI's handler therefore also records the interrupt, and the long loops (a request, a training
 # step) raise it again at their next start.
+# A block that must not be cut in two (a record written but not yet counted) holds it until it ends.
 _INTERRUPTED = threading.Event()
+_held = 0  # held blocks the main thread is in (signal handlers run only there)
 
 
 def interrupt(signum=None, frame=None):
-    """The CLI's SIGINT and SIGTERM handler: remember the interrupt, then raise it."""
+    """The CLI's SIGINT and SIGTERM handler: remember the interrupt, then raise it (at once, or
+    where a held block ends)."""
     _INTERRUPTED.set()
-    raise KeyboardInterrupt
+    if not _held:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupt_held():
+    """A block an interrupt must not cut in two: one that arrives inside it is raised as it ends."""
+    global _held
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+    if not _held:
+        raise_if_interrupted()
 
 
 def raise_if_interrupted() -> None:

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,37 @@ def test_an_interrupt_a_finalizer_swallowed_is_raised_at_the_next_request():
             clear_interrupt()
             client.close()
         assert Client(url).call("GET", "/models")["data"]  # cleared: a new run starts clean
+
+
+def test_an_interrupt_between_a_records_write_and_its_count_is_raised_after_the_count(tmp_path):
+    """CI once saw a run interrupted with 31 records in its file and "30 requests written" said:
+    the signal landed after the record's write, before its count. A record is written and counted
+    as one. The flush here calls the handler, as a signal arriving at that moment would."""
+    from tokenloop.errors import clear_interrupt, interrupt
+
+    recorder = streamed.Recorder(tmp_path / "raw.jsonl")
+    record = types.SimpleNamespace(to_json=lambda: {"group": "a"})
+
+    class SignalledAtTheFlush:
+        def __init__(self, out):
+            self.out, self.write, self.close = out, out.write, out.close
+
+        def flush(self):
+            self.out.flush()
+            interrupt(signal.SIGINT, None)
+
+    try:
+        with recorder:
+            recorder.add(record)
+            recorder._out = SignalledAtTheFlush(recorder._out)
+            with pytest.raises(KeyboardInterrupt):
+                recorder.add(record)
+            clear_interrupt()  # raised once; the CLI would end here
+        assert recorder.count == 2 == (tmp_path / "raw.jsonl").read_text().count("\n")
+        recorder.add(record)  # a worker thread's request done after the run ended: not written
+        assert recorder.count == 2
+    finally:
+        clear_interrupt()
 
 
 def _dead() -> str:

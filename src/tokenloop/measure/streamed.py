@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..backends.server import Client, numbers
-from ..errors import ServerError, UsageError
+from ..errors import ServerError, UsageError, interrupt_held
 from . import bench_stats
 
 EXTRA = {"ignore_eos": True, "temperature": 0}  # exactly max_tokens tokens (llama.cpp and vLLM know ignore_eos)
@@ -260,12 +260,13 @@ class Recorder:
 
     def __init__(self, path: str | Path):
         self.path, self.count, self.failed = str(path), 0, None
-        self._out = open_new(path)
+        self._out, self._closed = open_new(path), False
         self._lock = threading.Lock()
 
     def add(self, stream: Stream) -> None:
-        with self._lock:
-            if self.failed is not None:
+        # held: a Ctrl+C between the write and the count would leave a record the summary doesn't count
+        with self._lock, interrupt_held():
+            if self.failed is not None or self._closed:  # closed: the run has ended (interrupted); not written
                 return
             try:
                 self._out.write(json.dumps(stream.to_json()) + "\n")
@@ -281,7 +282,9 @@ class Recorder:
     def __exit__(self, *exc) -> None:
         Recorder.active = None
         try:
-            self._out.close()
+            with self._lock:  # not while a worker thread writes a record
+                self._closed = True
+                self._out.close()
         except OSError as e:
             self.failed = self.failed or e.strerror or str(e)
         if not self.count and not self.failed:  # nothing completed: no empty file left to block a rerun
