@@ -42,7 +42,7 @@ demo: setup
 	$(PY) main.py
 
 # The browser tests drive Debian's chromium (a test tool's own browser download can't work offline).
-# Under `make test` it installs while the test servers build, so apt's output goes to build/browser.log.
+# apt's output goes to build/browser.log (under `make test` the test servers are building beside it).
 browser:
 	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); mkdir -p build; \
 		echo "browser: installing Debian's chromium (log in build/browser.log)"; \
@@ -51,15 +51,18 @@ browser:
 
 # Real OpenAI-compatible servers for the server backend's tests (scripts/test_peers.py): llama.cpp
 # compiled portably (x86-64-v3: AVX2, no AVX-512, no AMX; llama-server and the libraries under
-# llama-cpp-python), about 5-6 minutes on 2 cores, and vLLM's CPU build in its own venv
-# (requirements-vllm.lock), installed while the compiler works. Both are made once per machine in
-# the per-user cache $(BUILD_CACHE), which every clone finds; `make clean-cache` removes it.
+# llama-cpp-python), and vLLM's CPU build in its own venv (requirements-vllm.lock), installed while
+# the compiler works. Both are made once per machine in the per-user cache $(BUILD_CACHE), which
+# every clone finds; `make clean-cache` removes it.
 test-servers: setup
 	$(PY) scripts/test_peers.py --wheels $(WHEELS)
 
-# The code's format and lint come first (quick); then every test, the real model, servers and browser included.
+# The code's format and lint come first (quick); then every test, the real model, servers and browser
+# included. The servers are made (or found) in the background while the suite runs, the compiler at
+# idle priority; the tests that need them run last and wait for them (build/test-servers.log).
 test: check-lock setup
-	@$(MAKE) --no-print-directory -j2 browser test-servers
+	$(PY) scripts/test_peers.py --background --wheels $(WHEELS)
+	@$(MAKE) --no-print-directory browser
 	$(VENV)/bin/ruff format --check --quiet src tests bench scripts main.py
 	$(VENV)/bin/ruff check --quiet src tests bench scripts main.py
 	TOKENLOOP_REQUIRE_BROWSER=1 TOKENLOOP_REQUIRE_SERVERS=1 $(PY) -m pytest -q -m "" --durations=15

