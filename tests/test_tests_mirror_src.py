@@ -6,6 +6,7 @@ names backends/server/wire.py), or by its module docstring, which gives the modu
 what a package exports, and are named through the modules they gather."""
 
 import ast
+import functools
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -21,6 +22,12 @@ def files_of_tests() -> list[Path]:
     return sorted(p.relative_to(TESTS) for p in TESTS.rglob("test_*.py"))
 
 
+@functools.cache
+def docstring_of(test: Path) -> str:
+    """The module docstring of a test file (parsed once: each file is asked about every module)."""
+    return ast.get_docstring(ast.parse((TESTS / test).read_text())) or ""
+
+
 def names(test: Path, module: Path, source: str | None = None) -> bool:
     """Whether the test file `test` (relative to tests/; its text `source`, read if not given) names
     `module` (relative to src/tokenloop)."""
@@ -29,7 +36,7 @@ def names(test: Path, module: Path, source: str | None = None) -> bool:
         f"test_{module.parent.name}_{module.stem}",
     ):
         return True
-    docstring = ast.get_docstring(ast.parse((TESTS / test).read_text() if source is None else source)) or ""
+    docstring = docstring_of(test) if source is None else ast.get_docstring(ast.parse(source)) or ""
     dotted = "tokenloop." + ".".join(module.with_suffix("").parts)
     return module.as_posix() in docstring or dotted in docstring
 
