@@ -36,6 +36,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -58,6 +59,8 @@ WORKER = BUILD / "test-servers.pid"  # the --background child, while it works
 WORKER_LOG = BUILD / "test-servers.log"
 # The server; it links the libraries llama-cpp-python loads (ggml, llama, mtmd), so they come along.
 TARGETS = ["llama-server"]
+# The server's request-carrying parts at -O1, in unity batches; ggml and llama at -O3 (see the file).
+QUICK_PARTS = ROOT / "scripts" / "llama_test_build.cmake"
 CMAKE_OPTIONS = [
     "-DCMAKE_BUILD_TYPE=Release",
     "-DBUILD_SHARED_LIBS=ON",
@@ -189,11 +192,13 @@ def cmake() -> str:
 
 
 def llama_stamp() -> dict:
-    """How the build is made: the version, the targets and every cmake option (the CPU flags among them)."""
+    """How the build is made: the version, the targets, every cmake option (the CPU flags among
+    them) and what QUICK_PARTS says (by its text: the file lies in each clone)."""
     return {
         "llama_cpp_python": LLAMA_CPP_PYTHON,
         "targets": TARGETS,
         "options": CMAKE_OPTIONS + cmake_args(portable=True),
+        "quick_parts": hashlib.sha256(QUICK_PARTS.read_bytes()).hexdigest()[:12],
     }
 
 
@@ -221,16 +226,17 @@ def _build_llama(jobs: int, stamp: dict, folder: Path) -> Path:
     folder.mkdir(parents=True)
     log = folder / "build.log"
     started = time.monotonic()
-    run([cmake(), "-S", str(source), "-B", str(folder), *CMAKE_OPTIONS, *flags], log)
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []  # a little quicker than make, where it is
+    include = f"-DCMAKE_PROJECT_INCLUDE={QUICK_PARTS}"
+    run([cmake(), "-S", str(source), "-B", str(folder), *generator, *CMAKE_OPTIONS, *flags, include], log)
     command = [cmake(), "--build", str(folder), "--config", "Release", "-j", str(jobs), "--target", *TARGETS]
     with open(log, "ab") as out:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         shown = -1
         for line in process.stdout:
             out.write(line)
-            text = line.decode(errors="replace")
-            if text.startswith("[") and "%]" in text[:6]:
-                percent = int(text[1:4])
+            percent = progress(line.decode(errors="replace"))
+            if percent is not None:
                 if percent // 20 > shown // 20:  # a line every 20%, so a long build is seen to move
                     shown = percent
                     say(f"  llama.cpp {percent:3d}% after {time.monotonic() - started:.0f} s")
@@ -241,6 +247,14 @@ def _build_llama(jobs: int, stamp: dict, folder: Path) -> Path:
     stamp_file.write_text(json.dumps(stamp))  # last: a build cut short is never taken as done
     say(f"llama.cpp built in {time.monotonic() - started:.0f} s")
     return binary.parent
+
+
+def progress(line: str) -> int | None:
+    """How far the build is, in percent, from make's "[ 40%] ..." or ninja's "[76/190] ..."."""
+    head = re.match(r"\[\s*(\d+)%\]|\[(\d+)/(\d+)\]", line)
+    if head is None:
+        return None
+    return int(head[1]) if head[1] else 100 * int(head[2]) // max(int(head[3]), 1)
 
 
 def install_llama_cpp_python(bin_dir: Path) -> None:

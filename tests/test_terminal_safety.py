@@ -155,6 +155,7 @@ def hostile_server(tmp_path):
 
 
 @pytest.mark.server
+@pytest.mark.llamacpp  # a llama-server of its own: ordered with llama.cpp's tests, after its build
 @pytest.mark.parametrize("tty", [True, False])
 def test_a_hostile_model_name_is_never_markup_nor_an_escape(capsys, monkeypatch, hostile_server, tty):
     monkeypatch.setenv("TTY_COMPATIBLE", "1" if tty else "0")

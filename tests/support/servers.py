@@ -75,8 +75,9 @@ def pytest_collection_modifyitems(session, config, items):
     their own llama-server, and its fixtures are made once)."""
     part: dict[str, int] = {}
     for item in items:
-        spins = item.get_closest_marker("llamacpp") is not None or SPINS & set(item.fixturenames)
         on_vllm = set(VLLM_SERVERS) & set(item.fixturenames)
+        marked = item.get_closest_marker("llamacpp") or (item.get_closest_marker("server") and not on_vllm)
+        spins = marked or SPINS & set(item.fixturenames)  # a real server that isn't vLLM is llama.cpp's
         part[item.module.__name__] = max(part.get(item.module.__name__, 0), 2 if spins else 1 if on_vllm else 0)
     items.sort(key=lambda item: part[item.module.__name__])  # stable: the order is kept within each part
 
