@@ -59,8 +59,6 @@ WORKER = BUILD / "test-servers.pid"  # the --background child, while it works
 WORKER_LOG = BUILD / "test-servers.log"
 # The server; it links the libraries llama-cpp-python loads (ggml, llama, mtmd), so they come along.
 TARGETS = ["llama-server"]
-# The server's request-carrying parts at -O1, in unity batches; ggml and llama at -O3 (see the file).
-QUICK_PARTS = ROOT / "scripts" / "llama_test_build.cmake"
 CMAKE_OPTIONS = [
     "-DCMAKE_BUILD_TYPE=Release",
     "-DBUILD_SHARED_LIBS=ON",
@@ -192,13 +190,11 @@ def cmake() -> str:
 
 
 def llama_stamp() -> dict:
-    """How the build is made: the version, the targets, every cmake option (the CPU flags among
-    them) and what QUICK_PARTS says (by its text: the file lies in each clone)."""
+    """How the build is made: the version, the targets and every cmake option (the CPU flags among them)."""
     return {
         "llama_cpp_python": LLAMA_CPP_PYTHON,
         "targets": TARGETS,
         "options": CMAKE_OPTIONS + cmake_args(portable=True),
-        "quick_parts": hashlib.sha256(QUICK_PARTS.read_bytes()).hexdigest()[:12],
     }
 
 
@@ -226,9 +222,8 @@ def _build_llama(jobs: int, stamp: dict, folder: Path) -> Path:
     folder.mkdir(parents=True)
     log = folder / "build.log"
     started = time.monotonic()
-    generator = ["-G", "Ninja"] if shutil.which("ninja") else []  # a little quicker than make, where it is
-    include = f"-DCMAKE_PROJECT_INCLUDE={QUICK_PARTS}"
-    run([cmake(), "-S", str(source), "-B", str(folder), *generator, *CMAKE_OPTIONS, *flags, include], log)
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []  # where there is one (the same build)
+    run([cmake(), "-S", str(source), "-B", str(folder), *generator, *CMAKE_OPTIONS, *flags], log)
     command = [cmake(), "--build", str(folder), "--config", "Release", "-j", str(jobs), "--target", *TARGETS]
     with open(log, "ab") as out:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
