@@ -216,7 +216,8 @@ def _build_llama(jobs: int, stamp: dict, folder: Path) -> Path:
     on = [f.split("=")[0].removeprefix("-DGGML_") for f in flags if f.endswith("=ON")]
     say(
         f"building llama.cpp once for this machine, portably ({' '.join(on) or 'no SIMD'}; no -march=native, "
-        f"no AVX-512, no AMX): llama-server and its libraries, about 5-6 minutes on 2 cores; log in {folder}/build.log"
+        f"no AVX-512, no AMX): llama-server and its libraries, about 4-7 minutes of both cores "
+        f"(longer at idle priority beside the tests); log in {folder}/build.log"
     )
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
