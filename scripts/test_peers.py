@@ -122,14 +122,18 @@ def idle() -> None:
         os.nice(19)
 
 
-def record(name: str, path: Path) -> None:
-    """Add one server's path to build/test-servers.json (replaced whole, so a reader never sees half)."""
+def record(name: str, path: Path | None) -> None:
+    """Add one server's path to build/test-servers.json (replaced whole, so a reader never sees half);
+    None: it failed (listed under "failed", so the tests that wait for it stop waiting)."""
     with _recording:
         try:
             known = json.loads(POINTER.read_text())
         except (OSError, ValueError):
             known = {}
-        known[name] = str(path)
+        if path is None:
+            known.setdefault("failed", []).append(name)
+        else:
+            known[name] = str(path)
         POINTER.with_suffix(".tmp").write_text(json.dumps(known, indent=1))
         POINTER.with_suffix(".tmp").replace(POINTER)
 
@@ -387,7 +391,10 @@ def finish_vllm_install(process: subprocess.Popen | None, venv: Path, started: f
     if process is not None:
         if process.wait():
             tail = (BUILD / "vllm-install.log").read_text(errors="replace")[-3000:]
-            return f"test-servers: installing vLLM failed; the end of build/vllm-install.log:\n{tail}"
+            message = f"test-servers: installing vLLM failed; the end of build/vllm-install.log:\n{tail}"
+            print(message, flush=True)
+            record("vllm_python", None)
+            return message
         say(f"vLLM installed ({time.monotonic() - started:.0f} s after the start)")
     record("vllm_python", venv / "bin" / "python")
     return None
@@ -417,8 +424,13 @@ def work(args: argparse.Namespace, background: bool) -> None:
     waiter.start()
     if background:
         idle()  # from here on, this process and the compiler it starts
-    bin_dir = build_llama(args.jobs)
-    install_llama_cpp_python(bin_dir)
+    try:
+        bin_dir = build_llama(args.jobs)
+        install_llama_cpp_python(bin_dir)
+    except SystemExit as failure:  # said in the log, where the tests that needed it point
+        print(failure.code, flush=True)
+        record("llama_server", None)
+        raise
     record("llama_server", bin_dir / "llama-server")
     waiter.join()
     if failed[0]:

@@ -119,3 +119,22 @@ def test_the_build_shows_its_progress_from_make_or_ninja(test_peers):
     assert test_peers.progress("[ 40%] Building CXX object common/CMakeFiles/arg.cpp.o") == 40
     assert test_peers.progress("[76/190] Building CXX object src/CMakeFiles/llama.dir/llama.cpp.o") == 40
     assert test_peers.progress("-- The C compiler identification is GNU 12.2.0") is None
+
+
+def test_a_server_that_failed_is_not_waited_for_while_the_worker_goes_on(servers, test_peers, monkeypatch, tmp_path):
+    """vLLM's install failed, llama.cpp still builds: the vLLM tests fail now, not after the build."""
+    monkeypatch.setattr(test_peers, "POINTER", tmp_path / "test-servers.json")
+    process = worker(tmp_path, "import time; print('installing vLLM failed', flush=True); time.sleep(120)")
+    for _ in range(100):  # until it has said so
+        if (tmp_path / "test-servers.log").read_text():
+            break
+        time.sleep(0.05)
+    try:
+        test_peers.record("vllm_python", None)
+        assert servers.worker_alive() and servers.settled("vllm_python") and not servers.settled("llama_server")
+        assert servers.built("vllm_python") == ROOT / ".venv-vllm" / "bin" / "python"  # not there: missing
+        assert servers.worker_alive()  # not waited for: the worker is still at work
+        assert "installing vLLM failed" in servers.worker_log()
+    finally:
+        process.kill()
+        process.wait()

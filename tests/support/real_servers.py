@@ -67,12 +67,18 @@ def built(name: str) -> Path:
     if os.environ.get(ENV[name]):
         return Path(os.environ[ENV[name]])
     deadline, said = time.monotonic() + WAIT_S, False
-    while name not in _recorded() and worker_alive() and time.monotonic() < deadline:
+    while not settled(name) and worker_alive() and time.monotonic() < deadline:
         if not said:
             sys.__stderr__.write(f"\n(waiting for the background build of {name}: build/test-servers.log) ")
             said = True
         time.sleep(1)
     return Path(_recorded().get(name) or ROOT / FALLBACK[name])
+
+
+def settled(name: str) -> bool:
+    """Whether the worker has recorded `name`'s path, or that making it failed."""
+    known = _recorded()
+    return name in known or name in known.get("failed", [])
 
 
 def worker_log() -> str:
