@@ -419,7 +419,7 @@ def work(args: argparse.Namespace, background: bool) -> None:
     if not background:
         POINTER.unlink(missing_ok=True)
     vllm, venv = start_vllm_install(args.wheels)  # at normal priority: the vLLM tests come before llama.cpp's
-    failed: list[str] = []
+    failed: list[str | None] = []  # the vLLM install's message, if it failed
     waiter = threading.Thread(target=lambda: failed.append(finish_vllm_install(vllm, venv, started)))
     waiter.start()
     if background:

@@ -102,12 +102,18 @@ def missing(message: str):
     pytest.skip(message)
 
 
+def llama_cpp_python_in_place() -> None:
+    """Wait for the llama.cpp build, which also installs llama-cpp-python in .venv, and let this
+    process's imports see a package installed since it started."""
+    built("llama_server")
+    importlib.invalidate_caches()
+
+
 def need_llamacpp() -> None:
     """llama-cpp-python in this process (the embedded model's llama.cpp path), by the same rule."""
     from tokenloop.backends import llamacpp
 
-    built("llama_server")  # the same build puts llama-cpp-python in place: wait for it
-    importlib.invalidate_caches()
+    llama_cpp_python_in_place()
     if not llamacpp.available():
         missing("llama-cpp-python is not installed")
 
@@ -130,8 +136,7 @@ def llama_server(logs: Path, *extra: str, context: int = 2048) -> ServerProcess:
 
 def llama_python_server(logs: Path, context: int = 2048) -> ServerProcess:
     """llama-cpp-python's server, ready when /v1/models answers."""
-    built("llama_server")  # llama-cpp-python's libraries come from that build
-    importlib.invalidate_caches()
+    llama_cpp_python_in_place()
     for module in ("llama_cpp", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
         if importlib.util.find_spec(module) is None:
             missing(
