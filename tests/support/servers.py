@@ -14,6 +14,7 @@ fixture), whose build under `make test` may still be finishing at idle priority.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -26,6 +27,7 @@ from support.real_servers import VLLM_SERVERS, built, llama_python_server, llama
 _vllm_launched: dict[str, ServerProcess] = {}
 _vllm_missing: dict[str, str] = {}
 _launching: list[threading.Thread] = []
+_logs: list[Path] = []  # each vLLM's log folder, removed when it stops (its end is in any failure's message)
 
 
 def launch_vllm_early(names: set[str]) -> None:
@@ -40,8 +42,9 @@ def launch_vllm_early(names: set[str]) -> None:
             if not python.is_file():
                 _vllm_missing[name] = f"vLLM's CPU build is not installed ({python} is missing)"
                 continue
+            _logs.append(Path(tempfile.mkdtemp(prefix="tokenloop-vllm-")))
             try:
-                _vllm_launched[name] = vllm_server(name, Path(tempfile.mkdtemp(prefix="tokenloop-vllm-"))).start()
+                _vllm_launched[name] = vllm_server(name, _logs[-1]).start()
             except (Exception, pytest.fail.Exception) as error:  # shown by the fixture that needs it
                 _vllm_missing[name] = f"vLLM did not start: {error}"
                 continue
@@ -57,6 +60,9 @@ def stop_vllm() -> None:
     for served in _vllm_launched.values():
         served.stop()
     _vllm_launched.clear()
+    for folder in _logs:
+        shutil.rmtree(folder, ignore_errors=True)
+    _logs.clear()
 
 
 def pytest_collection_finish(session):
