@@ -4,12 +4,13 @@ must not stop or kill them; a test that needs to hurt a server starts its own wi
 
 vLLM takes about half a minute to start: right after collection (`pytest_collection_finish`) the
 ones the selected tests ask for are launched from a thread (which first waits, under `make test`,
-for the background install of vLLM's venv), so they warm up while the tests before them run; its
-fixture then only waits until it answers. They stop when the session finishes.
+for the background install of vLLM's venv), one after another, so they warm up while the tests
+before them run; its fixture then only waits until it answers. They stop when the session finishes.
 
-The order: first the tests that need no server, then those on vLLM (started by then), and last
-those that run llama.cpp in some process (mark `llamacpp`, or a llama-cpp-python or llama-server
-fixture), whose build under `make test` may still be finishing at idle priority.
+The order: first the tests that need no server, then those that run llama.cpp in some process
+(mark `llamacpp`, or a llama-cpp-python or llama-server fixture), whose build under `make test`
+may still be finishing at idle priority, and last those on vLLM, which never run beside that
+compiler (beside it, even at idle priority, a vLLM request took 2.6 times as long).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def launch_vllm_early(names: set[str]) -> None:
     for name in names:
         _vllm_missing[name] = "vLLM is still being launched"  # taken: no second launch
 
-    def launch():
+    def launch():  # one at a time: three starting together took both cores from the tests beside them
         python = built("vllm_python")
         for name in names:
             if not python.is_file():
@@ -45,7 +46,9 @@ def launch_vllm_early(names: set[str]) -> None:
             _logs.append(Path(tempfile.mkdtemp(prefix="tokenloop-vllm-")))
             try:
                 _vllm_launched[name] = vllm_server(name, _logs[-1]).start()
+                _vllm_launched[name].wait_ready()
             except (Exception, pytest.fail.Exception) as error:  # shown by the fixture that needs it
+                _vllm_launched.pop(name, None)
                 _vllm_missing[name] = f"vLLM did not start: {error}"
                 continue
             del _vllm_missing[name]
@@ -73,18 +76,19 @@ def pytest_collection_finish(session):
 
 # llama.cpp's workers busy-wait for each other; beside the vLLM servers' start (a minute of both
 # cores) the llama-cpp-python tests took 195 s instead of 9, and llama-server's 75 s instead of 15.
+# By the time llama.cpp's part comes (after the tests that need no server) the vLLMs are up and idle.
 SPINS = {"llama_python_url", "llama_url"}
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """No server, then vLLM, then llama.cpp; whole modules move (a module's other tests may start
-    their own llama-server, and its fixtures are made once)."""
+    """No server, then llama.cpp, then vLLM; whole modules move (a module's other tests may start
+    their own llama-server, and its fixtures are made once). A module on both goes with vLLM."""
     part: dict[str, int] = {}
     for item in items:
         on_vllm = set(VLLM_SERVERS) & set(item.fixturenames)
         marked = item.get_closest_marker("llamacpp") or (item.get_closest_marker("server") and not on_vllm)
         spins = marked or SPINS & set(item.fixturenames)  # a real server that isn't vLLM is llama.cpp's
-        part[item.module.__name__] = max(part.get(item.module.__name__, 0), 2 if spins else 1 if on_vllm else 0)
+        part[item.module.__name__] = max(part.get(item.module.__name__, 0), 2 if on_vllm else 1 if spins else 0)
     items.sort(key=lambda item: part[item.module.__name__])  # stable: the order is kept within each part
 
 
