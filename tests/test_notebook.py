@@ -31,11 +31,16 @@ def test_the_notebook_is_stored_without_outputs():
 
 @pytest.fixture
 def venv_kernel(tmp_path, monkeypatch):
-    """A `python3` kernel spec that launches this interpreter (the venv's), ahead of any other."""
+    """A `python3` kernel spec that launches this interpreter (the venv's), ahead of any other.
+
+    Its torch computes on one thread: under `make test` the llama.cpp build may be running beside
+    the suite at idle priority, and beside it a kernel on two threads took 45-260 s instead of 8
+    (on one, 12 s; a plain script on two threads was not slowed)."""
     spec = tmp_path / "kernels" / "python3"
     spec.mkdir(parents=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "tokenloop", "language": "python"}))
+    kernel = {"argv": argv, "display_name": "tokenloop", "language": "python", "env": {"OMP_NUM_THREADS": "1"}}
+    (spec / "kernel.json").write_text(json.dumps(kernel))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     from jupyter_client.kernelspec import KernelSpecManager
 
