@@ -82,14 +82,19 @@ SPINS = {"llama_python_url", "llama_url"}
 
 def pytest_collection_modifyitems(session, config, items):
     """No server, then llama.cpp, then vLLM; whole modules move (a module's other tests may start
-    their own llama-server, and its fixtures are made once). A module on both goes with vLLM."""
+    their own llama-server, and its fixtures are made once). A module on both goes with vLLM.
+    Within each part the modules that never run the model come first: the vLLMs start meanwhile
+    (beside those starts, the ONNX Runtime module's 16 s took 34)."""
     part: dict[str, int] = {}
+    heavy: dict[str, bool] = {}
     for item in items:
+        module = item.module.__name__
         on_vllm = set(VLLM_SERVERS) & set(item.fixturenames)
         marked = item.get_closest_marker("llamacpp") or (item.get_closest_marker("server") and not on_vllm)
         spins = marked or SPINS & set(item.fixturenames)  # a real server that isn't vLLM is llama.cpp's
-        part[item.module.__name__] = max(part.get(item.module.__name__, 0), 2 if on_vllm else 1 if spins else 0)
-    items.sort(key=lambda item: part[item.module.__name__])  # stable: the order is kept within each part
+        part[module] = max(part.get(module, 0), 2 if on_vllm else 1 if spins else 0)
+        heavy[module] = heavy.get(module, False) or item.get_closest_marker("model") is not None
+    items.sort(key=lambda item: (part[item.module.__name__], heavy[item.module.__name__]))  # stable otherwise
 
 
 def pytest_sessionfinish(session, exitstatus):
