@@ -4,8 +4,10 @@ must not stop or kill them; a test that needs to hurt a server starts its own wi
 
 vLLM takes about half a minute to start: right after collection (`pytest_collection_finish`) the
 ones the selected tests ask for are launched from a thread (which first waits, under `make test`,
-for the background install of vLLM's venv), one after another, so they warm up while the tests
-before them run; its fixture then only waits until it answers. They stop when the session finishes.
+for the background install of vLLM's venv), all at once, so they warm up while the tests before
+them run (those that never run the model come first); its fixture then only waits until it answers.
+They stop when the session finishes. (One at a time, they took longer to start, and the model's
+tests beside them ran twice as long.)
 
 The order: first the tests that need no server, then those that run llama.cpp in some process
 (mark `llamacpp`, or a llama-cpp-python or llama-server fixture), whose build under `make test`
@@ -37,7 +39,7 @@ def launch_vllm_early(names: set[str]) -> None:
     for name in names:
         _vllm_missing[name] = "vLLM is still being launched"  # taken: no second launch
 
-    def launch():  # one at a time: three starting together took both cores from the tests beside them
+    def launch():
         python = built("vllm_python")
         for name in names:
             if not python.is_file():
@@ -46,9 +48,7 @@ def launch_vllm_early(names: set[str]) -> None:
             _logs.append(Path(tempfile.mkdtemp(prefix="tokenloop-vllm-")))
             try:
                 _vllm_launched[name] = vllm_server(name, _logs[-1]).start()
-                _vllm_launched[name].wait_ready()
             except (Exception, pytest.fail.Exception) as error:  # shown by the fixture that needs it
-                _vllm_launched.pop(name, None)
                 _vllm_missing[name] = f"vLLM did not start: {error}"
                 continue
             del _vllm_missing[name]
@@ -84,7 +84,7 @@ def pytest_collection_modifyitems(session, config, items):
     """No server, then llama.cpp, then vLLM; whole modules move (a module's other tests may start
     their own llama-server, and its fixtures are made once). A module on both goes with vLLM.
     Within each part the modules that never run the model come first: the vLLMs start meanwhile
-    (beside those starts, the ONNX Runtime module's 16 s took 34)."""
+    (beside those starts, the ONNX Runtime module's 16 s took 34; 63 when they started one at a time)."""
     part: dict[str, int] = {}
     heavy: dict[str, bool] = {}
     for item in items:
