@@ -59,7 +59,7 @@ test-servers: setup
 
 # The code's format and lint come first (quick); then every test, the real model, servers and browser
 # included. The servers are made (or found) in the background while the suite runs, the compiler at
-# idle priority; the tests that need them run last and wait for them (build/test-servers.log).
+# idle priority; the tests that need them run after the others and wait (build/test-servers.log).
 test: check-lock setup
 	$(PY) scripts/test_peers.py --background --wheels $(WHEELS)
 	@$(MAKE) --no-print-directory browser

@@ -420,7 +420,7 @@ def work(args: argparse.Namespace, background: bool) -> None:
     BUILD.mkdir(exist_ok=True)
     if not background:
         POINTER.unlink(missing_ok=True)
-    vllm, venv = start_vllm_install(args.wheels)  # at normal priority: the vLLM tests come before llama.cpp's
+    vllm, venv = start_vllm_install(args.wheels)  # at normal priority: the vLLMs start while the first tests run
     failed: list[str | None] = []  # the vLLM install's message, if it failed
     waiter = threading.Thread(target=lambda: failed.append(finish_vllm_install(vllm, venv, started)))
     waiter.start()
