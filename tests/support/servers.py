@@ -76,8 +76,21 @@ def pytest_collection_finish(session):
 
 # llama.cpp's workers busy-wait for each other; beside the vLLM servers' start (a minute of both
 # cores) the llama-cpp-python tests took 195 s instead of 9, and llama-server's 75 s instead of 15.
-# By the time llama.cpp's part comes (after the tests that need no server) the vLLMs are up and idle.
+# By the time llama.cpp's part comes (after the tests that need no server) the vLLMs are up and idle;
+# where few tests came before it (a run of a few modules), its tests wait until they are.
 SPINS = {"llama_python_url", "llama_url"}
+_part: dict[str, int] = {}  # module -> 0 no server, 1 llama.cpp, 2 vLLM
+
+
+def pytest_runtest_setup(item):
+    if _part.get(item.module.__name__) == 1:
+        for thread in list(_launching):
+            thread.join()
+        for served in list(_vllm_launched.values()):
+            try:
+                served.wait_ready()
+            except pytest.fail.Exception:  # said again by the fixture of the test that needs it
+                pass
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -85,7 +98,7 @@ def pytest_collection_modifyitems(session, config, items):
     their own llama-server, and its fixtures are made once). A module on both goes with vLLM.
     Within each part the modules that never run the model come first: the vLLMs start meanwhile
     (beside those starts, the ONNX Runtime module's 16 s took 34; 63 when they started one at a time)."""
-    part: dict[str, int] = {}
+    part = _part
     heavy: dict[str, bool] = {}
     for item in items:
         module = item.module.__name__
