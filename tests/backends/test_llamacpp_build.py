@@ -109,3 +109,20 @@ def test_the_engine_runs_after_the_check(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line.get("step") for line in lines[:3]] == [1, 2, 3] and lines[-1]["stop"] == "max_new"
+
+
+def test_a_folder_left_by_an_uninstall_is_not_llama_cpp_python(tmp_path, monkeypatch):
+    """An uninstall removes llama-cpp-python's own files but not the libraries `make test-servers`
+    copied into its lib/; Python would take that folder for an empty namespace package."""
+    import importlib
+
+    from tokenloop.backends import llamacpp
+
+    (tmp_path / "llama_cpp" / "lib").mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    monkeypatch.setattr(sys, "path_importer_cache", {})
+    monkeypatch.delitem(sys.modules, "llama_cpp", raising=False)
+    assert not llamacpp.available()
+    (tmp_path / "llama_cpp" / "__init__.py").write_text("")
+    importlib.invalidate_caches()
+    assert llamacpp.available()

@@ -136,8 +136,12 @@ def llama_server(logs: Path, *extra: str, context: int = 2048) -> ServerProcess:
 
 def llama_python_server(logs: Path, context: int = 2048) -> ServerProcess:
     """llama-cpp-python's server, ready when /v1/models answers."""
+    from tokenloop.backends import llamacpp
+
     llama_cpp_python_in_place()
-    for module in ("llama_cpp", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
+    if not llamacpp.available():  # also where an uninstall left only our libraries' folder behind
+        missing("llama-cpp-python is not installed: run `make test-servers`")
+    for module in ("uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
         if importlib.util.find_spec(module) is None:
             missing(
                 f"llama-cpp-python's server is not installed (no module {module}); pip install 'llama-cpp-python[server]'"

@@ -33,7 +33,10 @@ INSTALL_HINT = "pip install llama-cpp-python"  # llamacpp_build.rebuild_command(
 
 
 def available() -> bool:
-    return importlib.util.find_spec("llama_cpp") is not None
+    """llama-cpp-python is installed: a package with its own __init__, not a folder of libraries left
+    behind by an uninstall (which Python would take for an empty namespace package)."""
+    spec = importlib.util.find_spec("llama_cpp")
+    return spec is not None and spec.origin is not None
 
 
 @dataclass
