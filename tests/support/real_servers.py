@@ -114,8 +114,8 @@ def need_llamacpp() -> None:
     from tokenloop.backends import llamacpp
 
     llama_cpp_python_in_place()
-    if not llamacpp.available():
-        missing("llama-cpp-python is not installed")
+    if not llamacpp.available():  # also where an uninstall left only our libraries' folder behind
+        missing("llama-cpp-python is not installed: run `make test-servers`")
 
 
 def gguf() -> str:
@@ -136,11 +136,7 @@ def llama_server(logs: Path, *extra: str, context: int = 2048) -> ServerProcess:
 
 def llama_python_server(logs: Path, context: int = 2048) -> ServerProcess:
     """llama-cpp-python's server, ready when /v1/models answers."""
-    from tokenloop.backends import llamacpp
-
-    llama_cpp_python_in_place()
-    if not llamacpp.available():  # also where an uninstall left only our libraries' folder behind
-        missing("llama-cpp-python is not installed: run `make test-servers`")
+    need_llamacpp()
     for module in ("uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
         if importlib.util.find_spec(module) is None:
             missing(

@@ -57,10 +57,15 @@ def launch_vllm_early(names: set[str]) -> None:
     _launching[-1].start()
 
 
-def stop_vllm() -> None:
-    for thread in _launching:
+def launched() -> dict[str, ServerProcess]:
+    """The vLLMs started, once the thread that starts them is done."""
+    for thread in list(_launching):
         thread.join()
-    for served in _vllm_launched.values():
+    return _vllm_launched
+
+
+def stop_vllm() -> None:
+    for served in launched().values():
         served.stop()
     _vllm_launched.clear()
     for folder in _logs:
@@ -80,13 +85,13 @@ def pytest_collection_finish(session):
 # where few tests came before it (a run of a few modules), its tests wait until they are.
 SPINS = {"llama_python_url", "llama_url"}
 _part: dict[str, int] = {}  # module -> 0 no server, 1 llama.cpp, 2 vLLM
+_vllm_waited: list[bool] = []  # once llama.cpp's first test has waited for them
 
 
 def pytest_runtest_setup(item):
-    if _part.get(item.module.__name__) == 1:
-        for thread in list(_launching):
-            thread.join()
-        for served in list(_vllm_launched.values()):
+    if _part.get(item.module.__name__) == 1 and not _vllm_waited:
+        _vllm_waited.append(True)
+        for served in list(launched().values()):
             try:
                 served.wait_ready()
             except pytest.fail.Exception:  # said again by the fixture of the test that needs it
@@ -98,16 +103,15 @@ def pytest_collection_modifyitems(session, config, items):
     their own llama-server, and its fixtures are made once). A module on both goes with vLLM.
     Within each part the modules that never run the model come first: the vLLMs start meanwhile
     (beside those starts, the ONNX Runtime module's 16 s took 34; 63 when they started one at a time)."""
-    part = _part
     heavy: dict[str, bool] = {}
     for item in items:
         module = item.module.__name__
         on_vllm = set(VLLM_SERVERS) & set(item.fixturenames)
         marked = item.get_closest_marker("llamacpp") or (item.get_closest_marker("server") and not on_vllm)
         spins = marked or SPINS & set(item.fixturenames)  # a real server that isn't vLLM is llama.cpp's
-        part[module] = max(part.get(module, 0), 2 if on_vllm else 1 if spins else 0)
+        _part[module] = max(_part.get(module, 0), 2 if on_vllm else 1 if spins else 0)
         heavy[module] = heavy.get(module, False) or item.get_closest_marker("model") is not None
-    items.sort(key=lambda item: (part[item.module.__name__], heavy[item.module.__name__]))  # stable otherwise
+    items.sort(key=lambda item: (_part[item.module.__name__], heavy[item.module.__name__]))  # stable otherwise
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -116,8 +120,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 def _vllm(name: str) -> str:
     launch_vllm_early({name})  # nothing, if the collection launched it
-    for thread in list(_launching):
-        thread.join()
+    launched()
     if name in _vllm_missing:
         missing(_vllm_missing[name])
     _vllm_launched[name].wait_ready()
