@@ -115,6 +115,14 @@ def test_the_llama_build_is_keyed_by_what_it_is_made_of_not_by_the_clone(test_pe
     assert str(ROOT) not in json.dumps(test_peers.llama_stamp())  # a second clone finds the first one's build
 
 
+def test_a_new_list_of_cold_code_is_a_new_build(test_peers, monkeypatch, tmp_path):
+    before = test_peers.key(test_peers.llama_stamp())
+    edited = tmp_path / test_peers.COLD_CODE.name
+    edited.write_text(test_peers.COLD_CODE.read_text().replace('"^tools/mtmd/"', ""))
+    monkeypatch.setattr(test_peers, "COLD_CODE", edited)
+    assert test_peers.key(test_peers.llama_stamp()) != before
+
+
 def test_the_build_shows_its_progress_from_make_or_ninja(test_peers):
     assert test_peers.progress("[ 40%] Building CXX object common/CMakeFiles/arg.cpp.o") == 40
     assert test_peers.progress("[76/190] Building CXX object src/CMakeFiles/llama.dir/llama.cpp.o") == 40

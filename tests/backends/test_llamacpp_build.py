@@ -8,11 +8,12 @@ a fresh process, and the child check it runs before it loads llama.cpp itself.
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
-from support.real_servers import need_llamacpp
+from support.real_servers import built, need_llamacpp
 
 from tokenloop.backends import llamacpp_build
 from tokenloop.backends.llamacpp_build import cmake_args
@@ -126,3 +127,20 @@ def test_a_folder_left_by_an_uninstall_is_not_llama_cpp_python(tmp_path, monkeyp
     (tmp_path / "llama_cpp" / "__init__.py").write_text("")
     importlib.invalidate_caches()
     assert llamacpp.available()
+
+
+def test_the_test_build_optimises_what_runs_per_token_and_not_the_cold_code():
+    """The flags each file of the cached build was compiled with (cmake's compile_commands.json)."""
+    need_llamacpp()
+    commands = built("llama_server").parent.parent / "compile_commands.json"
+    if not commands.is_file():
+        pytest.skip(f"{commands} is missing: TOKENLOOP_LLAMA_SERVER names a build not made by `make test-servers`")
+    level = {}  # the last -O wins, as in gcc
+    for entry in json.loads(commands.read_text()):
+        level[entry["file"].split("/vendor/llama.cpp/", 1)[-1]] = re.findall(r" -O(\d)", entry["command"])[-1]
+    hot = ["ggml/src/ggml-cpu/ops.cpp", "src/llama-context.cpp", "common/sampling.cpp", "common/chat.cpp"]
+    hot += ["tools/server/server-context.cpp", "vendor/cpp-httplib/httplib.cpp"]
+    cold = ["common/arg.cpp", "tools/mtmd/clip.cpp", "common/jinja/parser.cpp", "tools/server/server-models.cpp"]
+    assert {name: level[name] for name in hot} == dict.fromkeys(hot, "3")
+    assert {name: level[name] for name in cold} == dict.fromkeys(cold, "0")
+    assert {level[name] for name in level if name.startswith("ggml/")} == {"3"}  # the tensor code, all of it
