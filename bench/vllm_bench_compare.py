@@ -65,10 +65,12 @@ main(parser.parse_args(sys.argv[1:]))
 def started_vllm():
     sys.path.insert(0, str(ROOT / "tests"))
     from support.launcher import free_port
-    from support.real_servers import VLLM_ENV, vllm_command
+    from support.real_servers import VLLM_ENV, built, vllm_command
+
+    from tokenloop.model.files import resolve
 
     port = free_port()
-    command = [part.replace("{port}", str(port)) for part in vllm_command()]
+    command = [part.replace("{port}", str(port)) for part in vllm_command(built("vllm_python"), resolve())]
     log = tempfile.NamedTemporaryFile(prefix="vllm-", suffix=".log", delete=False)
     process = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **VLLM_ENV}

@@ -65,11 +65,11 @@ def worker(tmp_path: Path, code: str) -> subprocess.Popen:
 
 @pytest.fixture
 def servers(monkeypatch, tmp_path):
-    from support import real_servers
+    """The worker's records in this test's own folder (the clone's build/ is left alone)."""
+    from support.real_servers import Worker
 
-    monkeypatch.setattr(real_servers, "BUILD", tmp_path)
     monkeypatch.delenv("TOKENLOOP_LLAMA_SERVER", raising=False)
-    return real_servers
+    return Worker(tmp_path)
 
 
 def test_a_test_waits_for_a_server_the_background_worker_is_still_making(servers, tmp_path):
@@ -80,25 +80,25 @@ def test_a_test_waits_for_a_server_the_background_worker_is_still_making(servers
     )
     process = worker(tmp_path, code)
     try:
-        assert servers.worker_alive()
+        assert servers.alive()
         assert servers.built("llama_server") == Path("/built/llama-server")  # waited for the record
-        assert servers.worker_alive()  # taken as soon as it was recorded, not when the worker ended
+        assert servers.alive()  # taken as soon as it was recorded, not when the worker ended
     finally:
         process.kill()
         process.wait()
-    assert not servers.worker_alive()
+    assert not servers.alive()
 
 
 def test_a_worker_that_fails_leaves_the_server_missing_with_its_log(servers, tmp_path):
     worker(tmp_path, "import sys; print('cmake: no C compiler found'); sys.exit(1)").wait()
-    assert not servers.worker_alive()
+    assert not servers.alive()
     assert servers.built("llama_server") == ROOT / "build" / "llama.cpp" / "bin" / "llama-server"  # not there: missing
-    assert "cmake: no C compiler found" in servers.worker_log()
+    assert "cmake: no C compiler found" in servers.log()
 
 
 def test_a_live_process_that_is_not_the_worker_is_not_waited_for(servers, tmp_path):
     (tmp_path / "test-servers.pid").write_text(str(os.getpid()))  # this pytest: alive, but not test_peers.py
-    assert not servers.worker_alive()
+    assert not servers.alive()
 
 
 def test_records_of_both_servers_are_kept_side_by_side(test_peers, monkeypatch, tmp_path):
@@ -139,10 +139,23 @@ def test_a_server_that_failed_is_not_waited_for_while_the_worker_goes_on(servers
         time.sleep(0.05)
     try:
         test_peers.record("vllm_python", None)
-        assert servers.worker_alive() and servers.settled("vllm_python") and not servers.settled("llama_server")
+        assert servers.alive() and servers.settled("vllm_python") and not servers.settled("llama_server")
         assert servers.built("vllm_python") == ROOT / ".venv-vllm" / "bin" / "python"  # not there: missing
-        assert servers.worker_alive()  # not waited for: the worker is still at work
-        assert "installing vLLM failed" in servers.worker_log()
+        assert servers.alive()  # not waited for: the worker is still at work
+        assert "installing vLLM failed" in servers.log()
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_server_launched_later_keeps_the_environment_it_was_given(monkeypatch, tmp_path):
+    """vLLM's launch thread starts the servers while tests run: the environment was taken at
+    collection, and a variable a test sets meanwhile (PATH here) doesn't reach them."""
+    from support.launcher import ServerProcess
+
+    base = dict(os.environ, TL_KEPT="kept", TL_DROPPED="dropped")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    show = "import os; print(os.environ.get('TL_KEPT'), os.environ.get('TL_DROPPED'), os.environ['PATH'])"
+    served = ServerProcess([sys.executable, "-c", show], "/health", tmp_path, {"TL_DROPPED": None}, base=base)
+    served.start().process.wait()
+    assert served.log.read_text().split() == ["kept", "None", base["PATH"]]

@@ -37,11 +37,24 @@ class ServerProcess:
     later. `pause()`, `resume()` and `kill()` are faults a test may inflict on it.
     """
 
-    def __init__(self, command: list[str], ready: str, logs: Path, env: dict | None = None, start_s: float = 90):
+    def __init__(
+        self,
+        command: list[str],
+        ready: str,
+        logs: Path,
+        env: dict | None = None,
+        start_s: float = 90,
+        base: dict[str, str] | None = None,
+    ):
+        """`env` changes `base` (this process's environment by default; None removes a variable)."""
         self.port = free_port()
         self.command = [part.replace("{port}", str(self.port)) for part in command]
         self.ready, self.start_s = ready, start_s
-        self.env = None if env is None else {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+        if env is not None or base is not None:
+            changed = {**(os.environ if base is None else base), **(env or {})}
+            self.env = {k: v for k, v in changed.items() if v is not None}
+        else:
+            self.env = None
         self.log = Path(logs) / f"server-{self.port}.log"
         self.root = f"http://127.0.0.1:{self.port}"
         self.url = self.root + "/v1"

@@ -41,54 +41,63 @@ ENV = {"llama_server": "TOKENLOOP_LLAMA_SERVER", "vllm_python": "TOKENLOOP_VLLM_
 FALLBACK = {"llama_server": "build/llama.cpp/bin/llama-server", "vllm_python": ".venv-vllm/bin/python"}
 
 
-def _recorded() -> dict:
-    try:
-        found = json.loads((BUILD / "test-servers.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
+class Worker:
+    """What scripts/test_peers.py's background worker left in a build folder (the clone's build/, or
+    a test's own folder: an instance each, so a test never moves the folder that the thread
+    launching vLLM reads meanwhile)."""
+
+    def __init__(self, build: Path):
+        self.build = build
+
+    def recorded(self) -> dict:
+        try:
+            found = json.loads((self.build / "test-servers.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def alive(self) -> bool:
+        """Whether the worker is still at work (not a reused pid)."""
+        try:
+            pid = int((self.build / "test-servers.pid").read_text())
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return False
+        return stat.rpartition(")")[2].split()[0] not in "ZX" and b"test_peers.py" in command
+
+    def built(self, name: str) -> Path:
+        """Where `name` ("llama_server" or "vllm_python") is: the variable that overrides it, else
+        what test_peers.py recorded, waiting for it while the worker is alive, else the old place
+        in the clone (which may be missing: the caller says so)."""
+        if os.environ.get(ENV[name]):
+            return Path(os.environ[ENV[name]])
+        deadline, said = time.monotonic() + WAIT_S, False
+        while not self.settled(name) and self.alive() and time.monotonic() < deadline:
+            if not said:
+                sys.__stderr__.write(f"\n(waiting for the background build of {name}: build/test-servers.log) ")
+                said = True
+            time.sleep(1)
+        return Path(self.recorded().get(name) or ROOT / FALLBACK[name])
+
+    def settled(self, name: str) -> bool:
+        """Whether the worker has recorded `name`'s path, or that making it failed."""
+        known = self.recorded()
+        return name in known or name in known.get("failed", [])
+
+    def log(self) -> str:
+        """The end of the worker's log, when it ran (what to show when a server is missing)."""
+        try:
+            return (
+                "; the end of build/test-servers.log:\n"
+                + (self.build / "test-servers.log").read_text(errors="replace")[-2000:]
+            )
+        except OSError:
+            return ""
 
 
-def worker_alive() -> bool:
-    """Whether scripts/test_peers.py's background worker is still at work (not a reused pid)."""
-    try:
-        pid = int((BUILD / "test-servers.pid").read_text())
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return False
-    return stat.rpartition(")")[2].split()[0] not in "ZX" and b"test_peers.py" in command
-
-
-def built(name: str) -> Path:
-    """Where `name` ("llama_server" or "vllm_python") is: the variable that overrides it, else what
-    test_peers.py recorded, waiting for it while the background worker is alive, else the old
-    place in the clone (which may be missing: the caller says so)."""
-    if os.environ.get(ENV[name]):
-        return Path(os.environ[ENV[name]])
-    deadline, said = time.monotonic() + WAIT_S, False
-    while not settled(name) and worker_alive() and time.monotonic() < deadline:
-        if not said:
-            sys.__stderr__.write(f"\n(waiting for the background build of {name}: build/test-servers.log) ")
-            said = True
-        time.sleep(1)
-    return Path(_recorded().get(name) or ROOT / FALLBACK[name])
-
-
-def settled(name: str) -> bool:
-    """Whether the worker has recorded `name`'s path, or that making it failed."""
-    known = _recorded()
-    return name in known or name in known.get("failed", [])
-
-
-def worker_log() -> str:
-    """The end of the background worker's log, when it ran (what to show when a server is missing)."""
-    try:
-        return (
-            "; the end of build/test-servers.log:\n" + (BUILD / "test-servers.log").read_text(errors="replace")[-2000:]
-        )
-    except OSError:
-        return ""
+WORKER = Worker(BUILD)
+built = WORKER.built
 
 
 VLLM_START_S = 300  # about 50 s alone; more while other tests share the two cores
@@ -96,7 +105,7 @@ VLLM_START_S = 300  # about 50 s alone; more while other tests share the two cor
 
 def missing(message: str):
     """Skip where servers are optional; fail where they are required (make test, CI)."""
-    message += " (build and install the test servers with `make test-servers`)" + worker_log()
+    message += " (build and install the test servers with `make test-servers`)" + WORKER.log()
     if REQUIRE:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
@@ -147,17 +156,15 @@ def llama_python_server(logs: Path, context: int = 2048) -> ServerProcess:
     return ServerProcess(command, "/v1/models", logs)
 
 
-def vllm_command(*extra: str) -> list[str]:
+def vllm_command(python: Path, model: Path, *extra: str) -> list[str]:
     """vLLM's OpenAI server on the converted float32 folder of the embedded model, in eager mode
     (no torch.compile warm-up: about 50 s to start instead of 2-2.5 min)."""
-    from tokenloop.model.files import resolve
-
     return [
-        str(built("vllm_python")),
+        str(python),
         "-m",
         "vllm.entrypoints.openai.api_server",
         "--model",
-        str(resolve()),
+        str(model),
         "--served-model-name",
         ALIAS,
         "--host",
@@ -195,10 +202,9 @@ VLLM_SERVERS = {
 VLLM_SERVER_ENV = {"vllm_small_cache_url": {"VLLM_CPU_KVCACHE_SPACE": None}}
 
 
-def vllm_server(name: str, logs: Path) -> ServerProcess:
-    """The vLLM that fixture `name` (a key of VLLM_SERVERS) stands for, ready when /v1/models answers."""
-    python = built("vllm_python")
-    if not python.is_file():
-        missing(f"vLLM's CPU build is not installed ({python} is missing)")
+def vllm_server(name: str, logs: Path, python: Path, model: Path, environ: dict[str, str]) -> ServerProcess:
+    """The vLLM that fixture `name` (a key of VLLM_SERVERS) stands for, ready when /v1/models
+    answers, run by `python` on `model` in `environ` with this vLLM's own changes."""
     env = {**VLLM_ENV, **VLLM_SERVER_ENV.get(name, {})}
-    return ServerProcess(vllm_command(*VLLM_SERVERS[name]), "/v1/models", logs, env, start_s=VLLM_START_S)
+    command = vllm_command(python, model, *VLLM_SERVERS[name])
+    return ServerProcess(command, "/v1/models", logs, env, start_s=VLLM_START_S, base=environ)

@@ -17,6 +17,7 @@ compiler (beside it, even at idle priority, a vLLM request took 2.6 times as lon
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -26,6 +27,8 @@ import pytest
 
 from support.launcher import ServerProcess
 from support.real_servers import VLLM_SERVERS, built, llama_python_server, llama_server, missing, vllm_server
+from tokenloop.errors import ModelError
+from tokenloop.model.files import resolve
 
 _vllm_launched: dict[str, ServerProcess] = {}
 _vllm_missing: dict[str, str] = {}
@@ -34,10 +37,22 @@ _logs: list[Path] = []  # each vLLM's log folder, removed when it stops (its end
 
 
 def launch_vllm_early(names: set[str]) -> None:
-    """Start the vLLM servers these tests will ask for, without waiting (called after collection)."""
+    """Start the vLLM servers these tests will ask for, without waiting (called after collection).
+    The model folder and the environment are taken here, in the main thread: the thread that
+    launches may wait for vLLM's venv while tests run, and a test may set TOKENLOOP_CACHE, PATH or
+    HOME for itself meanwhile."""
     names = sorted(names & set(VLLM_SERVERS) - _vllm_launched.keys() - _vllm_missing.keys())
+    if not names:
+        return
     for name in names:
         _vllm_missing[name] = "vLLM is still being launched"  # taken: no second launch
+    environ = dict(os.environ)
+    try:
+        model = resolve()
+    except ModelError as error:
+        for name in names:
+            _vllm_missing[name] = f"vLLM has no model to serve: {error}"
+        return
 
     def launch():
         python = built("vllm_python")
@@ -47,7 +62,7 @@ def launch_vllm_early(names: set[str]) -> None:
                 continue
             _logs.append(Path(tempfile.mkdtemp(prefix="tokenloop-vllm-")))
             try:
-                _vllm_launched[name] = vllm_server(name, _logs[-1]).start()
+                _vllm_launched[name] = vllm_server(name, _logs[-1], python, model, environ).start()
             except (Exception, pytest.fail.Exception) as error:  # shown by the fixture that needs it
                 _vllm_missing[name] = f"vLLM did not start: {error}"
                 continue
