@@ -99,12 +99,12 @@ def pytest_collection_finish(session):
 # By the time llama.cpp's part comes (after the tests that need no server) the vLLMs are up and idle;
 # where few tests came before it (a run of a few modules), its tests wait until they are.
 SPINS = {"llama_python_url", "llama_url"}
-_part: dict[str, int] = {}  # test id -> 0 no server, 1 llama.cpp, 2 vLLM
+_part: dict[str, int] = {}  # module -> 0 no server, 1 llama.cpp, 2 vLLM
 _vllm_waited: list[bool] = []  # once llama.cpp's first test has waited for them
 
 
 def pytest_runtest_setup(item):
-    if _part.get(item.nodeid) == 1 and not _vllm_waited:
+    if _part.get(item.module.__name__) == 1 and not _vllm_waited:
         _vllm_waited.append(True)
         for served in list(launched().values()):
             try:
@@ -114,25 +114,19 @@ def pytest_runtest_setup(item):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """No server, then llama.cpp, then vLLM. A test on vLLM goes last; a module that runs llama.cpp
-    anywhere goes whole into the middle part (its other tests may start their own llama-server);
-    every other test goes first, so what needs no server runs beside the llama.cpp build, not
-    after it (a module's fixtures are then made once per part). Within each part the modules that
-    never run the model come first: the vLLMs start meanwhile (beside those starts, the ONNX
-    Runtime module's 16 s took 34; 63 when they started one at a time)."""
-    llama: set[str] = set()
-    for item in items:
-        on_vllm = set(VLLM_SERVERS) & set(item.fixturenames)
-        marked = item.get_closest_marker("llamacpp") or (item.get_closest_marker("server") and not on_vllm)
-        if marked or SPINS & set(item.fixturenames):  # a real server that isn't vLLM is llama.cpp's
-            llama.add(item.module.__name__)
-    heavy: dict[tuple[int, str], bool] = {}
+    """No server, then llama.cpp, then vLLM; whole modules move (a module's other tests may start
+    their own llama-server, and its fixtures are made once). A module on both goes with vLLM.
+    Within each part the modules that never run the model come first: the vLLMs start meanwhile
+    (beside those starts, the ONNX Runtime module's 16 s took 34; 63 when they started one at a time)."""
+    heavy: dict[str, bool] = {}
     for item in items:
         module = item.module.__name__
         on_vllm = set(VLLM_SERVERS) & set(item.fixturenames)
-        _part[item.nodeid] = part = 2 if on_vllm else 1 if module in llama else 0
-        heavy[part, module] = heavy.get((part, module), False) or item.get_closest_marker("model") is not None
-    items.sort(key=lambda item: (_part[item.nodeid], heavy[_part[item.nodeid], item.module.__name__]))
+        marked = item.get_closest_marker("llamacpp") or (item.get_closest_marker("server") and not on_vllm)
+        spins = marked or SPINS & set(item.fixturenames)  # a real server that isn't vLLM is llama.cpp's
+        _part[module] = max(_part.get(module, 0), 2 if on_vllm else 1 if spins else 0)
+        heavy[module] = heavy.get(module, False) or item.get_closest_marker("model") is not None
+    items.sort(key=lambda item: (_part[item.module.__name__], heavy[item.module.__name__]))  # stable otherwise
 
 
 def pytest_sessionfinish(session, exitstatus):
