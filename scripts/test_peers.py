@@ -19,8 +19,9 @@ find them; `make clean` leaves the cache, `make clean-cache` removes it.
   with uv): it pins its own torch and transformers.
 
 The two run side by side (uv installs, and llama-cpp-python's wheel is made, while the compiler
-works). Each is skipped when it is already in the cache. Each path is written to build/test-servers.json in the clone as soon as it
-is in place, where tests/support/real_servers.py finds it.
+works). Each is skipped when it is already in the cache. Each path is written to
+build/test-servers.json in the clone as soon as it is in place, where
+tests/support/real_servers.py finds it.
 
 `--background` (what `make test` uses) returns at once and leaves the work to a child process
 (pid in build/test-servers.pid, output in build/test-servers.log): the suite starts beside it,

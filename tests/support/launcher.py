@@ -50,11 +50,8 @@ class ServerProcess:
         self.port = free_port()
         self.command = [part.replace("{port}", str(self.port)) for part in command]
         self.ready, self.start_s = ready, start_s
-        if env is not None or base is not None:
-            changed = {**(os.environ if base is None else base), **(env or {})}
-            self.env = {k: v for k, v in changed.items() if v is not None}
-        else:
-            self.env = None
+        changed = {**(os.environ if base is None else base), **(env or {})}
+        self.env = {k: v for k, v in changed.items() if v is not None}
         self.log = Path(logs) / f"server-{self.port}.log"
         self.root = f"http://127.0.0.1:{self.port}"
         self.url = self.root + "/v1"
