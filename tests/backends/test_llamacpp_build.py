@@ -139,8 +139,9 @@ def test_the_test_build_optimises_what_runs_per_token_and_not_the_cold_code():
     for entry in json.loads(commands.read_text()):
         level[entry["file"].split("/vendor/llama.cpp/", 1)[-1]] = re.findall(r" -O(\d)", entry["command"])[-1]
     hot = ["ggml/src/ggml-cpu/ops.cpp", "src/llama-context.cpp", "common/sampling.cpp", "common/chat.cpp"]
-    hot += ["tools/server/server-context.cpp", "vendor/cpp-httplib/httplib.cpp"]
+    hot += ["tools/server/server-context.cpp", "src/llama-vocab.cpp", "src/llama-kv-cache.cpp"]
     cold = ["common/arg.cpp", "tools/mtmd/clip.cpp", "common/jinja/parser.cpp", "tools/server/server-models.cpp"]
+    cold += ["src/llama-model-loader.cpp", "vendor/cpp-httplib/httplib.cpp"]
     assert {name: level[name] for name in hot} == dict.fromkeys(hot, "3")
     assert {name: level[name] for name in cold} == dict.fromkeys(cold, "0")
     assert {level[name] for name in level if name.startswith("ggml/")} == {"3"}  # the tensor code, all of it
