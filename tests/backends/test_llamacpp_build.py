@@ -129,7 +129,7 @@ def test_a_folder_left_by_an_uninstall_is_not_llama_cpp_python(tmp_path, monkeyp
     assert llamacpp.available()
 
 
-def test_the_test_build_optimises_what_runs_per_token_and_not_the_cold_code():
+def test_the_test_build_optimises_what_runs_per_token_less_per_request_and_not_the_cold_code():
     """The flags each file of the cached build was compiled with (cmake's compile_commands.json)."""
     need_llamacpp()
     commands = built("llama_server").parent.parent / "compile_commands.json"
@@ -138,10 +138,12 @@ def test_the_test_build_optimises_what_runs_per_token_and_not_the_cold_code():
     level = {}  # the last -O wins, as in gcc
     for entry in json.loads(commands.read_text()):
         level[entry["file"].split("/vendor/llama.cpp/", 1)[-1]] = re.findall(r" -O(\d)", entry["command"])[-1]
-    hot = ["ggml/src/ggml-cpu/ops.cpp", "src/llama-context.cpp", "common/sampling.cpp", "common/chat.cpp"]
-    hot += ["tools/server/server-context.cpp", "src/llama-vocab.cpp", "src/llama-kv-cache.cpp"]
+    hot = ["ggml/src/ggml-cpu/ops.cpp", "src/llama-context.cpp", "common/sampling.cpp", "src/llama-vocab.cpp"]
+    hot += ["src/llama-kv-cache.cpp"]
+    request = ["tools/server/server-context.cpp", "common/chat.cpp", "common/json.cpp"]
     cold = ["common/arg.cpp", "tools/mtmd/clip.cpp", "common/jinja/parser.cpp", "tools/server/server-models.cpp"]
     cold += ["src/llama-model-loader.cpp", "vendor/cpp-httplib/httplib.cpp"]
     assert {name: level[name] for name in hot} == dict.fromkeys(hot, "3")
+    assert {name: level[name] for name in request} == dict.fromkeys(request, "1")
     assert {name: level[name] for name in cold} == dict.fromkeys(cold, "0")
     assert {level[name] for name in level if name.startswith("ggml/")} == {"3"}  # the tensor code, all of it
