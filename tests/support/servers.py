@@ -5,8 +5,7 @@ must not stop or kill them; a test that needs to hurt a server starts its own wi
 vLLM takes about half a minute to start: right after collection (`pytest_collection_finish`) the
 ones the selected tests ask for are launched from a thread (which first waits, under `make test`,
 for the background install of vLLM's venv), all at once, so they warm up while the tests before
-them run (those that never run the model come first), and each is sent a first request as soon
-as it answers (`warm_up`); its fixture then only waits for that.
+them run (those that never run the model come first); its fixture then only waits until it answers.
 They stop when the session finishes. (One at a time, they took longer to start, and the model's
 tests beside them ran twice as long.)
 
@@ -22,23 +21,12 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from support.launcher import ServerProcess
-from support.real_servers import (
-    ALIAS,
-    VLLM_SERVERS,
-    VLLM_START_S,
-    built,
-    llama_python_server,
-    llama_server,
-    missing,
-    vllm_server,
-)
+from support.real_servers import VLLM_SERVERS, built, llama_python_server, llama_server, missing, vllm_server
 from tokenloop.errors import ModelError
 from tokenloop.model.files import resolve
 
@@ -79,34 +67,13 @@ def launch_vllm_early(names: set[str]) -> None:
                 _vllm_missing[name] = f"vLLM did not start: {error}"
                 continue
             del _vllm_missing[name]
-        for name in names:
-            if name in _vllm_launched:
-                warm_up(_vllm_launched[name])
 
     _launching.append(threading.Thread(target=launch, daemon=True))
     _launching[-1].start()
 
 
-def warm_up(served: ServerProcess) -> None:
-    """Once it answers, one short request with logprobs: a vLLM's first such request sets things up
-    for seconds (1.7 s alone on the Xeon; the first vLLM test of a run took 5 s, and 11-12 with
-    torch's caches in /tmp new), here while the tests that need no vLLM run instead of in that
-    test. The prompt is shorter than one of vLLM's blocks: nothing is left in its prefix cache.
-    Any failure is the fixture's to tell."""
-    deadline = time.monotonic() + VLLM_START_S
-    while served.process.poll() is None and time.monotonic() < deadline:
-        try:
-            if httpx.get(served.root + "/v1/models", timeout=2).status_code == 200:
-                body = {"model": ALIAS, "prompt": "Hello", "max_tokens": 2, "logprobs": 5}
-                httpx.post(served.url + "/completions", json=body, timeout=VLLM_START_S)
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-
-
 def launched() -> dict[str, ServerProcess]:
-    """The vLLMs started (and warmed up), once the thread that starts them is done."""
+    """The vLLMs started, once the thread that starts them is done."""
     for thread in list(_launching):
         thread.join()
     return _vllm_launched
