@@ -189,8 +189,8 @@ VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_T
 # CPU build's default puts the model in a third process (the "mp" executor); it keeps the "uni" one,
 # the model in the engine's process, only with this variable at 0 (the API server still runs
 # apart). Side by side on the Xeon: a start took 12 core-seconds instead of 17, a 64-token answer
-# 1.6 s instead of 1.9 (torch on one thread, the engine's default here; on two, 1.67 s), a
-# 1,691-token prefill 1.41 s as before.
+# 1.6 s instead of 1.9, a 1,691-token prefill 1.41 s as before. (The engine sets torch's own
+# threads to one here; its kernels still compute on both cores. With torch on two: 1.67 s.)
 VLLM_ENV["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
 # --enforce-eager leaves torch.compile on for a few of vLLM's helpers (the logprobs' ranks among
 # them), so a vLLM's first request with logprobs compiled C++ kernels: 11.8 s and 12 core-seconds
